@@ -1,0 +1,101 @@
+"""What SK-Tuning needs to know about a backbone, asked only through transformers' generic interfaces.
+
+No architecture is named here: the input-embedding getter, config attributes, the forward
+signature and the Cache API answer every question, so models written after this file work too.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+
+def base_model_of(model: nn.Module) -> PreTrainedModel:
+    """The headless transformer inside `*ForCausalLM`, `*ForMaskedLM` and similar wrappers."""
+    if not isinstance(model, PreTrainedModel):
+        raise ValueError(f"The backbone must be a transformers PreTrainedModel, got {type(model).__name__}.")
+    return getattr(model, "base_model", model)
+
+
+def text_config(backbone: PreTrainedModel):
+    config = backbone.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def hidden_size(backbone: PreTrainedModel) -> int:
+    return int(text_config(backbone).hidden_size)
+
+
+def num_layers(backbone: PreTrainedModel) -> int:
+    return int(text_config(backbone).num_hidden_layers)
+
+
+def vocab_size(backbone: PreTrainedModel) -> int:
+    return int(backbone.get_input_embeddings().num_embeddings)
+
+
+def accepts(backbone: nn.Module, argument: str) -> bool:
+    return argument in inspect.signature(backbone.forward).parameters
+
+
+def cache_argument(backbone: nn.Module) -> str | None:
+    """The name the backbone's forward uses for a key/value cache (`cache` in transformers >= 5.24)."""
+    for name in ("cache", "past_key_values"):
+        if accepts(backbone, name):
+            return name
+    return None
+
+
+def position_offset(backbone: nn.Module) -> int:
+    """First position id the backbone gives a real token.
+
+    Models with a padding row in their learned position table (the fairseq convention, e.g. RoBERTa)
+    number real tokens from `padding_idx + 1`; everyone else from 0.
+    """
+    for name, module in backbone.named_modules():
+        if isinstance(module, nn.Embedding) and "position" in name and module.padding_idx is not None:
+            return int(module.padding_idx) + 1
+    return 0
+
+
+def max_positions(backbone: PreTrainedModel) -> int | None:
+    """Longest sequence the backbone can embed, or None when positions are unbounded (ALiBi)."""
+    limit = getattr(text_config(backbone), "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return None
+    return limit - position_offset(backbone)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Positions that count only real tokens, so left padding does not shift them.
+
+    (batch, seq) mask -> (batch, seq) ids; padded slots get a harmless in-range id.
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0) + start
+
+
+def fingerprint(backbone: PreTrainedModel) -> dict[str, Any]:
+    """The facts a saved adapter must match when it is loaded onto a backbone."""
+    config = text_config(backbone)
+    return {
+        "model_type": getattr(config, "model_type", None),
+        "name_or_path": getattr(backbone.config, "_name_or_path", None) or None,
+        "hidden_size": hidden_size(backbone),
+        "num_hidden_layers": num_layers(backbone),
+        "vocab_size": vocab_size(backbone),
+    }
+
+
+def check_fingerprint(saved: dict[str, Any], backbone: PreTrainedModel, where: str) -> None:
+    actual = fingerprint(backbone)
+    for key in ("hidden_size", "num_hidden_layers", "vocab_size"):
+        if key in saved and saved[key] != actual[key]:
+            raise ValueError(
+                f"The adapter in {where} was trained on a backbone with {key}={saved[key]} "
+                f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
+                f"{key}={actual[key]} ({actual['name_or_path'] or actual['model_type']}). "
+                "Load it onto the backbone it was trained with.")

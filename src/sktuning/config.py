@@ -1,0 +1,76 @@
+"""`SKTuningConfig`: every choice of an SK-Tuning run, validated once, stored as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("prefix", "prompt")
+TASKS = ("sequence-classification", "token-classification", "regression")
+POOLINGS = ("last", "mean", "cls")
+
+
+@dataclass
+class SKTuningConfig:
+    """What to tune and how. Every field is plain JSON so a saved adapter needs no pickle."""
+
+    mode: str = field(default="prefix", metadata={"help": "'prefix': the text's per-layer keys/values; 'prompt': its input embeddings."})
+    text: str = field(default="", metadata={"help": "The semantic text, e.g. 'Classify the sentiment of this review:'."})
+    task: str = field(default="sequence-classification", metadata={"help": "One of " + ", ".join(TASKS) + "."})
+    num_labels: int = field(default=2, metadata={"help": "Classes (classification) or outputs (regression)."})
+    multi_label: bool = field(default=False, metadata={"help": "Sequence classification with independent labels (BCE loss)."})
+    adapter: str = field(default="lowrank", metadata={"help": "Adapter kind: embedding, lowrank, linear or scale."})
+    adapter_rank: int = field(default=8, metadata={"help": "Rank of the 'lowrank' adapter."})
+    pooling: str = field(default="last", metadata={"help": "Sequence pooling over real input tokens: last, mean or cls."})
+    head_dropout: float = field(default=0.0, metadata={"help": "Dropout before the task head."})
+    label_names: list[str] | None = field(default=None, metadata={"help": "Optional names of the labels, in id order."})
+
+    def __post_init__(self) -> None:
+        from sktuning.adapters import ADAPTERS  # local import: adapters do not depend on config
+
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ValueError("SKTuningConfig.text is empty: give the task text the backbone should read, "
+                             "e.g. text='Classify the sentiment of this review as positive or negative:'.")
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("task", self.task, TASKS)
+        _check_choice("adapter", self.adapter, tuple(ADAPTERS))
+        _check_choice("pooling", self.pooling, POOLINGS)
+        if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
+            raise ValueError(f"SKTuningConfig.num_labels must be an integer >= 1, got {self.num_labels!r}.")
+        if self.task == "sequence-classification" and not self.multi_label and self.num_labels < 2:
+            raise ValueError("Single-label classification needs num_labels >= 2; use task='regression' for one output "
+                             "or multi_label=True for independent binary labels.")
+        if self.multi_label and self.task != "sequence-classification":
+            raise ValueError("multi_label=True applies only to task='sequence-classification'.")
+        if isinstance(self.adapter_rank, bool) or not isinstance(self.adapter_rank, int) or self.adapter_rank < 1:
+            raise ValueError(f"SKTuningConfig.adapter_rank must be an integer >= 1, got {self.adapter_rank!r}.")
+        if not isinstance(self.head_dropout, (int, float)) or not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f"SKTuningConfig.head_dropout must be in [0, 1), got {self.head_dropout!r}.")
+        if self.label_names is not None:
+            if len(self.label_names) != self.num_labels or not all(isinstance(n, str) for n in self.label_names):
+                raise ValueError(f"SKTuningConfig.label_names must be {self.num_labels} strings (one per label), "
+                                 f"got {self.label_names!r}.")
+            self.label_names = list(self.label_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SKTuningConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"An SK-Tuning config must be a JSON object, got {type(data).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown SKTuningConfig field(s) {unknown}; known fields are {sorted(known)}.")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}: choose one of {', '.join(repr(c) for c in choices)}.")

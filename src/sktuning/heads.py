@@ -1,0 +1,79 @@
+"""Task heads: masked pooling, a linear head, and the loss that fits the task.
+
+Shapes: hidden states of the input tokens (batch, seq, d) and their mask (batch, seq) ->
+sequence logits (batch, num_labels), or token logits (batch, seq, num_labels) for the input
+tokens only (never for the text's positions).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sktuning.config import SKTuningConfig
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(batch, seq, d) -> (batch, d); padding never counts, under either padding side."""
+    mask = mask.to(hidden.dtype)
+    if how == "mean":
+        return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    if how == "last":   # the real token with the highest position
+        index = (mask.long() * (positions + 1)).argmax(1)
+    elif how == "cls":  # the first real token
+        index = (mask.long() * (mask.shape[1] - positions)).argmax(1)
+    else:
+        raise ValueError(f"Unknown pooling {how!r}: choose 'last', 'mean' or 'cls'.")
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+
+class TaskHead(nn.Module):
+    """Dropout and a linear map; sequence tasks pool first, token tasks keep every input token."""
+
+    def __init__(self, config: SKTuningConfig, hidden_size: int, initializer_range: float = 0.02):
+        super().__init__()
+        self.task, self.pooling = config.task, config.pooling
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(hidden_size, config.num_labels)
+        nn.init.normal_(self.classifier.weight, std=initializer_range)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.task != "token-classification":
+            hidden = pool(hidden, mask, self.pooling)
+        return self.classifier(self.dropout(hidden.to(self.classifier.weight.dtype)))
+
+
+def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: int) -> None:
+    """Reject labels whose shape or values cannot belong to this task, before the loss hides why."""
+    n = config.num_labels
+    if config.task == "token-classification":
+        expected, ok = f"({batch}, {seq}) integer tag ids (-100 to ignore)", tuple(labels.shape) == (batch, seq)
+    elif config.task == "regression":
+        shapes = [(batch,), (batch, 1)] if n == 1 else [(batch, n)]
+        expected, ok = " or ".join(map(str, shapes)) + " floats", tuple(labels.shape) in shapes
+    elif config.multi_label:
+        expected, ok = f"({batch}, {n}) 0/1 targets", tuple(labels.shape) == (batch, n)
+    else:
+        expected, ok = f"({batch},) integer class ids", tuple(labels.shape) == (batch,)
+    if not ok:
+        raise ValueError(f"labels have shape {tuple(labels.shape)} but task {config.task!r} with num_labels={n} "
+                         f"expects {expected}.")
+    if config.task in ("sequence-classification", "token-classification") and not config.multi_label:
+        if labels.is_floating_point():
+            raise ValueError(f"labels must be integer class ids for task {config.task!r}, got {labels.dtype}.")
+        valid = labels[labels != -100] if config.task == "token-classification" else labels
+        if valid.numel() and (valid.min() < 0 or valid.max() >= n):
+            raise ValueError(f"labels must lie in [0, {n - 1}] (num_labels={n}), got values from "
+                             f"{int(valid.min())} to {int(valid.max())}.")
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: SKTuningConfig) -> torch.Tensor:
+    logits = logits.float()
+    if config.task == "regression":
+        return F.mse_loss(logits.squeeze(-1) if labels.dim() == 1 else logits, labels.float())
+    if config.multi_label:
+        return F.binary_cross_entropy_with_logits(logits, labels.float())
+    return F.cross_entropy(logits.reshape(-1, config.num_labels), labels.reshape(-1), ignore_index=-100)

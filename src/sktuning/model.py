@@ -1,0 +1,208 @@
+"""`SKModel`: a frozen backbone, the semantic text joined to every input, and a task head.
+
+    >>> model = get_sk_model(backbone, tokenizer, SKTuningConfig(mode="prefix", text="Sentiment:"))
+    >>> out = model(input_ids=ids, attention_mask=mask, labels=labels)   # out.loss, out.logits
+    >>> model.save_pretrained("out/adapter")                              # adapter + head + config
+    >>> model = SKModel.from_pretrained(backbone, "out/adapter")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from sktuning import backbone as bb
+from sktuning.config import SKTuningConfig
+from sktuning.files import atomic_directory
+from sktuning.heads import TaskHead, check_labels, task_loss
+from sktuning.prefix import SemanticPrefix
+from sktuning.prompt import SemanticPrompt
+from sktuning.semantic import SemanticText
+
+MODES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "prefix": SemanticPrefix}
+CONFIG_NAME = "sk_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SKModelOutput(ModelOutput):
+    """`hidden_states`, when asked for, cover the input tokens only, as the bare backbone's would."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def tokenize_text(tokenizer, text: str) -> list[int]:
+    """The text's token ids; it takes the sequence-start token when the tokenizer puts one first."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    bos = getattr(tokenizer, "bos_token_id", None)
+    first = tokenizer(text)["input_ids"][:1]
+    if bos is not None and first == [bos] and ids[:1] != [bos]:
+        ids = [bos] + ids
+    return ids
+
+
+class SKModel(nn.Module):
+    """Only `semantic` (the text's adapter) and `head` train; the backbone stays frozen."""
+
+    def __init__(self, backbone: PreTrainedModel, config: SKTuningConfig, text_input_ids: list[int] | torch.Tensor):
+        super().__init__()
+        if not isinstance(config, SKTuningConfig):
+            raise ValueError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
+        backbone = bb.base_model_of(backbone)
+        text_input_ids = torch.as_tensor(text_input_ids, dtype=torch.long).flatten()
+        _check_text_ids(text_input_ids, backbone)
+        backbone.requires_grad_(False)
+        self.sk_config = config
+        self.backbone = backbone
+        device = backbone.get_input_embeddings().weight.device
+        self.semantic = MODES[config.mode](backbone, text_input_ids.to(device), config).to(device)
+        initializer_range = getattr(bb.text_config(backbone), "initializer_range", 0.02)
+        self.head = TaskHead(config, bb.hidden_size(backbone), initializer_range).to(device)
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool = False, **kwargs: Any) -> SKModelOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        batch, seq = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, seq, dtype=torch.long, device=self.semantic.text_input_ids.device)
+        if tuple(attention_mask.shape) != (batch, seq):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
+        if labels is not None:
+            check_labels(labels, self.sk_config, batch, seq)
+        backbone_kwargs = self.semantic.inject(self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
+        out = self.backbone(**backbone_kwargs, output_hidden_states=output_hidden_states, **kwargs)
+        skip = self.semantic.virtual_positions  # the text's own positions in SK-Prompt
+        logits = self.head(out.last_hidden_state[:, skip:], attention_mask)
+        hidden_states = None
+        if output_hidden_states:
+            hidden_states = tuple(h[:, skip:] for h in out.hidden_states)
+        loss = task_loss(logits, labels, self.sk_config) if labels is not None else None
+        return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    # -- parameters --------------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adapter, head and the text's token ids: everything that is not the backbone."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def print_trainable_parameters(self) -> None:
+        trainable, total = self.num_trainable_parameters(), self.num_parameters()
+        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+
+    # -- save and load -------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        """Write `sk_config.json` and `adapter_model.safetensors` (no backbone weights, no pickle)."""
+        meta = {"format_version": FORMAT_VERSION, "sktuning_version": _version(),
+                "config": self.sk_config.to_dict(), "backbone": bb.fingerprint(self.backbone)}
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
+        with atomic_directory(save_directory) as tmp:
+            save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, backbone: PreTrainedModel, adapter_path: str | os.PathLike, tokenizer=None,
+                        is_trainable: bool = False) -> "SKModel":
+        """Rebuild an SK model on `backbone` from a folder written by `save_pretrained` (or a Hub repo id)."""
+        folder = _resolve_adapter_folder(adapter_path)
+        meta = _read_meta(folder / CONFIG_NAME)
+        base = bb.base_model_of(backbone)
+        bb.check_fingerprint(meta.get("backbone", {}), base, str(adapter_path))
+        config = SKTuningConfig.from_dict(meta["config"])
+        try:
+            tensors = load_file(str(folder / WEIGHTS_NAME))
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{folder / WEIGHTS_NAME} is not a readable safetensors file ({err}); "
+                             "it may be truncated or corrupted: save the adapter again.") from None
+        text_ids = tensors.get("semantic.text_input_ids")
+        if text_ids is None:
+            raise ValueError(f"{folder / WEIGHTS_NAME} holds no 'semantic.text_input_ids'; it was not written by "
+                             "SKModel.save_pretrained.")
+        if tokenizer is not None and tokenize_text(tokenizer, config.text) != text_ids.tolist():
+            raise ValueError(f"The tokenizer turns the adapter's text into other token ids than it was trained "
+                             f"with; pass the tokenizer of the backbone in {adapter_path}.")
+        model = cls(backbone, config, text_ids)
+        expected = model.trainable_state_dict()
+        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+        if missing or unexpected or wrong:
+            raise ValueError(f"{folder / WEIGHTS_NAME} does not fit this backbone and config: missing {missing}, "
+                             f"unexpected {unexpected}, wrong shape {wrong}.")
+        model.load_state_dict(tensors, strict=False)
+        model.train(is_trainable)
+        if not is_trainable:
+            model.requires_grad_(False)
+        return model
+
+
+def get_sk_model(backbone: PreTrainedModel, tokenizer, config: SKTuningConfig) -> SKModel:
+    """Wrap a transformers model for SK-Tuning: freeze it and attach the text, adapter and head."""
+    return SKModel(backbone, config, tokenize_text(tokenizer, config.text))
+
+
+def _check_text_ids(ids: torch.Tensor, backbone: PreTrainedModel) -> None:
+    if ids.numel() == 0:
+        raise ValueError("The semantic text tokenizes to nothing; give a non-empty text.")
+    vocab = bb.vocab_size(backbone)
+    if int(ids.max()) >= vocab or int(ids.min()) < 0:
+        raise ValueError(f"The text's token ids reach {int(ids.max())} but the backbone's vocabulary has {vocab} "
+                         "entries: use the tokenizer that belongs to this backbone.")
+    limit = bb.max_positions(backbone)
+    if limit is not None and ids.numel() >= limit:
+        raise ValueError(f"The semantic text has {ids.numel()} tokens but the backbone reads at most {limit} "
+                         "positions, leaving no room for the input: shorten the text.")
+
+
+def _resolve_adapter_folder(path: str | os.PathLike) -> Path:
+    folder = Path(path)
+    if folder.is_dir():
+        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+            raise ValueError(f"{folder} is not an SK-Tuning adapter folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME} "
+                             "(written by SKModel.save_pretrained).")
+        return folder
+    if folder.exists() or str(path).count("/") != 1:
+        raise ValueError(f"Adapter folder {path} does not exist; pass the folder given to save_pretrained.")
+    from huggingface_hub import snapshot_download  # a Hub repo id such as "user/sk-adapter"
+
+    try:
+        return Path(snapshot_download(str(path), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+    except Exception as err:  # noqa: BLE001 - any hub failure means the same thing to the user
+        raise ValueError(f"{path} is neither a local adapter folder nor a downloadable Hub repo ({err}).") from None
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); it may be truncated: save the adapter again.") from None
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise ValueError(f"{path} has no 'config' entry; it was not written by SKModel.save_pretrained.")
+    if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer sktuning (format {meta['format_version']}); upgrade sktuning.")
+    return meta
+
+
+def _version() -> str:
+    from sktuning import __version__
+
+    return __version__

@@ -1,0 +1,104 @@
+"""SK-Prefix: text -> one forward pass of the frozen backbone -> each layer's keys and values ->
+per-layer adapter -> that layer's key/value prefix for every input, through the Cache API.
+
+Shapes: the text's cache holds, per layer, keys and values of (1, kv_heads, m, head_dim). They are
+flattened to a (2 * layers, m, kv_heads * head_dim) representation, refined by one batched adapter,
+and handed back to the backbone as a read-only cache expanded (not copied) to the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from sktuning.backbone import cache_argument, num_layers, position_ids_from_mask
+from sktuning.semantic import SemanticText, eval_mode
+
+
+class PrefixLayer(DynamicLayer):
+    """A cache layer that prepends a fixed prefix and stores nothing.
+
+    Because `update` has no side effect, a layer may run twice (gradient checkpointing replays it
+    in the backward pass) and still see the same keys and values.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.device = keys.device
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        keys = torch.cat([self.keys.to(key_states.dtype), key_states], dim=-2)
+        values = torch.cat([self.values.to(value_states.dtype), value_states], dim=-2)
+        return keys, values
+
+
+class SemanticPrefix(SemanticText):
+    def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config):
+        self.cache_argument = cache_argument(backbone)
+        if self.cache_argument is None:
+            raise ValueError(f"{type(backbone).__name__} takes no key/value cache, so SK-Prefix cannot inject "
+                             "the text into its layers; use mode='prompt' instead.")
+        super().__init__(backbone, text_input_ids, config)
+        # The prefix cache is read-only, so replaying a layer under gradient checkpointing is safe;
+        # transformers' documented switch for such caches keeps it from dropping the cache.
+        for module in backbone.modules():
+            if isinstance(module, GradientCheckpointingLayer):
+                module._can_checkpoint_with_cache = True
+
+    @torch.no_grad()
+    def encode(self, backbone: nn.Module) -> torch.Tensor:
+        layers = num_layers(backbone)
+        ids = self.text_input_ids.unsqueeze(0).to(backbone.get_input_embeddings().weight.device)
+        mask = torch.ones_like(ids)
+        cache = DynamicCache(config=backbone.config)
+        kwargs = {"input_ids": ids, "attention_mask": mask, self.cache_argument: cache, "use_cache": True,
+                  **self._positions(mask)}
+        with eval_mode(backbone):
+            backbone(**kwargs)
+        filled = [layer for layer in cache.layers if getattr(layer, "keys", None) is not None
+                  and layer.keys.numel() > 0]
+        if len(filled) != layers:
+            raise ValueError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "
+                             "cache for the text, so SK-Prefix cannot be used with it; use mode='prompt' instead.")
+        shapes = {tuple(layer.keys.shape) for layer in filled} | {tuple(layer.values.shape) for layer in filled}
+        if len(shapes) != 1:
+            raise ValueError(f"{type(backbone).__name__} caches keys/values of differing shapes {sorted(shapes)}; "
+                             "SK-Prefix needs one shape for every layer; use mode='prompt' instead.")
+        _, heads, tokens, head_dim = shapes.pop()
+        if tokens != self.num_text_tokens:
+            raise ValueError(f"{type(backbone).__name__} cached {tokens} positions for a text of "
+                             f"{self.num_text_tokens} tokens; use mode='prompt' instead.")
+        self.kv_shape = (heads, tokens, head_dim)
+        keys = torch.stack([layer.keys[0] for layer in filled])      # (layers, heads, m, head_dim)
+        values = torch.stack([layer.values[0] for layer in filled])
+        kv = torch.stack([keys, values])                               # (2, layers, heads, m, head_dim)
+        return kv.permute(0, 1, 3, 2, 4).reshape(2 * layers, tokens, heads * head_dim).float()
+
+    def prefix(self) -> torch.Tensor:
+        """The refined prefix, (2, layers, 1, kv_heads, m, head_dim): computed once per forward."""
+        heads, tokens, head_dim = self.kv_shape
+        kv = self.adapter(self.representation)                         # (2 * layers, m, heads * head_dim)
+        return kv.view(2, -1, 1, tokens, heads, head_dim).transpose(3, 4)
+
+    def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids) -> dict[str, Any]:
+        batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
+        keys, values = self.prefix()
+        cache = Cache(layers=[PrefixLayer(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                              for k, v in zip(keys, values)])
+        full_mask = torch.cat([attention_mask.new_ones(batch, self.num_text_tokens), attention_mask], dim=1)
+        kwargs = {"attention_mask": full_mask, self.cache_argument: cache, "use_cache": True}
+        if input_ids is not None:
+            kwargs["input_ids"] = input_ids
+        else:
+            kwargs["inputs_embeds"] = inputs_embeds
+        if self.takes_position_ids:
+            kwargs["position_ids"] = position_ids_from_mask(full_mask, self.position_offset)[:, self.num_text_tokens:]
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return kwargs

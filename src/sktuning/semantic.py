@@ -1,0 +1,62 @@
+"""The interface every SK-Tuning mode implements: semantic text in, backbone arguments out."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from sktuning.adapters import build_adapter
+from sktuning.backbone import accepts, position_ids_from_mask, position_offset
+from sktuning.config import SKTuningConfig
+
+
+class SemanticText(nn.Module):
+    """Holds the text's token ids, its frozen representation and the adapter that refines it.
+
+    A mode computes the frozen representation once, at construction (a buffer, never recomputed
+    per step), and at every forward runs the adapter once at batch size 1 and broadcasts it.
+    """
+
+    #: leading positions of the backbone's output that belong to the text, not to the input
+    virtual_positions: int = 0
+
+    def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config: SKTuningConfig):
+        super().__init__()
+        self.register_buffer("text_input_ids", text_input_ids.detach().clone().long(), persistent=True)
+        self.position_offset = position_offset(backbone)
+        self.takes_position_ids = accepts(backbone, "position_ids")
+        representation = self.encode(backbone)
+        self.register_buffer("representation", representation, persistent=False)
+        self.adapter = build_adapter(config.adapter, representation, rank=config.adapter_rank)
+
+    @property
+    def num_text_tokens(self) -> int:
+        return int(self.text_input_ids.numel())
+
+    def encode(self, backbone: nn.Module) -> torch.Tensor:
+        """The frozen representation of the text, (groups, tokens, dim), in fp32."""
+        raise NotImplementedError
+
+    def inject(self, backbone: nn.Module, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
+               attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None) -> dict[str, Any]:
+        """Keyword arguments for `backbone(...)` that join the refined text to every input."""
+        raise NotImplementedError
+
+    def _positions(self, full_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.takes_position_ids:  # e.g. ALiBi models derive positions from the mask themselves
+            return {}
+        return {"position_ids": position_ids_from_mask(full_mask, self.position_offset)}
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Run `module` without dropout, then restore its training flag."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
