@@ -55,3 +55,17 @@ def padded_batch(lengths: list[int], side: str, seed: int = 2) -> tuple[torch.Te
 @pytest.fixture(params=list(TINY_CONFIGS))
 def arch(request) -> str:
     return request.param
+
+
+def tiny_tokenizer():
+    """A word-level tokenizer over VOCAB ids ("w5".."w100"), with <s> added first like Llama's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3, "<sep>": 4}
+    vocab.update({f"w{i}": i for i in range(LOW_ID, VOCAB)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>")

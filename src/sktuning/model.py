@@ -85,8 +85,8 @@ class SKModel(nn.Module):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
         if labels is not None:
             check_labels(labels, self.sk_config, batch, seq)
-        backbone_kwargs = self.semantic.inject(self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
-        out = self.backbone(**backbone_kwargs, output_hidden_states=output_hidden_states, **kwargs)
+        out = self.semantic(self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids,
+                            output_hidden_states=output_hidden_states, **kwargs)
         skip = self.semantic.virtual_positions  # the text's own positions in SK-Prompt
         logits = self.head(out.last_hidden_state[:, skip:], attention_mask)
         hidden_states = None

@@ -8,7 +8,8 @@ and handed back to the backbone as a read-only cache expanded (not copied) to th
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -31,8 +32,10 @@ class PrefixLayer(DynamicLayer):
         self.keys, self.values = keys, values
         self.device = keys.device
         self.is_initialized = True
+        self.used = False
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        self.used = True
         keys = torch.cat([self.keys.to(key_states.dtype), key_states], dim=-2)
         values = torch.cat([self.values.to(value_states.dtype), value_states], dim=-2)
         return keys, values
@@ -102,3 +105,33 @@ class SemanticPrefix(SemanticText):
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         return kwargs
+
+    def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
+        backbone_kwargs = self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
+        with _layers_keep_cache_under_checkpointing(backbone):
+            out = backbone(**backbone_kwargs, **kwargs)
+        unused = [i for i, layer in enumerate(backbone_kwargs[self.cache_argument].layers) if not layer.used]
+        if unused:
+            raise RuntimeError(f"{type(backbone).__name__} ignored the SK-Prefix keys/values in layer(s) {unused}, "
+                               "so the text was not read; use mode='prompt' with this backbone.")
+        return out
+
+
+@contextmanager
+def _layers_keep_cache_under_checkpointing(backbone: nn.Module) -> Iterator[None]:
+    """Keep the read-only prefix cache alive while the backbone checkpoints its layers.
+
+    Checkpointed layers are transformers' `GradientCheckpointingLayer`s; they keep a cache that
+    declares itself safe to replay (`_can_checkpoint_with_cache`). Some models also drop the cache
+    one level up, in the loop over layers, when their own `gradient_checkpointing` flag is set;
+    that flag does no checkpointing itself, so it is lowered for the duration of the call.
+    """
+    lowered = [m for m in backbone.modules()
+               if getattr(m, "gradient_checkpointing", False) is True and not isinstance(m, GradientCheckpointingLayer)]
+    for module in lowered:
+        module.gradient_checkpointing = False
+    try:
+        yield
+    finally:
+        for module in lowered:
+            module.gradient_checkpointing = True

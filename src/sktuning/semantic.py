@@ -45,6 +45,10 @@ class SemanticText(nn.Module):
         """Keyword arguments for `backbone(...)` that join the refined text to every input."""
         raise NotImplementedError
 
+    def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
+        """Run the backbone on the inputs with the refined text joined to them."""
+        return backbone(**self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids), **kwargs)
+
     def _positions(self, full_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.takes_position_ids:  # e.g. ALiBi models derive positions from the mask themselves
             return {}
