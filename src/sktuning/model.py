@@ -111,10 +111,14 @@ class SKModel(nn.Module):
         print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
 
     # -- save and load -------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
-        """Write `sk_config.json` and `adapter_model.safetensors` (no backbone weights, no pickle)."""
+    def save_pretrained(self, save_directory: str | os.PathLike, training: dict[str, Any] | None = None) -> None:
+        """Write `sk_config.json` and `adapter_model.safetensors` (no backbone weights, no pickle).
+
+        `training` is free JSON kept beside the config (the CLI records the model name and input length).
+        """
         meta = {"format_version": FORMAT_VERSION, "sktuning_version": _version(),
-                "config": self.sk_config.to_dict(), "backbone": bb.fingerprint(self.backbone)}
+                "config": self.sk_config.to_dict(), "backbone": bb.fingerprint(self.backbone),
+                "training": training or {}}
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
         with atomic_directory(save_directory) as tmp:
             save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -188,6 +192,11 @@ def _resolve_adapter_folder(path: str | os.PathLike) -> Path:
         return Path(snapshot_download(str(path), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
     except Exception as err:  # noqa: BLE001 - any hub failure means the same thing to the user
         raise ValueError(f"{path} is neither a local adapter folder nor a downloadable Hub repo ({err}).") from None
+
+
+def read_adapter_meta(adapter_path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON beside an adapter's weights: config, backbone fingerprint and training record."""
+    return _read_meta(_resolve_adapter_folder(adapter_path) / CONFIG_NAME)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -1,0 +1,100 @@
+"""From task rows to padded tensors, the way the backbone expects its inputs.
+
+- Special tokens: inputs keep the tokenizer's own (BERT's [CLS] ... [SEP]) unless the semantic text
+  already took the sequence-start token (Llama's <s>), which must appear once, at the very front.
+- Sentence pairs: tokenizers with a separator token (BERT-like) use their native pair encoding;
+  decoders without one read `text + PAIR_SEPARATOR + text_pair`.
+- Token tasks: the first sub-token of each word carries the word's tag; the rest are -100.
+- Batches are padded dynamically, on the tokenizer's padding side.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+PAIR_SEPARATOR = "\n"
+IGNORE = -100
+
+
+class InputEncoder:
+    def __init__(self, tokenizer, text_input_ids: Sequence[int], task: str, max_length: int = 128):
+        self.tokenizer, self.task, self.max_length = tokenizer, task, max_length
+        bos = getattr(tokenizer, "bos_token_id", None)
+        self.add_special_tokens = not (bos is not None and len(text_input_ids) and int(text_input_ids[0]) == bos)
+        self.native_pairs = getattr(tokenizer, "sep_token", None) is not None
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    # -- encoding ------------------------------------------------------------------------------
+    def encode_rows(self, rows: dict[str, list]) -> dict[str, list]:
+        """A batch of rows (columnar, as `datasets.map(batched=True)` gives them) -> token ids."""
+        if self.task == "token-classification":
+            return self._encode_tokens(rows)
+        texts, pairs = rows["text"], rows.get("text_pair")
+        if pairs is not None and not self.native_pairs:
+            texts, pairs = [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(texts, pairs)], None
+        args = (texts, pairs) if pairs is not None else (texts,)
+        enc = self.tokenizer(*args, truncation=True, max_length=self.max_length,
+                             add_special_tokens=self.add_special_tokens)
+        full = self.tokenizer(*args, add_special_tokens=self.add_special_tokens)["input_ids"]
+        out = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        out["truncated"] = [len(ids) > self.max_length for ids in full]
+        if "label" in rows:
+            out["labels"] = rows["label"]
+        return out
+
+    def _encode_tokens(self, rows: dict[str, list]) -> dict[str, list]:
+        enc = self.tokenizer(rows["tokens"], is_split_into_words=True, truncation=True, max_length=self.max_length,
+                             add_special_tokens=self.add_special_tokens)
+        out: dict[str, list] = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        out["word_ids"], out["labels"], out["truncated"] = [], [], []
+        for i, words in enumerate(rows["tokens"]):
+            word_ids = enc.word_ids(i)
+            first = [w is not None and (j == 0 or word_ids[j - 1] != w) for j, w in enumerate(word_ids)]
+            out["word_ids"].append([w if f else -1 for w, f in zip(word_ids, first)])
+            out["truncated"].append(len({w for w in word_ids if w is not None}) < len(words))
+            if "tags" in rows:
+                tags = rows["tags"][i]
+                out["labels"].append([tags[w] if f else IGNORE for w, f in zip(word_ids, first)])
+        if not out["labels"]:
+            del out["labels"]
+        return out
+
+    def encode(self, dataset, name: str = "data"):
+        """Encode a `datasets.Dataset`; log how many rows were cut to `max_length`."""
+        columns = [c for c in dataset.column_names]
+        encoded = dataset.map(self.encode_rows, batched=True, remove_columns=columns, desc=f"tokenizing {name}")
+        truncated = sum(encoded["truncated"])
+        if truncated:
+            logger.warning("%s: %d of %d rows are longer than %d tokens and were truncated", name, truncated,
+                           len(encoded), self.max_length)
+        return encoded.remove_columns("truncated")
+
+    # -- batching ------------------------------------------------------------------------------
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad a list of encoded rows to the longest one."""
+        width = max(len(f["input_ids"]) for f in features)
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
+
+        def pad(seq, value):
+            fill = [value] * (width - len(seq))
+            return fill + list(seq) if left else list(seq) + fill
+
+        batch = {"input_ids": torch.tensor([pad(f["input_ids"], self.pad_id) for f in features]),
+                 "attention_mask": torch.tensor([pad(f["attention_mask"], 0) for f in features])}
+        if "token_type_ids" in features[0]:
+            batch["token_type_ids"] = torch.tensor([pad(f["token_type_ids"], 0) for f in features])
+        if "labels" in features[0]:
+            if self.task == "token-classification":
+                batch["labels"] = torch.tensor([pad(f["labels"], IGNORE) for f in features])
+            elif self.task == "regression":
+                batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float)
+            else:
+                batch["labels"] = torch.tensor([f["labels"] for f in features])
+        if "word_ids" in features[0]:
+            batch["word_ids"] = torch.tensor([pad(f["word_ids"], -1) for f in features])
+        return batch

@@ -1,0 +1,66 @@
+"""Task metrics, from well-kept libraries: scikit-learn, SciPy and seqeval."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+METRICS = ("accuracy", "macro_f1", "mcc", "pearson", "spearman", "seqeval_f1", "token_accuracy")
+
+
+def compute_metrics(names: Sequence[str], predictions: Sequence, references: Sequence,
+                    label_names: Sequence[str] | None = None) -> dict[str, float]:
+    """Sequence tasks take flat predictions and references; token tasks take one list per sentence."""
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"Unknown metric(s) {unknown}: choose from {', '.join(METRICS)}.")
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references.")
+    results: dict[str, float] = {}
+    for name in names:
+        results[name] = float(_METRIC_FUNCTIONS[name](predictions, references, label_names))
+    return results
+
+
+def _accuracy(p, r, _):
+    from sklearn.metrics import accuracy_score
+    return accuracy_score(r, p)
+
+
+def _macro_f1(p, r, _):
+    from sklearn.metrics import f1_score
+    return f1_score(r, p, average="macro", zero_division=0)
+
+
+def _mcc(p, r, _):
+    from sklearn.metrics import matthews_corrcoef
+    return matthews_corrcoef(r, p)
+
+
+def _pearson(p, r, _):
+    from scipy.stats import pearsonr
+    return pearsonr(np.asarray(p, dtype=float).ravel(), np.asarray(r, dtype=float).ravel())[0]
+
+
+def _spearman(p, r, _):
+    from scipy.stats import spearmanr
+    return spearmanr(np.asarray(p, dtype=float).ravel(), np.asarray(r, dtype=float).ravel())[0]
+
+
+def _seqeval_f1(p, r, label_names):
+    from seqeval.metrics import f1_score
+    if label_names is None:
+        raise ValueError("seqeval_f1 needs the tag names (e.g. B-PER, I-PER, O).")
+    as_tags = lambda rows: [[label_names[i] for i in row] for row in rows]  # noqa: E731
+    return f1_score(as_tags(r), as_tags(p))
+
+
+def _token_accuracy(p, r, _):
+    flat_p = [t for row in p for t in row]
+    flat_r = [t for row in r for t in row]
+    return _accuracy(flat_p, flat_r, None)
+
+
+_METRIC_FUNCTIONS = {"accuracy": _accuracy, "macro_f1": _macro_f1, "mcc": _mcc, "pearson": _pearson,
+                     "spearman": _spearman, "seqeval_f1": _seqeval_f1, "token_accuracy": _token_accuracy}

@@ -1,0 +1,264 @@
+"""The one training loop behind the Python API and `sktune train`.
+
+A plain PyTorch loop rather than HF Trainer: SK-Tuning trains a few hundred thousand parameters on a
+frozen backbone, and a loop this small can promise what matters here and be read in one sitting:
+- the same seed gives the same adapter bit for bit on CPU, and a resumed run continues the exact
+  data order, optimiser, schedule and RNG state of the interrupted one;
+- checkpoints are safetensors + JSON (no pickle), each written whole before a pointer moves to it;
+- only the adapter and head are ever saved.
+
+AdamW, linear warm-up then linear decay, gradient clipping, evaluation every N steps, early stopping
+on the first metric, best adapter kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from sktuning.encoding import InputEncoder
+from sktuning.files import atomic_directory, atomic_write_text
+from sktuning.metrics import compute_metrics
+from sktuning.model import SKModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingArguments:
+    output_dir: str
+    steps: int | None = None            # total optimiser steps; or
+    epochs: float | None = None         # passes over the training set (used when steps is None)
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    eval_every: int = 100
+    save_every: int = 100
+    patience: int | None = None         # evaluations without improvement before stopping
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.epochs is None:
+            raise ValueError("Give the training length: steps or epochs.")
+        for name in ("batch_size", "eval_batch_size", "eval_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}.")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning rate must be > 0, got {self.learning_rate}.")
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run needs (stored as JSON)."""
+
+    step: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+class Trainer:
+    def __init__(self, model: SKModel, encoder: InputEncoder, train_rows: list[dict], eval_rows: list[dict],
+                 metrics: list[str], label_names: list[str] | None, args: TrainingArguments,
+                 adapter_metadata: dict[str, Any] | None = None):
+        if len(train_rows) < args.batch_size:
+            raise ValueError(f"The training set has {len(train_rows)} rows, fewer than one batch of "
+                             f"{args.batch_size}; lower --batch-size or add data.")
+        self.model, self.encoder, self.args = model, encoder, args
+        self.train_rows, self.eval_rows = train_rows, eval_rows
+        self.metrics, self.label_names = metrics, label_names
+        self.adapter_metadata = adapter_metadata or {}  # saved beside every adapter (model name, ...)
+        self.output = Path(args.output_dir)
+        self.steps_per_epoch = len(train_rows) // args.batch_size
+        self.total_steps = args.steps or max(1, math.ceil(args.epochs * self.steps_per_epoch))
+        torch.manual_seed(args.seed)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=args.learning_rate, weight_decay=args.weight_decay)
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, int(args.warmup_ratio * self.total_steps), self.total_steps)
+        self.state = TrainState()
+        self._order_epoch, self._order = -1, None
+
+    # -- data order ------------------------------------------------------------------------------
+    def batch_indices(self, step: int) -> list[int]:
+        """The rows of global step `step`: a fixed function of (seed, step), so resuming is exact."""
+        epoch, index = divmod(step, self.steps_per_epoch)
+        if epoch != self._order_epoch:
+            gen = torch.Generator().manual_seed(self.args.seed * 100_003 + epoch)
+            self._order, self._order_epoch = torch.randperm(len(self.train_rows), generator=gen).tolist(), epoch
+        size = self.args.batch_size
+        return self._order[index * size:(index + 1) * size]
+
+    # -- training --------------------------------------------------------------------------------
+    def train(self, resume: bool = False) -> TrainState:
+        if resume:
+            self.load_checkpoint()
+        model, args, state = self.model, self.args, self.state
+        model.train()
+        bar = tqdm(total=self.total_steps, initial=state.step, desc="training", disable=not args.progress,
+                   dynamic_ncols=True)
+        running, seen, started = None, 0, time.perf_counter()
+        last_time = started
+        while state.step < self.total_steps:
+            batch = self.encoder.collate([self.train_rows[i] for i in self.batch_indices(state.step)])
+            batch.pop("word_ids", None)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            seen += len(batch["input_ids"])
+            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            now = time.perf_counter()
+            bar.set_postfix(loss=f"{running:.4f}", ex_per_s=f"{seen / (now - started):.1f}")
+            bar.update(1)
+            state.train_seconds += now - last_time
+            last_time = now
+            stop = False
+            if state.step % args.eval_every == 0 or state.step == self.total_steps:
+                stop = self._evaluate_and_keep_best(running)
+                last_time = time.perf_counter()  # evaluation is not training time
+            if state.step % args.save_every == 0 or state.step == self.total_steps or stop:
+                self.save_checkpoint()
+                last_time = time.perf_counter()
+            if stop:
+                logger.info("early stopping at step %d: no improvement in %d evaluations", state.step,
+                            args.patience)
+                break
+        bar.close()
+        self._restore_best()
+        return state
+
+    def _evaluate_and_keep_best(self, running_loss: float | None) -> bool:
+        state = self.state
+        scores = self.evaluate(self.eval_rows) if self.eval_rows else {}
+        state.history.append({"step": state.step, "train_loss": running_loss, "validation": scores,
+                              "train_seconds": round(state.train_seconds, 3)})
+        if not scores:
+            return False
+        main = scores[self.metrics[0]]
+        tqdm.write(f"step {state.step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        if state.best_metric is None or main > state.best_metric:
+            state.best_metric, state.best_step, state.evals_without_improvement = main, state.step, 0
+            self.model.save_pretrained(self.output / "best", self.adapter_metadata)
+        else:
+            state.evals_without_improvement += 1
+        return self.args.patience is not None and state.evals_without_improvement >= self.args.patience
+
+    def _restore_best(self) -> None:
+        best = self.output / "best" / "adapter_model.safetensors"
+        if best.is_file():
+            self.model.load_state_dict(load_file(str(best)), strict=False)
+
+    # -- evaluation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, rows: list[dict]) -> tuple[list, list, list]:
+        """Predictions, references and probabilities (word-level for token tasks)."""
+        return predict_rows(self.model, self.encoder, rows, self.args.eval_batch_size)
+
+    def evaluate(self, rows: list[dict]) -> dict[str, float]:
+        predictions, references, _ = self.predict(rows)
+        return compute_metrics(self.metrics, predictions, references, self.label_names)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Write checkpoints/step-N whole, then point `latest` at it, then drop older ones."""
+        folder = self.output / "checkpoints"
+        name = f"step-{self.state.step:07d}"
+        optimizer = self.optimizer.state_dict()
+        tensors = {f"optimizer.{pid}.{key}": value for pid, values in optimizer["state"].items()
+                   for key, value in values.items()}
+        tensors["rng.torch"] = torch.get_rng_state()
+        with atomic_directory(folder / name) as tmp:
+            self.model.save_pretrained(tmp / "adapter", self.adapter_metadata)
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            meta = {"state": asdict(self.state), "param_groups": optimizer["param_groups"],
+                    "scheduler": self.scheduler.state_dict(), "args": asdict(self.args)}
+            (tmp / "trainer_state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        atomic_write_text(folder / "latest", name)
+        for old in folder.glob("step-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def load_checkpoint(self) -> None:
+        folder = self.output / "checkpoints"
+        pointer = folder / "latest"
+        if not pointer.is_file():
+            raise ValueError(f"Nothing to resume: {pointer} does not exist; start without --resume.")
+        checkpoint = folder / pointer.read_text(encoding="utf-8").strip()
+        try:
+            meta = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            tensors = load_file(str(checkpoint / "optimizer.safetensors"))
+            adapter = load_file(str(checkpoint / "adapter" / "adapter_model.safetensors"))
+        except Exception as err:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
+            raise ValueError(f"Checkpoint {checkpoint} is unreadable ({err}); it may be truncated. "
+                             "Start again without --resume.") from None
+        self.model.load_state_dict(adapter, strict=False)
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.state = TrainState(**meta["state"])
+        logger.info("resumed from %s at step %d", checkpoint, self.state.step)
+
+
+@torch.no_grad()
+def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_size: int = 64):
+    """(predictions, references, probabilities) for encoded rows, in the rows' order."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    predictions: list = [None] * len(rows)
+    references: list = [None] * len(rows)
+    probabilities: list = [None] * len(rows)
+    task = model.sk_config.task
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = encoder.collate([rows[i] for i in chunk])
+        word_ids = batch.pop("word_ids", None)
+        labels = batch.pop("labels", None)
+        logits = model(**batch).logits.float()
+        for j, i in enumerate(chunk):
+            if task == "token-classification":
+                keep = word_ids[j] >= 0
+                probabilities[i] = logits[j][keep].softmax(-1).tolist()
+                predictions[i] = logits[j][keep].argmax(-1).tolist()
+                references[i] = labels[j][keep].tolist() if labels is not None else None
+            elif task == "regression":
+                predictions[i] = logits[j].squeeze(-1).tolist()
+                references[i] = labels[j].tolist() if labels is not None else None
+            elif model.sk_config.multi_label:
+                probabilities[i] = logits[j].sigmoid().tolist()
+                predictions[i] = (logits[j] > 0).long().tolist()
+                references[i] = labels[j].tolist() if labels is not None else None
+            else:
+                probabilities[i] = logits[j].softmax(-1).tolist()
+                predictions[i] = int(logits[j].argmax())
+                references[i] = int(labels[j]) if labels is not None else None
+    model.train(was_training)
+    return predictions, references, probabilities
