@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The main job: SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed (about 10 minutes on 2 cores).
 demo: install
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/sktune train
 
 test: install
 	$(PY) -m pytest -q tests

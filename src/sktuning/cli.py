@@ -1,0 +1,392 @@
+"""`sktune`: train, evaluate and use SK-Tuning adapters from the command line.
+
+    sktune train                          # SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed
+    sktune train --task trec --mode prompt --adapter linear --steps 400 --output runs/trec
+    sktune eval --adapter runs/trec/adapter
+    sktune predict --adapter runs/trec/adapter "Who wrote Hamlet?" "How far is the Moon?"
+    sktune tasks | sktune models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("sktuning")
+
+# Per-task defaults for the out-of-the-box runs (chosen on the validation split; see docs/training.md).
+DEFAULT_STEPS = 200
+RUN_FILE = "run.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(message)s")
+    _quiet_libraries()
+    try:
+        return args.handler(args) or 0
+    except ValueError as err:
+        print(f"sktune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sktune {args.command}: interrupted; `--resume` continues from the last checkpoint.",
+              file=sys.stderr)
+        return 130
+
+
+# -- parser ----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sktune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+
+    train = sub.add_parser("train", help="train an adapter and report test metrics",
+                           description="Train an SK-Tuning adapter and head; writes DIR/adapter and DIR/metrics.json.")
+    _add_model_and_data(train)
+    group = train.add_argument_group("method")
+    group.add_argument("--mode", choices=["prefix", "prompt"], default="prefix")
+    group.add_argument("--text", help="semantic text (default: the task's own)")
+    group.add_argument("--adapter", default="lowrank", help="embedding, lowrank, linear or scale (default lowrank)")
+    group.add_argument("--rank", type=int, default=8, help="rank of the lowrank adapter (default 8)")
+    group.add_argument("--pooling", choices=["last", "mean", "cls"],
+                       help="sequence pooling (default: last for decoders, mean for encoders)")
+    group = train.add_argument_group("training")
+    length = group.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULT_STEPS})")
+    length.add_argument("--epochs", type=float, help="passes over the training set")
+    group.add_argument("--batch-size", type=int, default=16)
+    group.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    group.add_argument("--weight-decay", type=float, default=0.0)
+    group.add_argument("--warmup-ratio", type=float, default=0.06)
+    group.add_argument("--eval-every", type=int, default=100, help="evaluate on validation every N steps")
+    group.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps")
+    group.add_argument("--patience", type=int, help="stop after N evaluations without improvement")
+    group.add_argument("--max-train-examples", type=int, help="use a seeded subset of the training split")
+    group.add_argument("--max-eval-examples", type=int, help="use a seeded subset of the validation split")
+    group.add_argument("--seed", type=int, default=0)
+    group = train.add_argument_group("output")
+    group.add_argument("--output", help="run folder (default runs/<task>-<mode>-<time>)")
+    group.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
+    group.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    group.add_argument("--quiet", action="store_true", help="no progress bar or info logs")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a trained adapter", description="Evaluate an adapter on a split.")
+    evaluate.add_argument("--adapter", required=True, help="folder written by sktune train (DIR/adapter)")
+    _add_model_and_data(evaluate, model_default=None)
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--output-file", help="metrics JSON (default: beside the adapter)")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    predict = sub.add_parser("predict", help="label new texts", description="Predict labels; writes JSONL.")
+    predict.add_argument("--adapter", required=True, help="folder written by sktune train (DIR/adapter)")
+    predict.add_argument("--model", help="backbone (default: the one the adapter was trained on)")
+    predict.add_argument("--input", help="file of inputs: .txt (one per line), .csv, .tsv or .jsonl")
+    predict.add_argument("--text-column", default="text")
+    predict.add_argument("--text-pair-column")
+    predict.add_argument("texts", nargs="*", help="texts to label (instead of --input)")
+    predict.add_argument("--output-file", help="JSONL to write (default: standard output)")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--quiet", action="store_true")
+    predict.set_defaults(handler=cmd_predict)
+
+    tasks = sub.add_parser("tasks", help="list the tasks", description="List bundled and hub tasks.")
+    tasks.set_defaults(handler=cmd_tasks)
+    models = sub.add_parser("models", help="list the named models", description="List the named offline models.")
+    models.set_defaults(handler=cmd_models)
+    return parser
+
+
+def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | None = "smollm2-135m") -> None:
+    group = parser.add_argument_group("model and data")
+    group.add_argument("--model", default=model_default,
+                       help="named model (sktune models), Hugging Face id or local folder"
+                       + (f" (default {model_default})" if model_default else " (default: the adapter's)"))
+    group.add_argument("--task", help="named task (sktune tasks); default rt-polarity when no files are given")
+    group.add_argument("--train", help="training file: .csv, .tsv, .jsonl or CoNLL")
+    group.add_argument("--validation", help="validation file (default: 10%% of --train)")
+    group.add_argument("--test", help="test file")
+    group.add_argument("--text-column", default="text")
+    group.add_argument("--text-pair-column")
+    group.add_argument("--label-column", default="label")
+    group.add_argument("--label-names", nargs="+", help="labels in id order (default: sorted labels of --train)")
+    group.add_argument("--task-type", choices=["sequence-classification", "token-classification", "regression"],
+                       help="for files: what the labels are (default: guessed from the file)")
+    group.add_argument("--max-length", type=int, default=128, help="input tokens kept per example (default 128)")
+
+
+# -- commands --------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from sktuning.files import atomic_write_text
+
+    output = _prepare_output(args)
+    if args.resume:
+        saved = json.loads((output / RUN_FILE).read_text(encoding="utf-8"))
+        args = argparse.Namespace(**{**saved, "resume": True, "quiet": args.quiet, "output": str(output)})
+    data = _load_data(args)  # bad data fails here, before anything is written
+    backbone, tokenizer = _load_model(args.model)
+    from sktuning import SKTuningConfig, get_sk_model
+    from sktuning.encoding import InputEncoder
+    from sktuning.trainer import Trainer, TrainingArguments
+
+    config = SKTuningConfig(mode=args.mode, text=args.text or data.default_text, task=data.task,
+                            num_labels=max(1, len(data.label_names)), adapter=args.adapter, adapter_rank=args.rank,
+                            pooling=args.pooling or _default_pooling(tokenizer),
+                            label_names=data.label_names or None)
+    model = get_sk_model(backbone, tokenizer, config)
+    if args.steps is None and args.epochs is None:
+        args.steps = DEFAULT_STEPS
+    training = TrainingArguments(output_dir=str(output), steps=args.steps if args.epochs is None else None,
+                                 epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                                 weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
+                                 eval_every=args.eval_every, save_every=args.save_every, patience=args.patience,
+                                 seed=args.seed, progress=not args.quiet)
+    encoder = InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), data.task, args.max_length)
+    splits = _encoded_splits(data, encoder, args)
+    output.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        run = {k: v for k, v in vars(args).items() if k not in ("handler", "resume", "quiet", "overwrite")}
+        atomic_write_text(output / RUN_FILE, json.dumps(run, indent=2))
+    metadata = {"model": args.model, "task": data.name, "max_length": args.max_length}
+    logger.info("%s on %s, SK-%s (%s adapter): %s trainable parameters (%.4f%% of %s)", args.model, data.name,
+                args.mode.capitalize(), args.adapter, f"{model.num_trainable_parameters():,d}",
+                100 * model.num_trainable_parameters() / model.num_parameters(), f"{model.num_parameters():,d}")
+    trainer = Trainer(model, encoder, splits["train"], splits["validation"], data.metrics, data.label_names,
+                      training, adapter_metadata=metadata)
+    state = trainer.train(resume=args.resume)
+    model.save_pretrained(output / "adapter", metadata)
+    scores = trainer.evaluate(splits["test"])
+    result = {"task": data.name, "split": "test", "metrics": scores, "model": args.model, "mode": args.mode,
+              "adapter": args.adapter, "seed": args.seed, "steps": state.step, "best_step": state.best_step,
+              "best_validation": state.best_metric, "trainable_parameters": model.num_trainable_parameters(),
+              "total_parameters": model.num_parameters(), "train_seconds": round(state.train_seconds, 2),
+              "history": state.history, "environment": _environment()}
+    atomic_write_text(output / "metrics.json", json.dumps(result, indent=2))
+    print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+          + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from sktuning.files import atomic_write_text
+    from sktuning.trainer import predict_rows
+    from sktuning.metrics import compute_metrics
+
+    model, tokenizer, meta = _load_adapter(args)
+    if not (args.task or args.train or args.test):
+        args.task = meta.get("training", {}).get("task")
+    if args.test and not args.train:
+        args.train = args.test  # only the evaluated split is needed
+    args.max_length = meta.get("training", {}).get("max_length", args.max_length)
+    data = _load_data(args)
+    encoder = _encoder_for(model, tokenizer, data.task, args.max_length)
+    rows = encoder.encode(data.splits[args.split], args.split).to_list()
+    predictions, references, _ = predict_rows(model, encoder, rows, args.batch_size)
+    scores = compute_metrics(data.metrics, predictions, references, data.label_names)
+    result = {"task": data.name, "split": args.split, "metrics": scores, "adapter": str(args.adapter),
+              "examples": len(rows), "environment": _environment()}
+    target = Path(args.output_file) if args.output_file else Path(args.adapter).parent / f"eval-{data.name}-{args.split}.json"
+    atomic_write_text(target, json.dumps(result, indent=2))
+    print(f"{args.split} {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + f"  (written to {target})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from sktuning.files import atomic_write_text
+    from sktuning.trainer import predict_rows
+
+    rows = _read_prediction_inputs(args)  # bad input fails before the model loads
+    model, tokenizer, _ = _load_adapter(args)
+    config = model.sk_config
+    token_task = config.task == "token-classification"
+    if token_task:
+        rows = [{"tokens": r["text"].split()} for r in rows]
+    import datasets
+
+    max_length = _load_adapter_meta(args.adapter).get("training", {}).get("max_length", 128)
+    encoder = _encoder_for(model, tokenizer, config.task, max_length)
+    encoded = encoder.encode(datasets.Dataset.from_list(rows), "inputs").to_list()
+    started = time.perf_counter()
+    predictions, _, probabilities = predict_rows(model, encoder, encoded, args.batch_size)
+    seconds = time.perf_counter() - started
+    names = config.label_names or [str(i) for i in range(config.num_labels)]
+    lines = []
+    for row, pred, probs in zip(rows, predictions, probabilities):
+        if token_task:
+            lines.append({"tokens": row["tokens"][:len(pred)], "tags": [names[p] for p in pred]})
+        elif config.task == "regression":
+            lines.append({**row, "prediction": pred})
+        else:
+            lines.append({**row, "label": names[pred] if isinstance(pred, int) else [names[i] for i, v in enumerate(pred) if v],
+                          "probabilities": {n: round(p, 6) for n, p in zip(names, probs)}})
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    if args.output_file:
+        atomic_write_text(args.output_file, text)
+    else:
+        sys.stdout.write(text)
+    logger.info("%d examples in %.2f s (%.1f examples/s)", len(rows), seconds, len(rows) / max(seconds, 1e-9))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from sktuning.tasks import TASKS
+
+    print(f"{'task':<16} {'kind':<24} {'source':<8} sizes (train/validation/test)  description")
+    for spec in TASKS.values():
+        sizes = "/".join(f"{spec.sizes[s]:,d}" for s in ("train", "validation", "test")) if spec.sizes else "-"
+        print(f"{spec.name:<16} {spec.task:<24} {spec.source:<8} {sizes:<29} {spec.description}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sktuning.models import MODELS
+
+    print(f"{'model':<14} {'parameters':<11} description")
+    for spec in MODELS.values():
+        print(f"{spec.name:<14} {spec.parameters:<11} {spec.description}")
+    print("Any Hugging Face id or local folder works too (online, or from a local copy).")
+    return 0
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _prepare_output(args: argparse.Namespace) -> Path:
+    if args.resume:
+        if not args.output:
+            raise ValueError("--resume needs --output DIR, the folder of the run to continue.")
+        output = Path(args.output)
+        if not (output / RUN_FILE).is_file():
+            raise ValueError(f"{output} holds no run to resume ({RUN_FILE} is missing); start without --resume.")
+        return output
+    if args.output:
+        output = Path(args.output)
+    else:
+        name = args.task or (Path(args.train).stem if args.train else "rt-polarity")
+        output = Path("runs") / f"{name}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if output.exists() and any(output.iterdir()):
+        if not args.overwrite:
+            raise ValueError(f"{output} already holds files of another run; pass --overwrite to replace them, "
+                             "--resume to continue it, or choose another --output.")
+        shutil.rmtree(output)
+    return output
+
+
+def _load_data(args: argparse.Namespace):
+    from sktuning import tasks
+
+    if args.task and args.train:
+        raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+    if args.train or args.test:
+        return tasks.load_files(args.train or args.test, args.validation, args.test, text_column=args.text_column,
+                                text_pair_column=args.text_pair_column, label_column=args.label_column,
+                                label_names=args.label_names, task=args.task_type)
+    return tasks.load_task(args.task or "rt-polarity")
+
+
+def _encoded_splits(data, encoder, args: argparse.Namespace) -> dict[str, list[dict]]:
+    splits = {}
+    for split, limit in (("train", args.max_train_examples), ("validation", args.max_eval_examples), ("test", None)):
+        dataset = data.splits[split]
+        if limit is not None and limit < len(dataset):
+            dataset = dataset.shuffle(seed=args.seed).select(range(limit))
+        splits[split] = encoder.encode(dataset, split).to_list()
+    return splits
+
+
+def _load_model(name: str):
+    from sktuning.models import load_backbone
+
+    return load_backbone(name)
+
+
+def _default_pooling(tokenizer) -> str:
+    return "mean" if getattr(tokenizer, "cls_token", None) is not None else "last"
+
+
+def _load_adapter_meta(adapter: str) -> dict[str, Any]:
+    from sktuning.model import read_adapter_meta
+
+    return read_adapter_meta(adapter)
+
+
+def _load_adapter(args: argparse.Namespace):
+    from sktuning import SKModel
+
+    meta = _load_adapter_meta(args.adapter)
+    model_name = args.model or meta.get("training", {}).get("model")
+    if not model_name:
+        raise ValueError(f"{args.adapter} does not record its backbone; pass --model.")
+    backbone, tokenizer = _load_model(model_name)
+    return SKModel.from_pretrained(backbone, args.adapter, tokenizer=tokenizer), tokenizer, meta
+
+
+def _encoder_for(model, tokenizer, task: str, max_length: int):
+    from sktuning.encoding import InputEncoder
+
+    return InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), task, max_length)
+
+
+def _read_prediction_inputs(args: argparse.Namespace) -> list[dict[str, str]]:
+    if args.input and args.texts:
+        raise ValueError("Give texts either as arguments or with --input, not both.")
+    if args.texts:
+        return [{"text": t} for t in args.texts]
+    if not args.input:
+        raise ValueError("Nothing to predict: pass texts as arguments or --input FILE.")
+    path = Path(args.input)
+    if not path.is_file():
+        raise ValueError(f"Input file {path} does not exist.")
+    if path.suffix == ".txt":
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        rows = [{"text": line} for line in lines if line]
+    else:
+        from sktuning.tasks import read_table
+
+        rows = read_table(path, args.text_column, args.text_pair_column)
+    if not rows:
+        raise ValueError(f"{path} holds no inputs.")
+    return rows
+
+
+def _environment() -> dict[str, Any]:
+    import platform
+
+    import torch
+    import transformers
+
+    from sktuning import __version__
+
+    return {"sktuning": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        import datasets
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        datasets.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

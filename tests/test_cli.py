@@ -1,0 +1,151 @@
+"""`sktune` end to end on a tiny local model and small files: outputs, exit codes, error messages."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import tiny_backbone, tiny_tokenizer
+
+from sktuning.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_backbone("llama").save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """Sentences labelled 'yes' when they contain w7."""
+    import random
+
+    rng = random.Random(0)
+    folder = tmp_path_factory.mktemp("data")
+    for split, n in (("train", 96), ("validation", 32), ("test", 32)):
+        lines = ["text,label"]
+        for _ in range(n):
+            words = [f"w{rng.randint(10, 99)}" for _ in range(rng.randint(3, 7))]
+            label = rng.random() < 0.5
+            if label:
+                words[rng.randrange(len(words))] = "w7"
+            lines.append(f"{' '.join(words)},{'yes' if label else 'no'}")
+        (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    conll = "\n\n".join("\n".join(f"w{10 + (i + j) % 80} {'N' if (i + j) % 2 else 'V'}" for j in range(5))
+                        for i in range(40))
+    (folder / "tags.conll").write_text(conll + "\n")
+    return folder
+
+
+def train_args(model, data, out, *extra):
+    return ["train", "--model", model, "--train", str(data / "train.csv"), "--validation",
+            str(data / "validation.csv"), "--test", str(data / "test.csv"), "--steps", "12", "--batch-size", "8",
+            "--eval-every", "6", "--save-every", "6", "--lr", "1e-2", "--output", str(out), "--quiet", *extra]
+
+
+def test_train_eval_predict_round_trip(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] and metrics["split"] == "test" and set(metrics["metrics"]) == {"accuracy", "macro_f1"}
+    assert metrics["trainable_parameters"] > 0 and metrics["train_seconds"] > 0
+    assert [h["step"] for h in metrics["history"]] == [6, 12]
+    assert sorted(p.name for p in (out / "adapter").iterdir()) == ["adapter_model.safetensors", "sk_config.json"]
+    capsys.readouterr()
+
+    assert main(["eval", "--adapter", str(out / "adapter"), "--test", str(data_dir / "test.csv"), "--quiet"]) == 0
+    evaluated = json.loads((out / "eval-test-test.json").read_text())
+    assert evaluated["metrics"] == pytest.approx(metrics["metrics"])
+
+    capsys.readouterr()
+    assert main(["predict", "--adapter", str(out / "adapter"), "w7 w12 w13", "w20 w21", "--quiet"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == ["w7 w12 w13", "w20 w21"]
+    for line in lines:
+        assert line["label"] in ("no", "yes")
+        assert sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+        assert line["label"] == max(line["probabilities"], key=line["probabilities"].get)
+
+
+def test_token_task_from_conll_predicts_tags(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "tags"
+    args = ["train", "--model", tiny_model_dir, "--train", str(data_dir / "tags.conll"), "--steps", "4",
+            "--batch-size", "4", "--output", str(out), "--quiet"]
+    assert main(args) == 0
+    assert json.loads((out / "metrics.json").read_text())["metrics"].keys() == {"token_accuracy"}
+    capsys.readouterr()
+    assert main(["predict", "--adapter", str(out / "adapter"), "w11 w12 w13", "--quiet"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["tokens"] == ["w11", "w12", "w13"] and set(line["tags"]) <= {"N", "V"} and len(line["tags"]) == 3
+
+
+def test_output_folder_of_another_run_is_refused_unless_overwrite(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 2
+    assert "already holds files of another run; pass --overwrite" in capsys.readouterr().err
+    assert main(train_args(tiny_model_dir, data_dir, out, "--overwrite")) == 0
+
+
+def test_resume_finishes_an_interrupted_run(tiny_model_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    (out / "metrics.json").unlink()
+    assert main(["train", "--output", str(out), "--resume", "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 12
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--task", "no-such-task"], "Unknown task 'no-such-task'"),
+    (["train", "--model", "no-such-model", "--task", "trec"], "Unknown model 'no-such-model'"),
+    (["train", "--train", "{data}/train.csv", "--label-column", "sentiment"], "sentiment"),
+    (["train", "--train", "{data}/train.csv", "--label-names", "yes", "maybe"], "no"),
+    (["train", "--train", "{data}/missing.csv"], "missing.csv"),
+    (["train", "--resume", "--output", "{tmp}/nothing"], "no run to resume"),
+    (["eval", "--adapter", "{tmp}/nothing"], "does not exist"),
+    (["predict", "--adapter", "{tmp}/nothing"], "Nothing to predict"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, message, data_dir, tmp_path, capsys):
+    args = [a.format(data=data_dir, tmp=tmp_path) for a in args]
+    out = tmp_path / "out"
+    if args[0] == "train" and "--output" not in args:
+        args += ["--output", str(out)]
+    assert main(args + ["--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_adapter_onto_a_different_backbone_is_refused(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    other = tmp_path / "other"
+    import transformers as tf
+
+    config = tf.LlamaConfig(vocab_size=101, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2)
+    tf.AutoModel.from_config(config).save_pretrained(other)
+    tiny_tokenizer().save_pretrained(other)
+    assert main(["eval", "--adapter", str(out / "adapter"), "--model", str(other),
+                 "--test", str(data_dir / "test.csv"), "--quiet"]) == 2
+    assert "hidden_size=32" in capsys.readouterr().err
+
+
+def test_tasks_and_models_are_listed(capsys):
+    assert main(["tasks"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("rt-polarity", "trec", "trec-fine", "tweet-sentiment", "brown-pos", "sst2", "conll2003"):
+        assert name in listing
+    assert "9,752/1,000/2,000" in listing
+    assert main(["models"]) == 0
+    assert "smollm2-135m" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["predict"], ["tasks"], ["models"]])
+def test_every_command_has_help(command):
+    result = subprocess.run([sys.executable, "-m", "sktuning.cli", *command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "usage: sktune" in result.stdout
