@@ -85,6 +85,8 @@ class SKModel(nn.Module):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
         if labels is not None:
             check_labels(labels, self.sk_config, batch, seq)
+        if self.merged and self.training and torch.is_grad_enabled():
+            raise RuntimeError("This SKModel is merged (its adapter output is frozen): call unmerge() before training.")
         out = self.semantic(self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids,
                             output_hidden_states=output_hidden_states, **kwargs)
         skip = self.semantic.virtual_positions  # the text's own positions in SK-Prompt
@@ -94,6 +96,26 @@ class SKModel(nn.Module):
             hidden_states = tuple(h[:, skip:] for h in out.hidden_states)
         loss = task_loss(logits, labels, self.sk_config) if labels is not None else None
         return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    # -- serving ---------------------------------------------------------------------------------
+    def merge(self) -> "SKModel":
+        """Freeze the adapter's output into a constant, so serving costs nothing beyond the backbone.
+
+        SK-Prefix becomes a fixed key/value prefix. SK-Prompt on a causal decoder becomes one too (the
+        prompt's keys and values cannot depend on the input that follows it), so the backbone runs on
+        the input tokens only; on an encoder the prompt is precomputed and still prepended.
+        """
+        self.semantic.merge(self.backbone)
+        return self
+
+    def unmerge(self) -> "SKModel":
+        """Back to the trainable adapter (after `merge`)."""
+        self.semantic.unmerge()
+        return self
+
+    @property
+    def merged(self) -> bool:
+        return self.semantic.merged is not None
 
     # -- parameters --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ from torch import nn
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from sktuning.backbone import cache_argument, num_layers, position_ids_from_mask
+from sktuning.backbone import cache_argument, num_layers
 from sktuning.semantic import SemanticText, eval_mode
 
 
@@ -43,78 +43,129 @@ class PrefixLayer(DynamicLayer):
 
 class SemanticPrefix(SemanticText):
     def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config):
-        self.cache_argument = cache_argument(backbone)
-        if self.cache_argument is None:
-            raise ValueError(f"{type(backbone).__name__} takes no key/value cache, so SK-Prefix cannot inject "
-                             "the text into its layers; use mode='prompt' instead.")
+        self.cache_argument = require_cache_argument(backbone)
         super().__init__(backbone, text_input_ids, config)
-        # The prefix cache is read-only, so replaying a layer under gradient checkpointing is safe;
-        # transformers' documented switch for such caches keeps it from dropping the cache.
-        for module in backbone.modules():
-            if isinstance(module, GradientCheckpointingLayer):
-                module._can_checkpoint_with_cache = True
+        allow_checkpointing_with_prefix(backbone)
 
     @torch.no_grad()
     def encode(self, backbone: nn.Module) -> torch.Tensor:
-        layers = num_layers(backbone)
         ids = self.text_input_ids.unsqueeze(0).to(backbone.get_input_embeddings().weight.device)
-        mask = torch.ones_like(ids)
-        cache = DynamicCache(config=backbone.config)
-        kwargs = {"input_ids": ids, "attention_mask": mask, self.cache_argument: cache, "use_cache": True,
-                  **self._positions(mask)}
-        with eval_mode(backbone):
-            backbone(**kwargs)
-        filled = [layer for layer in cache.layers if getattr(layer, "keys", None) is not None
-                  and layer.keys.numel() > 0]
-        if len(filled) != layers:
-            raise ValueError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "
-                             "cache for the text, so SK-Prefix cannot be used with it; use mode='prompt' instead.")
-        shapes = {tuple(layer.keys.shape) for layer in filled} | {tuple(layer.values.shape) for layer in filled}
-        if len(shapes) != 1:
-            raise ValueError(f"{type(backbone).__name__} caches keys/values of differing shapes {sorted(shapes)}; "
-                             "SK-Prefix needs one shape for every layer; use mode='prompt' instead.")
-        _, heads, tokens, head_dim = shapes.pop()
-        if tokens != self.num_text_tokens:
-            raise ValueError(f"{type(backbone).__name__} cached {tokens} positions for a text of "
-                             f"{self.num_text_tokens} tokens; use mode='prompt' instead.")
-        self.kv_shape = (heads, tokens, head_dim)
-        keys = torch.stack([layer.keys[0] for layer in filled])      # (layers, heads, m, head_dim)
-        values = torch.stack([layer.values[0] for layer in filled])
-        kv = torch.stack([keys, values])                               # (2, layers, heads, m, head_dim)
-        return kv.permute(0, 1, 3, 2, 4).reshape(2 * layers, tokens, heads * head_dim).float()
+        kv, self.kv_shape = text_key_values(backbone, self.cache_argument, self._positions(torch.ones_like(ids)),
+                                            input_ids=ids)
+        return kv
 
     def prefix(self) -> torch.Tensor:
         """The refined prefix, (2, layers, 1, kv_heads, m, head_dim): computed once per forward."""
-        heads, tokens, head_dim = self.kv_shape
+        if self.merged is not None:
+            return self.merged
         kv = self.adapter(self.representation)                         # (2 * layers, m, heads * head_dim)
-        return kv.view(2, -1, 1, tokens, heads, head_dim).transpose(3, 4)
+        return unflatten_key_values(kv, self.kv_shape)
 
-    def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids) -> dict[str, Any]:
-        batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
+    @torch.no_grad()
+    def merge(self, backbone: nn.Module) -> None:
+        self.merged = self.prefix().detach()
+
+    def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
         keys, values = self.prefix()
-        cache = Cache(layers=[PrefixLayer(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
-                              for k, v in zip(keys, values)])
-        full_mask = torch.cat([attention_mask.new_ones(batch, self.num_text_tokens), attention_mask], dim=1)
-        kwargs = {"attention_mask": full_mask, self.cache_argument: cache, "use_cache": True}
-        if input_ids is not None:
-            kwargs["input_ids"] = input_ids
-        else:
-            kwargs["inputs_embeds"] = inputs_embeds
-        if self.takes_position_ids:
-            kwargs["position_ids"] = position_ids_from_mask(full_mask, self.position_offset)[:, self.num_text_tokens:]
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        return kwargs
+        return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
+                             token_type_ids, self._positions, writable)
 
     def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
-        backbone_kwargs = self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
-        with _layers_keep_cache_under_checkpointing(backbone):
-            out = backbone(**backbone_kwargs, **kwargs)
-        unused = [i for i, layer in enumerate(backbone_kwargs[self.cache_argument].layers) if not layer.used]
-        if unused:
-            raise RuntimeError(f"{type(backbone).__name__} ignored the SK-Prefix keys/values in layer(s) {unused}, "
-                               "so the text was not read; use mode='prompt' with this backbone.")
-        return out
+        return run_with_prefix(backbone, self.inject(backbone, input_ids, inputs_embeds, attention_mask,
+                                                     token_type_ids), self.cache_argument, **kwargs)
+
+
+# -- shared by every mode that hands the backbone a key/value prefix (SK-Prefix, merged SK-Prompt) ---
+def require_cache_argument(backbone: nn.Module) -> str:
+    argument = cache_argument(backbone)
+    if argument is None:
+        raise ValueError(f"{type(backbone).__name__} takes no key/value cache, so SK-Prefix cannot inject "
+                         "the text into its layers; use mode='prompt' instead.")
+    return argument
+
+
+def allow_checkpointing_with_prefix(backbone: nn.Module) -> None:
+    """The prefix cache is read-only, so replaying a layer under gradient checkpointing is safe;
+    transformers' documented switch for such caches keeps the layers from dropping it."""
+    for module in backbone.modules():
+        if isinstance(module, GradientCheckpointingLayer):
+            module._can_checkpoint_with_cache = True
+
+
+@torch.no_grad()
+def text_key_values(backbone: nn.Module, argument: str, positions: dict, **text) -> tuple[torch.Tensor, tuple]:
+    """One frozen pass over the text (ids or embeddings) -> its keys and values, read off the cache.
+
+    Returns (2 * layers, m, kv_heads * head_dim) in fp32 and the (kv_heads, m, head_dim) shape.
+    """
+    layers = num_layers(backbone)
+    first = next(iter(text.values()))
+    cache = DynamicCache(config=backbone.config)
+    mask = torch.ones(first.shape[:2], dtype=torch.long, device=first.device)
+    with eval_mode(backbone):
+        backbone(**text, attention_mask=mask, use_cache=True, **{argument: cache}, **positions)
+    filled = [layer for layer in cache.layers if getattr(layer, "keys", None) is not None and layer.keys.numel() > 0]
+    if len(filled) != layers:
+        raise ValueError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "
+                         "cache for the text, so SK-Prefix cannot be used with it; use mode='prompt' instead.")
+    shapes = {tuple(layer.keys.shape) for layer in filled} | {tuple(layer.values.shape) for layer in filled}
+    if len(shapes) != 1:
+        raise ValueError(f"{type(backbone).__name__} caches keys/values of differing shapes {sorted(shapes)}; "
+                         "SK-Prefix needs one shape for every layer; use mode='prompt' instead.")
+    _, heads, tokens, head_dim = shapes.pop()
+    if tokens != first.shape[1]:
+        raise ValueError(f"{type(backbone).__name__} cached {tokens} positions for a text of {first.shape[1]} "
+                         "tokens; use mode='prompt' instead.")
+    keys = torch.stack([layer.keys[0] for layer in filled])      # (layers, heads, m, head_dim)
+    values = torch.stack([layer.values[0] for layer in filled])
+    kv = torch.stack([keys, values])                               # (2, layers, heads, m, head_dim)
+    return kv.permute(0, 1, 3, 2, 4).reshape(2 * layers, tokens, heads * head_dim).float(), (heads, tokens, head_dim)
+
+
+def unflatten_key_values(kv: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """(2 * layers, m, heads * head_dim) -> (2, layers, 1, heads, m, head_dim)."""
+    heads, tokens, head_dim = shape
+    return kv.view(2, -1, 1, tokens, heads, head_dim).transpose(3, 4)
+
+
+def prefix_inputs(keys, values, argument, input_ids, inputs_embeds, attention_mask, token_type_ids, positions,
+                  writable=False) -> dict[str, Any]:
+    """Backbone arguments that put `keys`/`values` (layers, 1, heads, m, head_dim) before every input.
+
+    `writable` gives an ordinary DynamicCache that generation can extend; otherwise the cache is
+    read-only (PrefixLayer), which training under gradient checkpointing needs.
+    """
+    batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
+    tokens = keys.shape[-2]
+    if writable:
+        cache = DynamicCache()
+        for i, (k, v) in enumerate(zip(keys, values)):
+            cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
+    else:
+        cache = Cache(layers=[PrefixLayer(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                              for k, v in zip(keys, values)])
+    full_mask = torch.cat([attention_mask.new_ones(batch, tokens), attention_mask], dim=1)
+    kwargs = {"attention_mask": full_mask, argument: cache, "use_cache": True}
+    if input_ids is not None:
+        kwargs["input_ids"] = input_ids
+    else:
+        kwargs["inputs_embeds"] = inputs_embeds
+    kwargs.update({k: v[:, tokens:] for k, v in positions(full_mask).items()})
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    return kwargs
+
+
+def run_with_prefix(backbone: nn.Module, backbone_kwargs: dict, argument: str, **kwargs):
+    """Call the backbone and check that every layer really read its prefix."""
+    with _layers_keep_cache_under_checkpointing(backbone):
+        out = backbone(**backbone_kwargs, **kwargs)
+    cache = backbone_kwargs[argument]
+    unused = [i for i, layer in enumerate(cache.layers) if not getattr(layer, "used", True)]
+    if unused:
+        raise RuntimeError(f"{type(backbone).__name__} ignored the SK-Prefix keys/values in layer(s) {unused}, "
+                           "so the text was not read; use mode='prompt' with this backbone.")
+    return out
 
 
 @contextmanager

@@ -3,6 +3,10 @@
 Shapes: text ids (m,) -> representation (1, m, d) -> adapter (1, m, d) -> expanded (batch, m, d),
 concatenated before the input's (batch, seq, d) embeddings. The attention mask gains m ones and
 position ids continue after the text, counting only real tokens so that left padding is harmless.
+
+Merged (`SKModel.merge()`) on a causal decoder, the prompt sits before the input under causal
+attention, so its keys and values do not depend on the input: they are computed once and served
+as a key/value prefix, and the backbone then runs on the input tokens only.
 """
 
 from __future__ import annotations
@@ -12,13 +16,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from sktuning.semantic import SemanticText
+from sktuning.prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
+                             run_with_prefix, text_key_values, unflatten_key_values)
+from sktuning.semantic import SemanticText, eval_mode
 
 
 class SemanticPrompt(SemanticText):
     def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config):
         super().__init__(backbone, text_input_ids, config)
-        self.virtual_positions = self.num_text_tokens
+        self.cache_argument: str | None = None  # set when merged into a key/value prefix
+
+    @property
+    def virtual_positions(self) -> int:
+        """Leading output positions that are the prompt's: none once it is served as a prefix."""
+        return 0 if self.cache_argument is not None else self.num_text_tokens
 
     @torch.no_grad()
     def encode(self, backbone: nn.Module) -> torch.Tensor:
@@ -26,16 +37,59 @@ class SemanticPrompt(SemanticText):
         ids = self.text_input_ids.to(embedding.weight.device)
         return embedding(ids).float().unsqueeze(0)  # (1, m, d)
 
-    def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids) -> dict[str, Any]:
+    def prompt(self, dtype: torch.dtype) -> torch.Tensor:
+        """(1, m, d): the adapter runs once, at batch size 1."""
+        return (self.merged if self.merged is not None else self.adapter(self.representation)).to(dtype)
+
+    @torch.no_grad()
+    def merge(self, backbone: nn.Module) -> None:
+        dtype = backbone.get_input_embeddings().weight.dtype
+        prompt = self.adapter(self.representation).to(dtype)
+        if not _is_causal(backbone, prompt):
+            self.merged = prompt  # bidirectional: the prompt's states depend on the input; keep prepending it
+            return
+        argument = require_cache_argument(backbone)
+        mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
+        kv, shape = text_key_values(backbone, argument, self._positions(mask), inputs_embeds=prompt)
+        self.merged, self.cache_argument = unflatten_key_values(kv, shape), argument
+        allow_checkpointing_with_prefix(backbone)
+
+    def unmerge(self) -> None:
+        super().unmerge()
+        self.cache_argument = None
+
+    def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
+        if self.cache_argument is not None:  # merged on a decoder: a key/value prefix
+            keys, values = self.merged
+            return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
+                                 token_type_ids, self._positions, writable)
         if inputs_embeds is None:
             inputs_embeds = backbone.get_input_embeddings()(input_ids)
         batch = inputs_embeds.shape[0]
-        prompt = self.adapter(self.representation).to(inputs_embeds.dtype)  # once, at batch size 1
-        prompt = prompt.expand(batch, -1, -1)                               # broadcast, no copy
+        prompt = self.prompt(inputs_embeds.dtype).expand(batch, -1, -1)  # broadcast, no copy
         text_mask = attention_mask.new_ones(batch, self.num_text_tokens)
         full_mask = torch.cat([text_mask, attention_mask], dim=1)
         kwargs = {"inputs_embeds": torch.cat([prompt, inputs_embeds], dim=1), "attention_mask": full_mask,
                   **self._positions(full_mask)}
+        if writable:
+            kwargs["use_cache"] = True
         if token_type_ids is not None:
-            kwargs["token_type_ids"] = torch.cat([token_type_ids.new_zeros(batch, self.num_text_tokens), token_type_ids], dim=1)
+            kwargs["token_type_ids"] = torch.cat([token_type_ids.new_zeros(batch, self.num_text_tokens),
+                                                  token_type_ids], dim=1)
         return kwargs
+
+    def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
+        backbone_kwargs = self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
+        if self.cache_argument is not None:
+            return run_with_prefix(backbone, backbone_kwargs, self.cache_argument, **kwargs)
+        return backbone(**backbone_kwargs, **kwargs)
+
+
+@torch.no_grad()
+def _is_causal(backbone: nn.Module, prompt: torch.Tensor) -> bool:
+    """Asked of the model itself: do the prompt's states stay the same when a token follows it?"""
+    extra = torch.cat([prompt, prompt[:, :1]], dim=1)
+    with eval_mode(backbone):
+        alone = backbone(inputs_embeds=prompt).last_hidden_state
+        followed = backbone(inputs_embeds=extra).last_hidden_state[:, :prompt.shape[1]]
+    return torch.allclose(alone.float(), followed.float(), atol=1e-5, rtol=1e-4)

@@ -30,6 +30,7 @@ class SemanticText(nn.Module):
         self.takes_position_ids = accepts(backbone, "position_ids")
         representation = self.encode(backbone)
         self.register_buffer("representation", representation, persistent=False)
+        self.register_buffer("merged", None, persistent=False)  # the adapter's output, frozen by merge()
         self.adapter = build_adapter(config.adapter, representation, rank=config.adapter_rank)
 
     @property
@@ -44,6 +45,13 @@ class SemanticText(nn.Module):
                attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None) -> dict[str, Any]:
         """Keyword arguments for `backbone(...)` that join the refined text to every input."""
         raise NotImplementedError
+
+    def merge(self, backbone: nn.Module) -> None:
+        """Precompute the adapter's output, a constant once training is over."""
+        raise NotImplementedError
+
+    def unmerge(self) -> None:
+        self.merged = None
 
     def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
         """Run the backbone on the inputs with the refined text joined to them."""
