@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("prefix", "prompt")
-TASKS = ("sequence-classification", "token-classification", "regression")
+TASKS = ("sequence-classification", "token-classification", "regression", "causal-lm")
 POOLINGS = ("last", "mean", "cls")
 
 
@@ -19,7 +19,8 @@ class SKTuningConfig:
     mode: str = field(default="prefix", metadata={"help": "'prefix': the text's per-layer keys/values; 'prompt': its input embeddings."})
     text: str = field(default="", metadata={"help": "The semantic text, e.g. 'Classify the sentiment of this review:'."})
     task: str = field(default="sequence-classification", metadata={"help": "One of " + ", ".join(TASKS) + "."})
-    num_labels: int = field(default=2, metadata={"help": "Classes (classification) or outputs (regression)."})
+    num_labels: int = field(default=2, metadata={"help": "Classes (classification) or outputs (regression); "
+                                                          "unused for causal-lm (the backbone's own LM head)."})
     multi_label: bool = field(default=False, metadata={"help": "Sequence classification with independent labels (BCE loss)."})
     adapter: str = field(default="lowrank", metadata={"help": "Adapter kind: embedding, lowrank, linear or scale."})
     adapter_rank: int = field(default=8, metadata={"help": "Rank of the 'lowrank' adapter."})

@@ -49,6 +49,11 @@ class TaskHead(nn.Module):
 def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: int) -> None:
     """Reject labels whose shape or values cannot belong to this task, before the loss hides why."""
     n = config.num_labels
+    if config.task == "causal-lm":
+        if tuple(labels.shape) != (batch, seq) or labels.is_floating_point():
+            raise ValueError(f"labels have shape {tuple(labels.shape)} but task 'causal-lm' expects ({batch}, {seq}) "
+                             "integer target token ids (-100 where no loss is wanted).")
+        return
     if config.task == "token-classification":
         expected, ok = f"({batch}, {seq}) integer tag ids (-100 to ignore)", tuple(labels.shape) == (batch, seq)
     elif config.task == "regression":
@@ -72,6 +77,9 @@ def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: SKTuningConfig) -> torch.Tensor:
     logits = logits.float()
+    if config.task == "causal-lm":  # position t predicts token t + 1
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                               ignore_index=-100)
     if config.task == "regression":
         return F.mse_loss(logits.squeeze(-1) if labels.dim() == 1 else logits, labels.float())
     if config.multi_label:

@@ -61,6 +61,7 @@ class SKModel(nn.Module):
         super().__init__()
         if not isinstance(config, SKTuningConfig):
             raise ValueError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
+        lm_head = _language_model_head(backbone) if config.task == "causal-lm" else None
         backbone = bb.base_model_of(backbone)
         text_input_ids = torch.as_tensor(text_input_ids, dtype=torch.long).flatten()
         _check_text_ids(text_input_ids, backbone)
@@ -70,7 +71,9 @@ class SKModel(nn.Module):
         device = backbone.get_input_embeddings().weight.device
         self.semantic = MODES[config.mode](backbone, text_input_ids.to(device), config).to(device)
         initializer_range = getattr(bb.text_config(backbone), "initializer_range", 0.02)
-        self.head = TaskHead(config, bb.hidden_size(backbone), initializer_range).to(device)
+        # causal-lm reads the backbone's own (frozen) LM head; every other task trains a new head
+        self.lm_head = lm_head.requires_grad_(False) if lm_head is not None else None
+        self.head = None if lm_head is not None else TaskHead(config, bb.hidden_size(backbone), initializer_range).to(device)
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -90,7 +93,8 @@ class SKModel(nn.Module):
         out = self.semantic(self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids,
                             output_hidden_states=output_hidden_states, **kwargs)
         skip = self.semantic.virtual_positions  # the text's own positions in SK-Prompt
-        logits = self.head(out.last_hidden_state[:, skip:], attention_mask)
+        hidden = out.last_hidden_state[:, skip:]
+        logits = self.lm_head(hidden) if self.lm_head is not None else self.head(hidden, attention_mask)
         hidden_states = None
         if output_hidden_states:
             hidden_states = tuple(h[:, skip:] for h in out.hidden_states)
@@ -113,14 +117,20 @@ class SKModel(nn.Module):
         self.semantic.unmerge()
         return self
 
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        """Continue each input after the semantic text (task='causal-lm'); see `sktuning.generation`."""
+        from sktuning.generation import generate
+
+        return generate(self, input_ids, attention_mask, **kwargs)
+
     @property
     def merged(self) -> bool:
         return self.semantic.merged is not None
 
     # -- parameters --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Adapter, head and the text's token ids: everything that is not the backbone."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        """Adapter, head and the text's token ids: everything that is not the backbone (nor its LM head)."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith(("semantic.", "head."))}
 
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -184,6 +194,14 @@ class SKModel(nn.Module):
 def get_sk_model(backbone: PreTrainedModel, tokenizer, config: SKTuningConfig) -> SKModel:
     """Wrap a transformers model for SK-Tuning: freeze it and attach the text, adapter and head."""
     return SKModel(backbone, config, tokenize_text(tokenizer, config.text))
+
+
+def _language_model_head(model: PreTrainedModel) -> nn.Module:
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is None:
+        raise ValueError(f"task='causal-lm' needs a model with a language-modelling head, but {type(model).__name__} "
+                         "has none: load it with AutoModelForCausalLM.")
+    return head
 
 
 def _check_text_ids(ids: torch.Tensor, backbone: PreTrainedModel) -> None:

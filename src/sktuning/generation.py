@@ -1,0 +1,71 @@
+"""Generation through the semantic text: greedy or sampled decoding over transformers' Cache API.
+
+The text (prompt embeddings or key/value prefix) is read once in the prefill; each new token then
+runs the backbone on one position with the growing cache. Batches must be left-padded, so that
+every row's next token lands in the same column.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sktuning import backbone as bb
+
+
+@torch.no_grad()
+def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, max_new_tokens: int = 20,
+             do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
+             eos_token_id: int | None = None, pad_token_id: int | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """(batch, seq) prompts -> (batch, seq + new) ids: the inputs followed by what the model wrote."""
+    if model.sk_config.task != "causal-lm":
+        raise ValueError(f"generate() needs an SKModel built with task='causal-lm', not {model.sk_config.task!r}.")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+    if do_sample and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}.")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if (attention_mask[:, -1] == 0).any():
+        raise ValueError("generate() needs left padding, so every row ends with a real token: "
+                         "set tokenizer.padding_side = 'left'.")
+    backbone, semantic = model.backbone, model.semantic
+    argument = bb.cache_argument(backbone)
+    was_training = model.training
+    model.eval()
+    kwargs = semantic.inject(backbone, input_ids, None, attention_mask, None, writable=True)
+    out = backbone(**kwargs)
+    cache = kwargs.get(argument) or getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    mask = kwargs["attention_mask"]
+    position = bb.position_ids_from_mask(mask, semantic.position_offset)[:, -1:]
+    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    fill = pad_token_id if pad_token_id is not None else (eos_token_id if eos_token_id is not None else 0)
+    new_tokens = []
+    logits = model.lm_head(out.last_hidden_state[:, -1]).float()
+    for _ in range(max_new_tokens):
+        token = _choose(logits, do_sample, temperature, top_k, generator)
+        token = torch.where(finished, torch.full_like(token, fill), token)
+        new_tokens.append(token)
+        if eos_token_id is not None:
+            finished |= token == eos_token_id
+            if finished.all():
+                break
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        position = position + 1
+        step = {"input_ids": token[:, None], "attention_mask": mask, argument: cache, "use_cache": True}
+        if semantic.takes_position_ids:
+            step["position_ids"] = position
+        logits = model.lm_head(backbone(**step).last_hidden_state[:, -1]).float()
+    model.train(was_training)
+    return torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
+
+
+def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int | None,
+            generator: torch.Generator | None) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        threshold = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
