@@ -6,39 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tiny_backbone, tiny_tokenizer
+from conftest import tiny_tokenizer
 
 from sktuning.cli import main
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_backbone("llama").save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """Sentences labelled 'yes' when they contain w7."""
-    import random
-
-    rng = random.Random(0)
-    folder = tmp_path_factory.mktemp("data")
-    for split, n in (("train", 96), ("validation", 32), ("test", 32)):
-        lines = ["text,label"]
-        for _ in range(n):
-            words = [f"w{rng.randint(10, 99)}" for _ in range(rng.randint(3, 7))]
-            label = rng.random() < 0.5
-            if label:
-                words[rng.randrange(len(words))] = "w7"
-            lines.append(f"{' '.join(words)},{'yes' if label else 'no'}")
-        (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    conll = "\n\n".join("\n".join(f"w{10 + (i + j) % 80} {'N' if (i + j) % 2 else 'V'}" for j in range(5))
-                        for i in range(40))
-    (folder / "tags.conll").write_text(conll + "\n")
-    return folder
 
 
 def train_args(model, data, out, *extra):

@@ -75,7 +75,7 @@ def test_corrupted_or_missing_files_are_reported(tmp_path):
     trained().save_pretrained(tmp_path / "a")
     weights = tmp_path / "a" / WEIGHTS_NAME
     weights.write_bytes(weights.read_bytes()[:100])
-    with pytest.raises(ValueError, match="truncated or corrupted"):
+    with pytest.raises(ValueError, match="corrupted"):
         SKModel.from_pretrained(tiny_backbone("llama"), tmp_path / "a")
     (tmp_path / "a" / CONFIG_NAME).write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
@@ -100,3 +100,25 @@ def test_loading_with_a_tokenizer_that_reads_the_text_differently_fails(tmp_path
     model.save_pretrained(tmp_path / "a")
     with pytest.raises(ValueError, match="other token ids"):
         SKModel.from_pretrained(tiny_backbone("llama"), tmp_path / "a", tokenizer=tiny_tokenizer())
+
+
+def test_a_flipped_byte_is_caught_by_the_checksum(tmp_path):
+    trained().save_pretrained(tmp_path / "a")
+    weights = tmp_path / "a" / WEIGHTS_NAME
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # inside the tensor data: the safetensors header still parses
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match the checksum.*corrupted"):
+        SKModel.from_pretrained(tiny_backbone("llama"), tmp_path / "a")
+
+
+def test_truncated_weights_without_a_checksum_fail_on_the_safetensors_header(tmp_path):
+    trained().save_pretrained(tmp_path / "a")
+    meta_path = tmp_path / "a" / CONFIG_NAME
+    meta = json.loads(meta_path.read_text())
+    del meta["weights_sha256"]  # as from a tool that wrote no checksum
+    meta_path.write_text(json.dumps(meta))
+    weights = tmp_path / "a" / WEIGHTS_NAME
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="not a readable safetensors file.*truncated or corrupted"):
+        SKModel.from_pretrained(tiny_backbone("llama"), tmp_path / "a")

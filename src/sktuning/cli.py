@@ -138,6 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         args = argparse.Namespace(**{**saved, "resume": True, "quiet": args.quiet, "output": str(output)})
     data = _load_data(args)  # bad data fails here, before anything is written
     backbone, tokenizer = _load_model(args.model)
+    import torch
+
     from sktuning import SKTuningConfig, get_sk_model
     from sktuning.encoding import InputEncoder
     from sktuning.trainer import Trainer, TrainingArguments
@@ -146,6 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             num_labels=max(1, len(data.label_names)), adapter=args.adapter, adapter_rank=args.rank,
                             pooling=args.pooling or _default_pooling(tokenizer),
                             label_names=data.label_names or None)
+    torch.manual_seed(args.seed)  # the adapter's and head's initial values come from the seed too
     model = get_sk_model(backbone, tokenizer, config)
     if args.steps is None and args.epochs is None:
         args.steps = DEFAULT_STEPS

@@ -43,6 +43,8 @@ class SKTuningConfig:
         if self.task == "sequence-classification" and not self.multi_label and self.num_labels < 2:
             raise ValueError("Single-label classification needs num_labels >= 2; use task='regression' for one output "
                              "or multi_label=True for independent binary labels.")
+        if not isinstance(self.multi_label, bool):
+            raise ValueError(f"SKTuningConfig.multi_label must be true or false, got {self.multi_label!r}.")
         if self.multi_label and self.task != "sequence-classification":
             raise ValueError("multi_label=True applies only to task='sequence-classification'.")
         if isinstance(self.adapter_rank, bool) or not isinstance(self.adapter_rank, int) or self.adapter_rank < 1:
@@ -50,7 +52,7 @@ class SKTuningConfig:
         if not isinstance(self.head_dropout, (int, float)) or not 0.0 <= self.head_dropout < 1.0:
             raise ValueError(f"SKTuningConfig.head_dropout must be in [0, 1), got {self.head_dropout!r}.")
         if self.label_names is not None:
-            if len(self.label_names) != self.num_labels or not all(isinstance(n, str) for n in self.label_names):
+            if not isinstance(self.label_names, (list, tuple)) or len(self.label_names) != self.num_labels or not all(isinstance(n, str) for n in self.label_names):
                 raise ValueError(f"SKTuningConfig.label_names must be {self.num_labels} strings (one per label), "
                                  f"got {self.label_names!r}.")
             self.label_names = list(self.label_names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -49,3 +50,18 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(item, path / item.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
+    """Refuse a file whose bytes changed since it was written (truncation, bit rot, a partial copy)."""
+    if expected is not None and sha256_of(path) != expected:
+        raise ValueError(f"{path} does not match the checksum recorded when it was saved; it is corrupted or "
+                         "truncated: save it again or use another copy.")

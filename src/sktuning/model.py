@@ -23,7 +23,7 @@ from transformers.utils import ModelOutput
 
 from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
-from sktuning.files import atomic_directory
+from sktuning.files import atomic_directory, sha256_of, verify_sha256
 from sktuning.heads import TaskHead, check_labels, task_loss
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
@@ -154,6 +154,7 @@ class SKModel(nn.Module):
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
         with atomic_directory(save_directory) as tmp:
             save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            meta["weights_sha256"] = sha256_of(tmp / WEIGHTS_NAME)
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
     @classmethod
@@ -165,6 +166,7 @@ class SKModel(nn.Module):
         base = bb.base_model_of(backbone)
         bb.check_fingerprint(meta.get("backbone", {}), base, str(adapter_path))
         config = SKTuningConfig.from_dict(meta["config"])
+        verify_sha256(folder / WEIGHTS_NAME, meta.get("weights_sha256"))
         try:
             tensors = load_file(str(folder / WEIGHTS_NAME))
         except (SafetensorError, OSError) as err:

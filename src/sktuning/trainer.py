@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from sktuning.encoding import InputEncoder
-from sktuning.files import atomic_directory, atomic_write_text
+from sktuning.files import atomic_directory, atomic_write_text, sha256_of, verify_sha256
 from sktuning.metrics import compute_metrics
-from sktuning.model import SKModel
+from sktuning.model import WEIGHTS_NAME, SKModel, read_adapter_meta
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +167,9 @@ class Trainer:
         return self.args.patience is not None and state.evals_without_improvement >= self.args.patience
 
     def _restore_best(self) -> None:
-        best = self.output / "best" / "adapter_model.safetensors"
-        if best.is_file():
-            self.model.load_state_dict(load_file(str(best)), strict=False)
+        best = self.output / "best"
+        if best.is_dir():
+            self.model.load_state_dict(load_adapter_tensors(best), strict=False)
 
     # -- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,7 +194,8 @@ class Trainer:
             self.model.save_pretrained(tmp / "adapter", self.adapter_metadata)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
             meta = {"state": asdict(self.state), "param_groups": optimizer["param_groups"],
-                    "scheduler": self.scheduler.state_dict(), "args": asdict(self.args)}
+                    "scheduler": self.scheduler.state_dict(), "args": asdict(self.args),
+                    "optimizer_sha256": sha256_of(tmp / "optimizer.safetensors")}
             (tmp / "trainer_state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         atomic_write_text(folder / "latest", name)
         for old in folder.glob("step-*"):
@@ -207,10 +208,13 @@ class Trainer:
         if not pointer.is_file():
             raise ValueError(f"Nothing to resume: {pointer} does not exist; start without --resume.")
         checkpoint = folder / pointer.read_text(encoding="utf-8").strip()
+        for partial in folder.glob(".*.tmp"):  # a checkpoint whose writer was killed never became visible
+            shutil.rmtree(partial, ignore_errors=True)
         try:
             meta = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            verify_sha256(checkpoint / "optimizer.safetensors", meta.get("optimizer_sha256"))
             tensors = load_file(str(checkpoint / "optimizer.safetensors"))
-            adapter = load_file(str(checkpoint / "adapter" / "adapter_model.safetensors"))
+            adapter = load_adapter_tensors(checkpoint / "adapter")
         except Exception as err:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
             raise ValueError(f"Checkpoint {checkpoint} is unreadable ({err}); it may be truncated. "
                              "Start again without --resume.") from None
@@ -225,6 +229,13 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch"])
         self.state = TrainState(**meta["state"])
         logger.info("resumed from %s at step %d", checkpoint, self.state.step)
+
+
+def load_adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    """An adapter's tensors, checked against the checksum saved beside them."""
+    meta = read_adapter_meta(folder)
+    verify_sha256(folder / WEIGHTS_NAME, meta.get("weights_sha256"))
+    return load_file(str(folder / WEIGHTS_NAME))
 
 
 @torch.no_grad()
