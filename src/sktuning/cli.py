@@ -94,12 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="label new texts", description="Predict labels; writes JSONL.")
     predict.add_argument("--adapter", required=True, help="folder written by sktune train (DIR/adapter)")
     predict.add_argument("--model", help="backbone (default: the one the adapter was trained on)")
+    predict.add_argument("--trust-remote-code", action="store_true",
+                         help="allow a Hub model to run its own code (off: loading never executes code)")
     predict.add_argument("--input", help="file of inputs: .txt (one per line), .csv, .tsv or .jsonl")
     predict.add_argument("--text-column", default="text")
     predict.add_argument("--text-pair-column")
     predict.add_argument("texts", nargs="*", help="texts to label (instead of --input)")
     predict.add_argument("--output-file", help="JSONL to write (default: standard output)")
     predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--no-sort", action="store_true", help="batch in input order instead of by length")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(handler=cmd_predict)
 
@@ -126,6 +129,8 @@ def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | No
     group.add_argument("--task-type", choices=["sequence-classification", "token-classification", "regression"],
                        help="for files: what the labels are (default: guessed from the file)")
     group.add_argument("--max-length", type=int, default=128, help="input tokens kept per example (default 128)")
+    group.add_argument("--trust-remote-code", action="store_true",
+                       help="allow a Hub model to run its own code (off: loading never executes code)")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -137,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         saved = json.loads((output / RUN_FILE).read_text(encoding="utf-8"))
         args = argparse.Namespace(**{**saved, "resume": True, "quiet": args.quiet, "output": str(output)})
     data = _load_data(args)  # bad data fails here, before anything is written
-    backbone, tokenizer = _load_model(args.model)
+    backbone, tokenizer = _load_model(args.model, args.trust_remote_code)
     import torch
 
     from sktuning import SKTuningConfig, get_sk_model
@@ -197,7 +202,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = _load_data(args)
     encoder = _encoder_for(model, tokenizer, data.task, args.max_length)
     rows = encoder.encode(data.splits[args.split], args.split).to_list()
-    predictions, references, _ = predict_rows(model, encoder, rows, args.batch_size)
+    predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)
     scores = compute_metrics(data.metrics, predictions, references, data.label_names)
     result = {"task": data.name, "split": args.split, "metrics": scores, "adapter": str(args.adapter),
               "examples": len(rows), "environment": _environment()}
@@ -222,8 +227,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     max_length = _load_adapter_meta(args.adapter).get("training", {}).get("max_length", 128)
     encoder = _encoder_for(model, tokenizer, config.task, max_length)
     encoded = encoder.encode(datasets.Dataset.from_list(rows), "inputs").to_list()
+    model.merge()  # serving: the adapter's output is a constant
     started = time.perf_counter()
-    predictions, _, probabilities = predict_rows(model, encoder, encoded, args.batch_size)
+    predictions, _, probabilities = predict_rows(model, encoder, encoded, args.batch_size, not args.no_sort)
     seconds = time.perf_counter() - started
     names = config.label_names or [str(i) for i in range(config.num_labels)]
     lines = []
@@ -308,10 +314,10 @@ def _encoded_splits(data, encoder, args: argparse.Namespace) -> dict[str, list[d
     return splits
 
 
-def _load_model(name: str):
+def _load_model(name: str, trust_remote_code: bool = False):
     from sktuning.models import load_backbone
 
-    return load_backbone(name)
+    return load_backbone(name, trust_remote_code=trust_remote_code)
 
 
 def _default_pooling(tokenizer) -> str:
@@ -331,7 +337,7 @@ def _load_adapter(args: argparse.Namespace):
     model_name = args.model or meta.get("training", {}).get("model")
     if not model_name:
         raise ValueError(f"{args.adapter} does not record its backbone; pass --model.")
-    backbone, tokenizer = _load_model(model_name)
+    backbone, tokenizer = _load_model(model_name, getattr(args, "trust_remote_code", False))
     return SKModel.from_pretrained(backbone, args.adapter, tokenizer=tokenizer), tokenizer, meta
 
 

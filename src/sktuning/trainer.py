@@ -239,11 +239,17 @@ def load_adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_size: int = 64):
-    """(predictions, references, probabilities) for encoded rows, in the rows' order."""
+def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_size: int = 64,
+                 sort_by_length: bool = True):
+    """(predictions, references, probabilities) for encoded rows, in the rows' order.
+
+    Batches are padded dynamically; sorting by length first keeps padding (wasted work) small.
+    """
     was_training = model.training
     model.eval()
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    order = list(range(len(rows)))
+    if sort_by_length:
+        order.sort(key=lambda i: len(rows[i]["input_ids"]))
     predictions: list = [None] * len(rows)
     references: list = [None] * len(rows)
     probabilities: list = [None] * len(rows)
