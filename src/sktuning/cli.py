@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sktune {args.command}: interrupted; `--resume` continues from the last checkpoint.",
               file=sys.stderr)
         return 130
+    finally:
+        import torch.distributed
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 # -- parser ----------------------------------------------------------------------------------------
@@ -135,9 +140,14 @@ def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | No
 
 # -- commands --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from sktuning import distributed as dist
     from sktuning.files import atomic_write_text
 
-    output = _prepare_output(args)
+    dist.init_from_env()  # a no-op unless started by torchrun / accelerate launch
+    output, replace = _prepare_output(args)  # every process checks before any process writes
+    dist.barrier()
+    if replace and dist.is_main():
+        shutil.rmtree(output)
     if args.resume:
         saved = json.loads((output / RUN_FILE).read_text(encoding="utf-8"))
         args = argparse.Namespace(**{**saved, "resume": True, "quiet": args.quiet, "output": str(output)})
@@ -164,10 +174,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  seed=args.seed, progress=not args.quiet)
     encoder = InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), data.task, args.max_length)
     splits = _encoded_splits(data, encoder, args)
-    output.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
+    if dist.is_main():
+        output.mkdir(parents=True, exist_ok=True)
+    if not args.resume and dist.is_main():
         run = {k: v for k, v in vars(args).items() if k not in ("handler", "resume", "quiet", "overwrite")}
         atomic_write_text(output / RUN_FILE, json.dumps(run, indent=2))
+    dist.barrier()
     metadata = {"model": args.model, "task": data.name, "max_length": args.max_length}
     logger.info("%s on %s, SK-%s (%s adapter): %s trainable parameters (%.4f%% of %s)", args.model, data.name,
                 args.mode.capitalize(), args.adapter, f"{model.num_trainable_parameters():,d}",
@@ -175,13 +187,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model, encoder, splits["train"], splits["validation"], data.metrics, data.label_names,
                       training, adapter_metadata=metadata)
     state = trainer.train(resume=args.resume)
-    model.save_pretrained(output / "adapter", metadata)
-    scores = trainer.evaluate(splits["test"])
+    scores = trainer.evaluate(splits["test"])  # gathered across processes, each example once
+    if not dist.is_main():
+        return 0
     result = {"task": data.name, "split": "test", "metrics": scores, "model": args.model, "mode": args.mode,
               "adapter": args.adapter, "seed": args.seed, "steps": state.step, "best_step": state.best_step,
               "best_validation": state.best_metric, "trainable_parameters": model.num_trainable_parameters(),
               "total_parameters": model.num_parameters(), "train_seconds": round(state.train_seconds, 2),
-              "history": state.history, "environment": _environment()}
+              "history": state.history, "processes": dist.world_size(), "environment": _environment()}
+    model.save_pretrained(output / "adapter", metadata)
     atomic_write_text(output / "metrics.json", json.dumps(result, indent=2))
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
@@ -271,25 +285,29 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _prepare_output(args: argparse.Namespace) -> Path:
+def _prepare_output(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The run folder, and whether a previous run in it is to be replaced (--overwrite)."""
     if args.resume:
         if not args.output:
             raise ValueError("--resume needs --output DIR, the folder of the run to continue.")
         output = Path(args.output)
         if not (output / RUN_FILE).is_file():
             raise ValueError(f"{output} holds no run to resume ({RUN_FILE} is missing); start without --resume.")
-        return output
+        return output, False
     if args.output:
         output = Path(args.output)
     else:
         name = args.task or (Path(args.train).stem if args.train else "rt-polarity")
-        output = Path("runs") / f"{name}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from sktuning.distributed import broadcast_object
+
+        # one name for every process, even if their clocks read different seconds
+        output = Path(broadcast_object(f"runs/{name}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}"))
     if output.exists() and any(output.iterdir()):
         if not args.overwrite:
             raise ValueError(f"{output} already holds files of another run; pass --overwrite to replace them, "
                              "--resume to continue it, or choose another --output.")
-        shutil.rmtree(output)
-    return output
+        return output, True
+    return output, False
 
 
 def _load_data(args: argparse.Namespace):

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from sktuning import distributed as dist
 from sktuning.encoding import InputEncoder
 from sktuning.files import atomic_directory, atomic_write_text, sha256_of, verify_sha256
 from sktuning.metrics import compute_metrics
@@ -80,6 +81,10 @@ class Trainer:
     def __init__(self, model: SKModel, encoder: InputEncoder, train_rows: list[dict], eval_rows: list[dict],
                  metrics: list[str], label_names: list[str] | None, args: TrainingArguments,
                  adapter_metadata: dict[str, Any] | None = None):
+        self.rank, self.world = dist.rank(), dist.world_size()
+        if args.batch_size % self.world:
+            raise ValueError(f"--batch-size {args.batch_size} must be a multiple of the {self.world} processes, "
+                             "so that every process takes an equal share of each batch.")
         if len(train_rows) < args.batch_size:
             raise ValueError(f"The training set has {len(train_rows)} rows, fewer than one batch of "
                              f"{args.batch_size}; lower --batch-size or add data.")
@@ -92,6 +97,7 @@ class Trainer:
         self.total_steps = args.steps or max(1, math.ceil(args.epochs * self.steps_per_epoch))
         torch.manual_seed(args.seed)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        dist.broadcast_parameters(self.params)
         self.optimizer = torch.optim.AdamW(self.params, lr=args.learning_rate, weight_decay=args.weight_decay)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(args.warmup_ratio * self.total_steps), self.total_steps)
@@ -114,21 +120,23 @@ class Trainer:
             self.load_checkpoint()
         model, args, state = self.model, self.args, self.state
         model.train()
-        bar = tqdm(total=self.total_steps, initial=state.step, desc="training", disable=not args.progress,
-                   dynamic_ncols=True)
+        bar = tqdm(total=self.total_steps, initial=state.step, desc="training",
+                   disable=not (args.progress and dist.is_main()), dynamic_ncols=True)
         running, seen, started = None, 0, time.perf_counter()
         last_time = started
         while state.step < self.total_steps:
-            batch = self.encoder.collate([self.train_rows[i] for i in self.batch_indices(state.step)])
+            shard = self.batch_indices(state.step)[self.rank::self.world]  # this process's share
+            batch = self.encoder.collate([self.train_rows[i] for i in shard])
             batch.pop("word_ids", None)
             loss = model(**batch).loss
             loss.backward()
+            dist.average_gradients(self.params)
             torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             state.step += 1
-            seen += len(batch["input_ids"])
+            seen += len(batch["input_ids"]) * self.world
             running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
             now = time.perf_counter()
             bar.set_postfix(loss=f"{running:.4f}", ex_per_s=f"{seen / (now - started):.1f}")
@@ -158,15 +166,19 @@ class Trainer:
         if not scores:
             return False
         main = scores[self.metrics[0]]
-        tqdm.write(f"step {state.step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        if dist.is_main():
+            tqdm.write(f"step {state.step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
         if state.best_metric is None or main > state.best_metric:
             state.best_metric, state.best_step, state.evals_without_improvement = main, state.step, 0
-            self.model.save_pretrained(self.output / "best", self.adapter_metadata)
+            if dist.is_main():
+                self.model.save_pretrained(self.output / "best", self.adapter_metadata)
+            dist.barrier()
         else:
             state.evals_without_improvement += 1
         return self.args.patience is not None and state.evals_without_improvement >= self.args.patience
 
     def _restore_best(self) -> None:
+        dist.barrier()
         best = self.output / "best"
         if best.is_dir():
             self.model.load_state_dict(load_adapter_tensors(best), strict=False)
@@ -183,7 +195,12 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """Write checkpoints/step-N whole, then point `latest` at it, then drop older ones."""
+        """Write checkpoints/step-N whole, then point `latest` at it, then drop older ones (rank 0 only)."""
+        if dist.is_main():
+            self._write_checkpoint()
+        dist.barrier()
+
+    def _write_checkpoint(self) -> None:
         folder = self.output / "checkpoints"
         name = f"step-{self.state.step:07d}"
         optimizer = self.optimizer.state_dict()
@@ -250,6 +267,7 @@ def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_
     order = list(range(len(rows)))
     if sort_by_length:
         order.sort(key=lambda i: len(rows[i]["input_ids"]))
+    order = order[dist.rank()::dist.world_size()]  # under torchrun each process predicts its share
     predictions: list = [None] * len(rows)
     references: list = [None] * len(rows)
     probabilities: list = [None] * len(rows)
@@ -278,4 +296,9 @@ def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_
                 predictions[i] = int(logits[j].argmax())
                 references[i] = int(labels[j]) if labels is not None else None
     model.train(was_training)
+    if dist.world_size() > 1:
+        mine = sorted(order)
+        predictions, references, probabilities = (
+            dist.gather_in_order([values[i] for i in mine], mine, len(rows))
+            for values in (predictions, references, probabilities))
     return predictions, references, probabilities
