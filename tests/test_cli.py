@@ -119,3 +119,10 @@ def test_tasks_and_models_are_listed(capsys):
 def test_every_command_has_help(command):
     result = subprocess.run([sys.executable, "-m", "sktuning.cli", *command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage: sktune" in result.stdout
+
+
+def test_bf16_and_gradient_checkpointing_flags_train(tiny_model_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out, "--bf16", "--gradient-checkpointing")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["metrics"]["accuracy"] <= 1.0 and metrics["steps"] == 12

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--max-train-examples", type=int, help="use a seeded subset of the training split")
     group.add_argument("--max-eval-examples", type=int, help="use a seeded subset of the validation split")
     group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
+    group.add_argument("--gradient-checkpointing", action="store_true",
+                       help="recompute the frozen backbone's activations in the backward pass (less memory)")
     group = train.add_argument_group("output")
     group.add_argument("--output", help="run folder (default runs/<task>-<mode>-<time>)")
     group.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
@@ -101,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="backbone (default: the one the adapter was trained on)")
     predict.add_argument("--trust-remote-code", action="store_true",
                          help="allow a Hub model to run its own code (off: loading never executes code)")
+    predict.add_argument("--device", default="auto", help="cpu, cuda, ... (default: a GPU if any)")
     predict.add_argument("--input", help="file of inputs: .txt (one per line), .csv, .tsv or .jsonl")
     predict.add_argument("--text-column", default="text")
     predict.add_argument("--text-pair-column")
@@ -136,6 +140,7 @@ def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | No
     group.add_argument("--max-length", type=int, default=128, help="input tokens kept per example (default 128)")
     group.add_argument("--trust-remote-code", action="store_true",
                        help="allow a Hub model to run its own code (off: loading never executes code)")
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: this process's GPU if any)")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -152,7 +157,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         saved = json.loads((output / RUN_FILE).read_text(encoding="utf-8"))
         args = argparse.Namespace(**{**saved, "resume": True, "quiet": args.quiet, "output": str(output)})
     data = _load_data(args)  # bad data fails here, before anything is written
-    backbone, tokenizer = _load_model(args.model, args.trust_remote_code)
+    backbone, tokenizer = _load_model(args.model, args.trust_remote_code, args.device)
+    if args.gradient_checkpointing:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
 
     from sktuning import SKTuningConfig, get_sk_model
@@ -171,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                  weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                                  eval_every=args.eval_every, save_every=args.save_every, patience=args.patience,
-                                 seed=args.seed, progress=not args.quiet)
+                                 seed=args.seed, progress=not args.quiet, bf16=args.bf16)
     encoder = InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), data.task, args.max_length)
     splits = _encoded_splits(data, encoder, args)
     if dist.is_main():
@@ -332,10 +339,17 @@ def _encoded_splits(data, encoder, args: argparse.Namespace) -> dict[str, list[d
     return splits
 
 
-def _load_model(name: str, trust_remote_code: bool = False):
+def _load_model(name: str, trust_remote_code: bool = False, device: str = "auto"):
+    import os
+
+    import torch
+
     from sktuning.models import load_backbone
 
-    return load_backbone(name, trust_remote_code=trust_remote_code)
+    backbone, tokenizer = load_backbone(name, trust_remote_code=trust_remote_code)
+    if device == "auto":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    return backbone.to(device), tokenizer
 
 
 def _default_pooling(tokenizer) -> str:
@@ -355,7 +369,8 @@ def _load_adapter(args: argparse.Namespace):
     model_name = args.model or meta.get("training", {}).get("model")
     if not model_name:
         raise ValueError(f"{args.adapter} does not record its backbone; pass --model.")
-    backbone, tokenizer = _load_model(model_name, getattr(args, "trust_remote_code", False))
+    backbone, tokenizer = _load_model(model_name, getattr(args, "trust_remote_code", False),
+                                      getattr(args, "device", "auto"))
     return SKModel.from_pretrained(backbone, args.adapter, tokenizer=tokenizer), tokenizer, meta
 
 

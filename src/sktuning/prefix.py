@@ -36,8 +36,9 @@ class PrefixLayer(DynamicLayer):
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         self.used = True
-        keys = torch.cat([self.keys.to(key_states.dtype), key_states], dim=-2)
-        values = torch.cat([self.values.to(value_states.dtype), value_states], dim=-2)
+        # the layer's own device and dtype: a backbone split over devices (device_map) or run under autocast
+        keys = torch.cat([self.keys.to(key_states.device, key_states.dtype), key_states], dim=-2)
+        values = torch.cat([self.values.to(value_states.device, value_states.dtype), value_states], dim=-2)
         return keys, values
 
 
@@ -116,8 +117,9 @@ def text_key_values(backbone: nn.Module, argument: str, positions: dict, **text)
     if tokens != first.shape[1]:
         raise ValueError(f"{type(backbone).__name__} cached {tokens} positions for a text of {first.shape[1]} "
                          "tokens; use mode='prompt' instead.")
-    keys = torch.stack([layer.keys[0] for layer in filled])      # (layers, heads, m, head_dim)
-    values = torch.stack([layer.values[0] for layer in filled])
+    device = first.device  # layers may live on several devices (device_map); the adapter lives on one
+    keys = torch.stack([layer.keys[0].to(device) for layer in filled])      # (layers, heads, m, head_dim)
+    values = torch.stack([layer.values[0].to(device) for layer in filled])
     kv = torch.stack([keys, values])                               # (2, layers, heads, m, head_dim)
     return kv.permute(0, 1, 3, 2, 4).reshape(2 * layers, tokens, heads * head_dim).float(), (heads, tokens, head_dim)
 

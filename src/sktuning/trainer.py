@@ -52,6 +52,7 @@ class TrainingArguments:
     patience: int | None = None         # evaluations without improvement before stopping
     seed: int = 0
     progress: bool = True
+    bf16: bool = False                  # bf16 autocast for the forward passes (the adapter stays fp32)
 
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
@@ -128,7 +129,8 @@ class Trainer:
             shard = self.batch_indices(state.step)[self.rank::self.world]  # this process's share
             batch = self.encoder.collate([self.train_rows[i] for i in shard])
             batch.pop("word_ids", None)
-            loss = model(**batch).loss
+            with autocast(model, args.bf16):
+                loss = model(**_to_device(batch, model)).loss
             loss.backward()
             dist.average_gradients(self.params)
             torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
@@ -187,7 +189,7 @@ class Trainer:
     @torch.no_grad()
     def predict(self, rows: list[dict]) -> tuple[list, list, list]:
         """Predictions, references and probabilities (word-level for token tasks)."""
-        return predict_rows(self.model, self.encoder, rows, self.args.eval_batch_size)
+        return predict_rows(self.model, self.encoder, rows, self.args.eval_batch_size, bf16=self.args.bf16)
 
     def evaluate(self, rows: list[dict]) -> dict[str, float]:
         predictions, references, _ = self.predict(rows)
@@ -248,6 +250,16 @@ class Trainer:
         logger.info("resumed from %s at step %d", checkpoint, self.state.step)
 
 
+def autocast(model: torch.nn.Module, enabled: bool):
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _to_device(batch: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    return {k: v.to(device) for k, v in batch.items()}
+
+
 def load_adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
     """An adapter's tensors, checked against the checksum saved beside them."""
     meta = read_adapter_meta(folder)
@@ -257,7 +269,7 @@ def load_adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_size: int = 64,
-                 sort_by_length: bool = True):
+                 sort_by_length: bool = True, bf16: bool = False):
     """(predictions, references, probabilities) for encoded rows, in the rows' order.
 
     Batches are padded dynamically; sorting by length first keeps padding (wasted work) small.
@@ -277,7 +289,8 @@ def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_
         batch = encoder.collate([rows[i] for i in chunk])
         word_ids = batch.pop("word_ids", None)
         labels = batch.pop("labels", None)
-        logits = model(**batch).logits.float()
+        with autocast(model, bf16):
+            logits = model(**_to_device(batch, model)).logits.float().cpu()
         for j, i in enumerate(chunk):
             if task == "token-classification":
                 keep = word_ids[j] >= 0
