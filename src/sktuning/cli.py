@@ -141,6 +141,8 @@ def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | No
     group.add_argument("--trust-remote-code", action="store_true",
                        help="allow a Hub model to run its own code (off: loading never executes code)")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: this process's GPU if any)")
+    group.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                       help="precision of the frozen backbone's weights (default float32)")
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         saved = json.loads((output / RUN_FILE).read_text(encoding="utf-8"))
         args = argparse.Namespace(**{**saved, "resume": True, "quiet": args.quiet, "output": str(output)})
     data = _load_data(args)  # bad data fails here, before anything is written
-    backbone, tokenizer = _load_model(args.model, args.trust_remote_code, args.device)
+    backbone, tokenizer = _load_model(args.model, args.trust_remote_code, args.device, args.dtype)
     if args.gradient_checkpointing:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
@@ -339,14 +341,14 @@ def _encoded_splits(data, encoder, args: argparse.Namespace) -> dict[str, list[d
     return splits
 
 
-def _load_model(name: str, trust_remote_code: bool = False, device: str = "auto"):
+def _load_model(name: str, trust_remote_code: bool = False, device: str = "auto", dtype: str = "float32"):
     import os
 
     import torch
 
     from sktuning.models import load_backbone
 
-    backbone, tokenizer = load_backbone(name, trust_remote_code=trust_remote_code)
+    backbone, tokenizer = load_backbone(name, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
     if device == "auto":
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
     return backbone.to(device), tokenizer
@@ -370,7 +372,7 @@ def _load_adapter(args: argparse.Namespace):
     if not model_name:
         raise ValueError(f"{args.adapter} does not record its backbone; pass --model.")
     backbone, tokenizer = _load_model(model_name, getattr(args, "trust_remote_code", False),
-                                      getattr(args, "device", "auto"))
+                                      getattr(args, "device", "auto"), getattr(args, "dtype", "float32"))
     return SKModel.from_pretrained(backbone, args.adapter, tokenizer=tokenizer), tokenizer, meta
 
 
