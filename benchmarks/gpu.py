@@ -24,27 +24,13 @@ import warnings
 import peft
 import torch
 import transformers as tf
-from torch import nn
+
+from common import PeftWithHead
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.heads import pool
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 TEXT_TOKENS = 16
-
-
-class PeftWithHead(nn.Module):
-    """PEFT feature extractor + the same masked last-token pooling and linear head as SKModel."""
-
-    def __init__(self, backbone, config, skip: int):
-        super().__init__()
-        self.model = peft.get_peft_model(backbone, config)
-        self.skip = skip
-        self.head = nn.Linear(backbone.config.hidden_size, 2, device=backbone.device)
-
-    def forward(self, input_ids, attention_mask, labels):
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, self.skip:]
-        return nn.functional.cross_entropy(self.head(pool(hidden, attention_mask, "last")).float(), labels)
 
 
 def llama_config(tiny: bool) -> tf.LlamaConfig:
@@ -89,8 +75,8 @@ def main() -> None:
         model = SKModel(backbone, SKTuningConfig(mode=mode, text="t", adapter="lowrank"), text_ids)
         return model, lambda: model(**data).loss
 
-    def peft_model(cfg, skip=0):
-        model = PeftWithHead(backbone, cfg, skip)
+    def peft_model(cfg):
+        model = PeftWithHead(backbone, cfg)
         return model, lambda: model(**data)
 
     methods = {
@@ -99,7 +85,7 @@ def main() -> None:
         "PEFT prefix tuning": lambda: peft_model(peft.PrefixTuningConfig(task_type=features,
                                                                          num_virtual_tokens=TEXT_TOKENS)),
         "PEFT prompt tuning": lambda: peft_model(peft.PromptTuningConfig(task_type=features,
-                                                                         num_virtual_tokens=TEXT_TOKENS), TEXT_TOKENS),
+                                                                         num_virtual_tokens=TEXT_TOKENS)),
         "PEFT LoRA r=8 (q,k,v,o)": lambda: peft_model(peft.LoraConfig(
             task_type=features, r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])),
     }

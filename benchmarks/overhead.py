@@ -21,6 +21,8 @@ import torch
 import transformers as tf
 from torch import nn
 
+from common import PeftWithHead
+
 from sktuning import SKModel, SKTuningConfig
 from sktuning.heads import pool
 from sktuning.model import tokenize_text
@@ -52,22 +54,6 @@ class RepeatedTextPrefix(nn.Module):
 def sk_step_fn(backbone, text_ids, mode, adapter):
     model = SKModel(backbone, SKTuningConfig(mode=mode, text=TEXT, adapter=adapter), text_ids).train()
     return model, lambda b: model(**b).loss
-
-
-class PeftWithHead(nn.Module):
-    """A PEFT feature-extraction model under the same masked last-token pooling and linear head as
-    SKModel. (PEFT's SEQ_CLS prefix path looks for a `past_key_values` argument, which transformers
-    5.24 renamed `cache`, so it refuses to run; feature extraction works and keeps the heads equal.)"""
-
-    def __init__(self, backbone, config, num_labels=2):
-        super().__init__()
-        self.skip = config.num_virtual_tokens if isinstance(config, peft.PromptTuningConfig) else 0
-        self.model = peft.get_peft_model(backbone, config)
-        self.head = nn.Linear(backbone.config.hidden_size, num_labels)
-
-    def forward(self, input_ids, attention_mask, labels):
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, self.skip:]
-        return nn.functional.cross_entropy(self.head(pool(hidden, attention_mask, "last")), labels)
 
 
 def peft_step_fn(backbone, config):

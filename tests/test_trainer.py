@@ -1,13 +1,12 @@
 """The training loop: learns, is deterministic, resumes exactly, keeps the best adapter."""
 
-import json
 
 import datasets
 import pytest
 import torch
 from conftest import tiny_backbone, tiny_tokenizer
 
-from sktuning import SKModel, SKTuningConfig, get_sk_model
+from sktuning import SKTuningConfig, get_sk_model
 from sktuning.encoding import InputEncoder
 from sktuning.trainer import Trainer, TrainingArguments, predict_rows
 

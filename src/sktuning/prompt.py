@@ -11,7 +11,6 @@ as a key/value prefix, and the backbone then runs on the input tokens only.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
