@@ -125,3 +125,33 @@ def test_bf16_and_gradient_checkpointing_flags_train(tiny_model_dir, data_dir, t
     assert main(train_args(tiny_model_dir, data_dir, out, "--bf16", "--gradient-checkpointing")) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["metrics"]["accuracy"] <= 1.0 and metrics["steps"] == 12
+
+
+def test_eval_on_a_file_with_fewer_labels_keeps_the_adapters_label_ids(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    only_yes = tmp_path / "yes.csv"
+    lines = (data_dir / "test.csv").read_text().splitlines()
+    only_yes.write_text("\n".join([lines[0]] + [l for l in lines[1:] if l.endswith(",yes")]) + "\n")
+    assert main(["eval", "--adapter", str(out / "adapter"), "--test", str(only_yes), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--adapter", str(out / "adapter"), "--input", str(only_yes), "--quiet"]) == 0
+    predictions = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
+    evaluated = json.loads((out / "eval-yes-test.json").read_text())
+    share_yes = sum(p == "yes" for p in predictions) / len(predictions)
+    assert evaluated["metrics"]["accuracy"] == pytest.approx(share_yes)  # "yes" kept the adapter's id
+
+
+def test_overwrite_with_bad_input_keeps_the_previous_run(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    bad = train_args(tiny_model_dir, data_dir, out, "--overwrite", "--label-column", "nope")
+    assert main(bad) == 2
+    assert (out / "metrics.json").is_file() and (out / "adapter").is_dir()
+
+
+def test_empty_text_to_predict_is_refused(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    assert main(["predict", "--adapter", str(out / "adapter"), "w7 w8", "  ", "--quiet"]) == 2
+    assert "empty text" in capsys.readouterr().err

@@ -91,3 +91,15 @@ def test_sampling_is_reproducible_with_a_generator():
     a = model.generate(ids, max_new_tokens=5, do_sample=True, top_k=10, generator=torch.Generator().manual_seed(0))
     b = model.generate(ids, max_new_tokens=5, do_sample=True, top_k=10, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("merged", [False, True])
+@pytest.mark.parametrize("mode", ["prompt", "prefix"])
+def test_generation_on_a_bf16_backbone(mode, merged):
+    model = lm(mode)
+    model.backbone.to(torch.bfloat16)
+    model.lm_head.to(torch.bfloat16)
+    if merged:
+        model.merge()
+    out = model.generate(random_ids(2, 4), max_new_tokens=3)
+    assert out.shape == (2, 7)

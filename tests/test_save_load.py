@@ -122,3 +122,15 @@ def test_truncated_weights_without_a_checksum_fail_on_the_safetensors_header(tmp
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ValueError, match="not a readable safetensors file.*truncated or corrupted"):
         SKModel.from_pretrained(tiny_backbone("llama"), tmp_path / "a")
+
+
+def test_atomic_directory_replaces_a_folder_holding_sub_folders(tmp_path):
+    from sktuning.files import atomic_directory
+
+    for value in ("old", "new"):
+        with atomic_directory(tmp_path / "ckpt") as tmp:
+            (tmp / "adapter").mkdir()
+            (tmp / "adapter" / "w.txt").write_text(value)
+            (tmp / "state.json").write_text(value)
+    assert (tmp_path / "ckpt" / "adapter" / "w.txt").read_text() == "new"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -107,3 +107,22 @@ def test_predict_rows_keeps_input_order(tmp_path):
     assert all(abs(sum(p) - 1) < 1e-5 for p in probabilities)
     one_by_one = [predict_rows(trainer.model, trainer.encoder, [r], 1)[0][0] for r in rows[:10]]
     assert one_by_one == predictions[:10]
+
+
+def test_resuming_an_early_stopped_run_does_not_train_again(tmp_path):
+    first = make_trainer(tmp_path, steps=200, patience=1)
+    state = first.train()
+    assert state.step < 200
+    again = make_trainer(tmp_path, steps=200, patience=1)
+    resumed = again.train(resume=True)
+    assert resumed.step == state.step and resumed.best_step == state.best_step
+    want, got = adapter_tensors(first.model), adapter_tensors(again.model)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_pair_inputs_keep_a_separator_when_the_text_took_the_start_token():
+    tok = tiny_tokenizer()
+    tok.add_special_tokens({"sep_token": "<sep>"})
+    encoder = InputEncoder(tok, [2, 7], "sequence-classification", 32)  # text starts with <s>
+    ids = encoder.encode_rows({"text": ["w8 w9"], "text_pair": ["w10"], "label": [0]})["input_ids"][0]
+    assert ids == [8, 9, 4, 10]  # <sep> (id 4) between the two texts, no second <s>

@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger("sktuning")
 
-# Per-task defaults for the out-of-the-box runs (chosen on the validation split; see docs/training.md).
+# Default training length (chosen on the rt-polarity validation split; see docs/training.md).
 DEFAULT_STEPS = 200
 RUN_FILE = "run.json"
 
@@ -152,19 +152,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     dist.init_from_env()  # a no-op unless started by torchrun / accelerate launch
     output, replace = _prepare_output(args)  # every process checks before any process writes
-    dist.barrier()
-    if replace and dist.is_main():
-        shutil.rmtree(output)
-    if args.resume:
+    if args.resume:  # the interrupted run's settings, over today's defaults for anything it predates
         saved = json.loads((output / RUN_FILE).read_text(encoding="utf-8"))
-        args = argparse.Namespace(**{**saved, "resume": True, "quiet": args.quiet, "output": str(output)})
-    data = _load_data(args)  # bad data fails here, before anything is written
+        defaults = vars(build_parser().parse_args(["train"]))
+        args = argparse.Namespace(**{**defaults, **saved, "resume": True, "quiet": args.quiet,
+                                     "output": str(output)})
+    # everything that can fail on bad input happens before the first file is written
+    data = _load_data(args)
     backbone, tokenizer = _load_model(args.model, args.trust_remote_code, args.device, args.dtype)
     if args.gradient_checkpointing:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
 
     from sktuning import SKTuningConfig, get_sk_model
+    from sktuning.backbone import max_positions
     from sktuning.encoding import InputEncoder
     from sktuning.trainer import Trainer, TrainingArguments
 
@@ -181,20 +182,32 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                                  eval_every=args.eval_every, save_every=args.save_every, patience=args.patience,
                                  seed=args.seed, progress=not args.quiet, bf16=args.bf16)
+    limit = max_positions(model.backbone)
+    room = limit - model.semantic.num_text_tokens if limit is not None else None
+    if room is not None and args.max_length > room:  # the text takes positions too
+        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text takes %d",
+                    args.max_length, room, limit, model.semantic.num_text_tokens)
+        args.max_length = room
     encoder = InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), data.task, args.max_length)
     splits = _encoded_splits(data, encoder, args)
-    if dist.is_main():
-        output.mkdir(parents=True, exist_ok=True)
-    if not args.resume and dist.is_main():
-        run = {k: v for k, v in vars(args).items() if k not in ("handler", "resume", "quiet", "overwrite")}
-        atomic_write_text(output / RUN_FILE, json.dumps(run, indent=2))
+    metadata = {"model": args.model, "task": data.name, "task_source": "files" if args.train else "named",
+                "max_length": args.max_length,
+                "text_pair_column": args.text_pair_column, "text_column": args.text_column,
+                "label_column": args.label_column}
+    trainer = Trainer(model, encoder, splits["train"], splits["validation"], data.metrics, data.label_names,
+                      training, adapter_metadata=metadata)
     dist.barrier()
-    metadata = {"model": args.model, "task": data.name, "max_length": args.max_length}
+    if dist.is_main():
+        if replace:  # --overwrite: the previous run goes only now that the new one is known to start
+            shutil.rmtree(output)
+        output.mkdir(parents=True, exist_ok=True)
+        if not args.resume:
+            run = {k: v for k, v in vars(args).items() if k not in ("handler", "resume", "quiet", "overwrite")}
+            atomic_write_text(output / RUN_FILE, json.dumps(run, indent=2))
+    dist.barrier()
     logger.info("%s on %s, SK-%s (%s adapter): %s trainable parameters (%.4f%% of %s)", args.model, data.name,
                 args.mode.capitalize(), args.adapter, f"{model.num_trainable_parameters():,d}",
                 100 * model.num_trainable_parameters() / model.num_parameters(), f"{model.num_parameters():,d}")
-    trainer = Trainer(model, encoder, splits["train"], splits["validation"], data.metrics, data.label_names,
-                      training, adapter_metadata=metadata)
     state = trainer.train(resume=args.resume)
     scores = trainer.evaluate(splits["test"])  # gathered across processes, each example once
     if not dist.is_main():
@@ -217,12 +230,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from sktuning.metrics import compute_metrics
 
     model, tokenizer, meta = _load_adapter(args)
+    config, training = model.sk_config, meta.get("training", {})
     if not (args.task or args.train or args.test):
-        args.task = meta.get("training", {}).get("task")
+        args.task = training.get("task") if training.get("task_source") == "named" else None
+        if args.task is None:
+            raise ValueError(f"{args.adapter} was trained on files: pass --test FILE (or --task NAME).")
     if args.test and not args.train:
         args.train = args.test  # only the evaluated split is needed
-    args.max_length = meta.get("training", {}).get("max_length", args.max_length)
+    # read files the way the adapter was trained: its label ids, its task, its columns
+    args.label_names = args.label_names or config.label_names
+    args.task_type = args.task_type or config.task
+    args.text_pair_column = args.text_pair_column or training.get("text_pair_column")
+    args.max_length = training.get("max_length", args.max_length)
     data = _load_data(args)
+    if data.task != config.task or (config.label_names and data.label_names != config.label_names):
+        raise ValueError(f"The adapter predicts {config.task} over {config.label_names or config.num_labels} but "
+                         f"{data.name} is {data.task} over {data.label_names}; evaluate it on its own task.")
     encoder = _encoder_for(model, tokenizer, data.task, args.max_length)
     rows = encoder.encode(data.splits[args.split], args.split).to_list()
     predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)
@@ -386,6 +409,8 @@ def _read_prediction_inputs(args: argparse.Namespace) -> list[dict[str, str]]:
     if args.input and args.texts:
         raise ValueError("Give texts either as arguments or with --input, not both.")
     if args.texts:
+        if not all(t.strip() for t in args.texts):
+            raise ValueError("An empty text was given to predict; remove it.")
         return [{"text": t} for t in args.texts]
     if not args.input:
         raise ValueError("Nothing to predict: pass texts as arguments or --input FILE.")
@@ -401,6 +426,9 @@ def _read_prediction_inputs(args: argparse.Namespace) -> list[dict[str, str]]:
         rows = read_table(path, args.text_column, args.text_pair_column)
     if not rows:
         raise ValueError(f"{path} holds no inputs.")
+    empty = [i + 1 for i, row in enumerate(rows) if not str(row.get("text", "")).strip()]
+    if empty:
+        raise ValueError(f"{path}: input(s) {empty[:10]} are empty; remove them.")
     return rows
 
 

@@ -3,7 +3,8 @@
 - Special tokens: inputs keep the tokenizer's own (BERT's [CLS] ... [SEP]) unless the semantic text
   already took the sequence-start token (Llama's <s>), which must appear once, at the very front.
 - Sentence pairs: tokenizers with a separator token (BERT-like) use their native pair encoding;
-  decoders without one read `text + PAIR_SEPARATOR + text_pair`.
+  decoders without one read `text + PAIR_SEPARATOR + text_pair`. When the text took the start
+  token (so the input gets no special tokens), the separator token's id is put between the two.
 - Token tasks: the first sub-token of each word carries the word's tag; the rest are -100.
 - Batches are padded dynamically, on the tokenizer's padding side.
 """
@@ -26,7 +27,9 @@ class InputEncoder:
         self.tokenizer, self.task, self.max_length = tokenizer, task, max_length
         bos = getattr(tokenizer, "bos_token_id", None)
         self.add_special_tokens = not (bos is not None and len(text_input_ids) and int(text_input_ids[0]) == bos)
-        self.native_pairs = getattr(tokenizer, "sep_token", None) is not None
+        # native pair encoding puts the separator in only together with the other special tokens
+        self.sep_id = getattr(tokenizer, "sep_token_id", None)
+        self.native_pairs = self.add_special_tokens and self.sep_id is not None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     # -- encoding ------------------------------------------------------------------------------
@@ -36,6 +39,8 @@ class InputEncoder:
             return self._encode_tokens(rows)
         texts, pairs = rows["text"], rows.get("text_pair")
         if pairs is not None and not self.native_pairs:
+            if self.sep_id is not None:  # the text took the start token: join the pair around its separator
+                return self._joined_pairs(rows)
             texts, pairs = [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(texts, pairs)], None
         args = (texts, pairs) if pairs is not None else (texts,)
         enc = self.tokenizer(*args, truncation=True, max_length=self.max_length,
@@ -43,6 +48,17 @@ class InputEncoder:
         full = self.tokenizer(*args, add_special_tokens=self.add_special_tokens)["input_ids"]
         out = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
         out["truncated"] = [len(ids) > self.max_length for ids in full]
+        if "label" in rows:
+            out["labels"] = rows["label"]
+        return out
+
+    def _joined_pairs(self, rows: dict[str, list]) -> dict[str, list]:
+        first = self.tokenizer(rows["text"], add_special_tokens=False)["input_ids"]
+        second = self.tokenizer(rows["text_pair"], add_special_tokens=False)["input_ids"]
+        ids = [a + [self.sep_id] + b for a, b in zip(first, second)]
+        out = {"input_ids": [row[:self.max_length] for row in ids],
+               "truncated": [len(row) > self.max_length for row in ids]}
+        out["attention_mask"] = [[1] * len(row) for row in out["input_ids"]]
         if "label" in rows:
             out["labels"] = rows["label"]
         return out

@@ -47,7 +47,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             os.rename(tmp, path)
             return
         for item in tmp.iterdir():
-            os.replace(item, path / item.name)
+            target = path / item.name
+            if item.is_dir() and target.is_dir():  # os.replace cannot put a folder over a non-empty one
+                shutil.rmtree(target)
+            os.replace(item, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

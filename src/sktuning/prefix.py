@@ -69,11 +69,15 @@ class SemanticPrefix(SemanticText):
     def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
         keys, values = self.prefix()
         return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
-                             token_type_ids, self._positions, writable)
+                             token_type_ids, self._positions, writable, _dtype(backbone))
 
     def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
         return run_with_prefix(backbone, self.inject(backbone, input_ids, inputs_embeds, attention_mask,
                                                      token_type_ids), self.cache_argument, **kwargs)
+
+
+def _dtype(backbone: nn.Module) -> torch.dtype:
+    return backbone.get_input_embeddings().weight.dtype
 
 
 # -- shared by every mode that hands the backbone a key/value prefix (SK-Prefix, merged SK-Prompt) ---
@@ -131,18 +135,19 @@ def unflatten_key_values(kv: torch.Tensor, shape: tuple[int, int, int]) -> torch
 
 
 def prefix_inputs(keys, values, argument, input_ids, inputs_embeds, attention_mask, token_type_ids, positions,
-                  writable=False) -> dict[str, Any]:
+                  writable=False, dtype: torch.dtype | None = None) -> dict[str, Any]:
     """Backbone arguments that put `keys`/`values` (layers, 1, heads, m, head_dim) before every input.
 
-    `writable` gives an ordinary DynamicCache that generation can extend; otherwise the cache is
-    read-only (PrefixLayer), which training under gradient checkpointing needs.
+    `writable` gives an ordinary DynamicCache that generation can extend, in the backbone's `dtype`;
+    otherwise the cache is read-only (PrefixLayer), which training under gradient checkpointing needs.
     """
     batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
     tokens = keys.shape[-2]
     if writable:
         cache = DynamicCache()
         for i, (k, v) in enumerate(zip(keys, values)):
-            cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
+            k, v = (t.to(dtype or t.dtype).expand(batch, -1, -1, -1) for t in (k, v))
+            cache.update(k, v, i)
     else:
         cache = Cache(layers=[PrefixLayer(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
                               for k, v in zip(keys, values)])

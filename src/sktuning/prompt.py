@@ -61,7 +61,8 @@ class SemanticPrompt(SemanticText):
         if self.cache_argument is not None:  # merged on a decoder: a key/value prefix
             keys, values = self.merged
             return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
-                                 token_type_ids, self._positions, writable)
+                                 token_type_ids, self._positions, writable,
+                                 backbone.get_input_embeddings().weight.dtype)
         if inputs_embeds is None:
             inputs_embeds = backbone.get_input_embeddings()(input_ids)
         batch = inputs_embeds.shape[0]

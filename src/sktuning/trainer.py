@@ -103,6 +103,7 @@ class Trainer:
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(args.warmup_ratio * self.total_steps), self.total_steps)
         self.state = TrainState()
+        self.best_tensors: dict[str, torch.Tensor] | None = None  # the best adapter so far
         self._order_epoch, self._order = -1, None
 
     # -- data order ------------------------------------------------------------------------------
@@ -121,11 +122,13 @@ class Trainer:
             self.load_checkpoint()
         model, args, state = self.model, self.args, self.state
         model.train()
+        # an interrupted run that had already decided to stop early stays stopped
+        stopped_early = args.patience is not None and state.evals_without_improvement >= args.patience
         bar = tqdm(total=self.total_steps, initial=state.step, desc="training",
                    disable=not (args.progress and dist.is_main()), dynamic_ncols=True)
         running, seen, started = None, 0, time.perf_counter()
         last_time = started
-        while state.step < self.total_steps:
+        while state.step < self.total_steps and not stopped_early:
             shard = self.batch_indices(state.step)[self.rank::self.world]  # this process's share
             batch = self.encoder.collate([self.train_rows[i] for i in shard])
             batch.pop("word_ids", None)
@@ -168,10 +171,13 @@ class Trainer:
         if not scores:
             return False
         main = scores[self.metrics[0]]
+        if main != main:  # NaN (e.g. a correlation of constant predictions) never counts as the best
+            main = float("-inf")
         if dist.is_main():
             tqdm.write(f"step {state.step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
         if state.best_metric is None or main > state.best_metric:
             state.best_metric, state.best_step, state.evals_without_improvement = main, state.step, 0
+            self.best_tensors = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()}
             if dist.is_main():
                 self.model.save_pretrained(self.output / "best", self.adapter_metadata)
             dist.barrier()
@@ -180,10 +186,9 @@ class Trainer:
         return self.args.patience is not None and state.evals_without_improvement >= self.args.patience
 
     def _restore_best(self) -> None:
-        dist.barrier()
-        best = self.output / "best"
-        if best.is_dir():
-            self.model.load_state_dict(load_adapter_tensors(best), strict=False)
+        """The best adapter, from memory: `best/` on disk may hold a later, killed run's choice."""
+        if self.best_tensors is not None:
+            self.model.load_state_dict(self.best_tensors, strict=False)
 
     # -- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -209,6 +214,7 @@ class Trainer:
         tensors = {f"optimizer.{pid}.{key}": value for pid, values in optimizer["state"].items()
                    for key, value in values.items()}
         tensors["rng.torch"] = torch.get_rng_state()
+        tensors.update({f"best.{k}": v for k, v in (self.best_tensors or {}).items()})
         with atomic_directory(folder / name) as tmp:
             self.model.save_pretrained(tmp / "adapter", self.adapter_metadata)
             save_file(tensors, str(tmp / "optimizer.safetensors"))
@@ -225,7 +231,8 @@ class Trainer:
         folder = self.output / "checkpoints"
         pointer = folder / "latest"
         if not pointer.is_file():
-            raise ValueError(f"Nothing to resume: {pointer} does not exist; start without --resume.")
+            raise ValueError(f"Nothing to resume: {pointer} does not exist (the run stopped before its first "
+                             "checkpoint); start it again with --overwrite.")
         checkpoint = folder / pointer.read_text(encoding="utf-8").strip()
         for partial in folder.glob(".*.tmp"):  # a checkpoint whose writer was killed never became visible
             shutil.rmtree(partial, ignore_errors=True)
@@ -244,6 +251,13 @@ class Trainer:
                 _, pid, name = key.split(".", 2)
                 state.setdefault(int(pid), {})[name] = value
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        self.best_tensors = best or None
+        if best and dist.is_main():  # put back the best/ folder the checkpoint knew, not a killed run's later one
+            current = {k: v.clone() for k, v in self.model.trainable_state_dict().items()}
+            self.model.load_state_dict(best, strict=False)
+            self.model.save_pretrained(self.output / "best", self.adapter_metadata)
+            self.model.load_state_dict(current, strict=False)
         self.scheduler.load_state_dict(meta["scheduler"])
         torch.set_rng_state(tensors["rng.torch"])
         self.state = TrainState(**meta["state"])
