@@ -260,39 +260,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from sktuning.files import atomic_write_text
-    from sktuning.trainer import predict_rows
+    from sktuning.predict import predict
 
     rows = _read_prediction_inputs(args)  # bad input fails before the model loads
-    model, tokenizer, _ = _load_adapter(args)
-    config = model.sk_config
-    token_task = config.task == "token-classification"
-    if token_task:
-        rows = [{"tokens": r["text"].split()} for r in rows]
-    import datasets
-
-    max_length = _load_adapter_meta(args.adapter).get("training", {}).get("max_length", 128)
-    encoder = _encoder_for(model, tokenizer, config.task, max_length)
-    encoded = encoder.encode(datasets.Dataset.from_list(rows), "inputs").to_list()
-    model.merge()  # serving: the adapter's output is a constant
-    started = time.perf_counter()
-    predictions, _, probabilities = predict_rows(model, encoder, encoded, args.batch_size, not args.no_sort)
-    seconds = time.perf_counter() - started
-    names = config.label_names or [str(i) for i in range(config.num_labels)]
-    lines = []
-    for row, pred, probs in zip(rows, predictions, probabilities):
-        if token_task:
-            lines.append({"tokens": row["tokens"][:len(pred)], "tags": [names[p] for p in pred]})
-        elif config.task == "regression":
-            lines.append({**row, "prediction": pred})
-        else:
-            lines.append({**row, "label": names[pred] if isinstance(pred, int) else [names[i] for i, v in enumerate(pred) if v],
-                          "probabilities": {n: round(p, 6) for n, p in zip(names, probs)}})
-    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    model, tokenizer, meta = _load_adapter(args)
+    max_length = meta.get("training", {}).get("max_length", 128)
+    # serving: the adapter's output is a constant
+    result = predict(model.merge(), tokenizer, rows, args.batch_size, not args.no_sort, max_length)
+    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in result.records)
     if args.output_file:
         atomic_write_text(args.output_file, text)
     else:
         sys.stdout.write(text)
-    logger.info("%d examples in %.2f s (%.1f examples/s)", len(rows), seconds, len(rows) / max(seconds, 1e-9))
+    logger.info("%d examples in %.2f s (%.1f examples/s)", len(result.records), result.seconds,
+                result.examples_per_second)
     return 0
 
 
@@ -381,16 +362,12 @@ def _default_pooling(tokenizer) -> str:
     return "mean" if getattr(tokenizer, "cls_token", None) is not None else "last"
 
 
-def _load_adapter_meta(adapter: str) -> dict[str, Any]:
-    from sktuning.model import read_adapter_meta
-
-    return read_adapter_meta(adapter)
-
-
 def _load_adapter(args: argparse.Namespace):
     from sktuning import SKModel
 
-    meta = _load_adapter_meta(args.adapter)
+    from sktuning.model import read_adapter_meta
+
+    meta = read_adapter_meta(args.adapter)
     model_name = args.model or meta.get("training", {}).get("model")
     if not model_name:
         raise ValueError(f"{args.adapter} does not record its backbone; pass --model.")

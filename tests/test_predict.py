@@ -1,0 +1,47 @@
+"""The Python prediction API: batched, dynamically padded, optionally length-sorted."""
+
+import pytest
+import torch
+from conftest import tiny_backbone, tiny_tokenizer
+
+from sktuning import SKTuningConfig, get_sk_model, predict
+
+TEXTS = ["w7 w8", "w9 w10 w11 w12 w13 w14", "w15", "w16 w17 w18", "w19 w20 w21 w22"]
+
+
+def model_for(**kw):
+    torch.manual_seed(0)
+    return get_sk_model(tiny_backbone("llama"), tiny_tokenizer(), SKTuningConfig(text="w5 w6", **kw)).eval()
+
+
+def test_predictions_do_not_depend_on_batching_or_sorting():
+    model = model_for(num_labels=3, label_names=["a", "b", "c"])
+    one_by_one = predict(model, tiny_tokenizer(), TEXTS, batch_size=1, sort_by_length=False)
+    batched = predict(model, tiny_tokenizer(), TEXTS, batch_size=4, sort_by_length=True)
+    assert [r["text"] for r in batched.records] == TEXTS
+    for a, b in zip(one_by_one.records, batched.records):
+        assert a["label"] == b["label"] and a["label"] in "abc"
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+        assert sum(a["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert batched.examples_per_second > 0
+
+
+def test_merged_model_predicts_the_same():
+    model = model_for(num_labels=2)
+    with torch.no_grad():
+        model.semantic.adapter.up.normal_()
+    want = predict(model, tiny_tokenizer(), TEXTS).records
+    got = predict(model.merge(), tiny_tokenizer(), TEXTS).records
+    assert [r["label"] for r in got] == [r["label"] for r in want]
+
+
+def test_token_multilabel_and_regression_records():
+    tags = predict(model_for(task="token-classification", num_labels=2, label_names=["N", "V"]), tiny_tokenizer(),
+                   ["w7 w8 w9"]).records[0]
+    assert tags["tokens"] == ["w7", "w8", "w9"] and len(tags["tags"]) == 3
+    multi = predict(model_for(num_labels=3, multi_label=True), tiny_tokenizer(), ["w7"]).records[0]
+    assert set(multi["labels"]) <= {"0", "1", "2"} and len(multi["probabilities"]) == 3
+    reg = predict(model_for(task="regression", num_labels=1), tiny_tokenizer(), ["w7"]).records[0]
+    assert isinstance(reg["prediction"], float)
+    with pytest.raises(ValueError, match="empty"):
+        predict(model_for(), tiny_tokenizer(), ["w7", " "])
