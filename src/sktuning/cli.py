@@ -115,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(handler=cmd_predict)
 
+    bench = sub.add_parser("bench", help="compare SK-Tuning with the baselines",
+                           description="Train every method with the same backbone, data, head, optimiser, steps "
+                                       "and seeds; write docs/results/<model>-<task>.md and a learning-curve PNG.")
+    bench.add_argument("--quick", action="store_true",
+                       help="rt-polarity on SmolLM2, seed 0, default learning rates, small budget (< 15 min)")
+    bench.add_argument("--pairs", nargs="+", metavar="MODEL:TASK",
+                       help="model:task pairs (default: the full suite, or rt-polarity on SmolLM2 with --quick)")
+    bench.add_argument("--methods", nargs="+", help="methods to run (default: all)")
+    bench.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0 1 2; 0 with --quick)")
+    bench.add_argument("--no-grid", action="store_true", help="skip the learning-rate grid")
+    bench.add_argument("--steps", type=int)
+    bench.add_argument("--output", default="docs/results", help="report folder (default docs/results)")
+    bench.set_defaults(handler=cmd_bench)
+
     tasks = sub.add_parser("tasks", help="list the tasks", description="List bundled and hub tasks.")
     tasks.set_defaults(handler=cmd_tasks)
     models = sub.add_parser("models", help="list the named models", description="List the named offline models.")
@@ -274,6 +288,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     logger.info("%d examples in %.2f s (%.1f examples/s)", len(result.records), result.seconds,
                 result.examples_per_second)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sktuning.baselines import METHODS
+    from sktuning.bench import FULL_SUITE, QUICK, BenchSettings, Suite
+
+    pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
+        [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError("--pairs takes MODEL:TASK items, e.g. smollm2-135m:trec.")
+    unknown = sorted(set(args.methods or []) - set(METHODS))
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}: choose from {', '.join(METHODS)}.")
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    command = "sktune bench " + " ".join(sys.argv[2:])
+    for model, task in pairs:
+        settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}))
+        if args.steps:
+            settings.steps = args.steps
+        suite = Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid),
+                      output=Path(args.output))
+        suite.run()
+        print(f"{model} {task}: report in {suite.report(command)}")
     return 0
 
 

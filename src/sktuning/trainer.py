@@ -282,12 +282,14 @@ def load_adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_size: int = 64,
-                 sort_by_length: bool = True, bf16: bool = False):
+def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict], batch_size: int = 64,
+                 sort_by_length: bool = True, bf16: bool = False, config=None):
     """(predictions, references, probabilities) for encoded rows, in the rows' order.
 
     Batches are padded dynamically; sorting by length first keeps padding (wasted work) small.
+    `model` is an SKModel, or any module returning `(loss, logits)` whose SKTuningConfig is `config`.
     """
+    config = config or model.sk_config
     was_training = model.training
     model.eval()
     order = list(range(len(rows)))
@@ -297,14 +299,15 @@ def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_
     predictions: list = [None] * len(rows)
     references: list = [None] * len(rows)
     probabilities: list = [None] * len(rows)
-    task = model.sk_config.task
+    task = config.task
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = encoder.collate([rows[i] for i in chunk])
         word_ids = batch.pop("word_ids", None)
         labels = batch.pop("labels", None)
         with autocast(model, bf16):
-            logits = model(**_to_device(batch, model)).logits.float().cpu()
+            out = model(**_to_device(batch, model))
+            logits = (out.logits if hasattr(out, "logits") else out[1]).float().cpu()
         for j, i in enumerate(chunk):
             if task == "token-classification":
                 keep = word_ids[j] >= 0
@@ -314,7 +317,7 @@ def predict_rows(model: SKModel, encoder: InputEncoder, rows: list[dict], batch_
             elif task == "regression":
                 predictions[i] = logits[j].squeeze(-1).tolist()
                 references[i] = labels[j].tolist() if labels is not None else None
-            elif model.sk_config.multi_label:
+            elif config.multi_label:
                 probabilities[i] = logits[j].sigmoid().tolist()
                 predictions[i] = (logits[j] > 0).long().tolist()
                 references[i] = labels[j].tolist() if labels is not None else None

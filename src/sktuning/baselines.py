@@ -1,0 +1,89 @@
+"""Every method the benchmark compares, behind one interface: `model(**batch) -> (loss, logits)`.
+
+SK-Tuning runs as SKModel; the baselines are PEFT's own implementations (prompt tuning with random
+or TEXT initialisation, prefix tuning with and without the projection MLP, P-tuning, LoRA), plus a
+linear probe and full fine-tuning. All of them read the backbone's last hidden states through the
+same masked pooling and the same linear `TaskHead`, so that only the method differs.
+"""
+
+from __future__ import annotations
+
+import peft
+from torch import nn
+
+from sktuning.config import SKTuningConfig
+from sktuning.heads import TaskHead, task_loss
+from sktuning.model import SKModel
+
+
+class HeadOnTop(nn.Module):
+    """A (PEFT-wrapped, frozen or fully trainable) backbone + SKModel's own pooling and head."""
+
+    def __init__(self, backbone: nn.Module, config: SKTuningConfig, hidden_size: int, skip: int = 0):
+        super().__init__()
+        self.backbone, self.config, self.skip = backbone, config, skip
+        self.head = TaskHead(config, hidden_size)
+
+    def forward(self, input_ids, attention_mask, labels=None, **_):
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, self.skip:]
+        logits = self.head(hidden, attention_mask)
+        return (task_loss(logits, labels, self.config) if labels is not None else None), logits
+
+
+class SKCandidate(nn.Module):
+    def __init__(self, model: SKModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **batch):
+        out = self.model(**batch)
+        return out.loss, out.logits
+
+
+def _peft(backbone, peft_config, config, skip=0) -> HeadOnTop:
+    return HeadOnTop(peft.get_peft_model(backbone, peft_config), config, backbone.config.hidden_size, skip)
+
+
+def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SKTuningConfig,
+                 tokenizer_path: str | None = None) -> nn.Module:
+    """A fresh model for method `name` on `backbone` (which it may modify: pass a fresh copy)."""
+    m = len(text_ids)
+    features = peft.TaskType.FEATURE_EXTRACTION
+    if name.startswith("sk-"):
+        _, mode, adapter = name.split("-", 2)
+        sk_config = SKTuningConfig(**{**config.to_dict(), "mode": mode, "adapter": adapter})
+        return SKCandidate(SKModel(backbone, sk_config, text_ids))
+    if name == "prompt-tuning":
+        return _peft(backbone, peft.PromptTuningConfig(task_type=features, num_virtual_tokens=m), config, m)
+    if name == "prompt-tuning-text":
+        if tokenizer_path is None:
+            raise ValueError("prompt-tuning-text needs the tokenizer's folder.")
+        return _peft(backbone, peft.PromptTuningConfig(
+            task_type=features, num_virtual_tokens=m, prompt_tuning_init=peft.PromptTuningInit.TEXT,
+            prompt_tuning_init_text=config.text, tokenizer_name_or_path=tokenizer_path), config, m)
+    if name == "prefix-tuning":  # = P-tuning v2's deep prompts: trainable keys/values at every layer
+        return _peft(backbone, peft.PrefixTuningConfig(task_type=features, num_virtual_tokens=m), config)
+    if name == "prefix-tuning-mlp":
+        return _peft(backbone, peft.PrefixTuningConfig(task_type=features, num_virtual_tokens=m,
+                                                       prefix_projection=True, encoder_hidden_size=128), config)
+    if name == "p-tuning":
+        return _peft(backbone, peft.PromptEncoderConfig(task_type=features, num_virtual_tokens=m,
+                                                        encoder_hidden_size=128), config, m)
+    if name == "lora":
+        # PEFT's default targets for the architecture: the query and value projections of attention
+        return _peft(backbone, peft.LoraConfig(task_type=features, r=8, lora_alpha=16, lora_dropout=0.0), config)
+    if name == "head-only":
+        return HeadOnTop(backbone.requires_grad_(False), config, backbone.config.hidden_size)
+    if name == "full-ft":
+        return HeadOnTop(backbone.requires_grad_(True), config, backbone.config.hidden_size)
+    raise ValueError(f"Unknown method {name!r}: choose from {', '.join(METHODS)}.")
+
+
+SK_METHODS = [f"sk-{mode}-{adapter}" for mode in ("prefix", "prompt") for adapter in ("lowrank", "embedding",
+                                                                                      "linear", "scale")]
+METHODS = SK_METHODS + ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-mlp", "p-tuning",
+                        "lora", "head-only", "full-ft"]
+#: learning-rate grids, chosen on validation; full fine-tuning and LoRA move the backbone and want less
+LR_GRID: dict[str, list[float]] = {name: [1e-3, 3e-3, 1e-2] for name in METHODS}
+LR_GRID.update({"lora": [3e-4, 1e-3, 3e-3], "full-ft": [1e-5, 3e-5, 1e-4]})
+DEFAULT_LR: dict[str, float] = {name: grid[1] for name, grid in LR_GRID.items()}

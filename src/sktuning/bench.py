@@ -1,0 +1,277 @@
+"""`sktune bench`: SK-Tuning against the real baselines, same backbone, data, head, pooling,
+optimiser, step budget and seeds; a markdown report and a learning-curve plot per task.
+
+Each (method, learning rate, seed) trains in its own subprocess, so its peak memory (max RSS) is
+its own. Learning rates come from a small per-method grid, chosen on the validation split with
+seed 0; the test split is read only for the final numbers, at the best validation step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BASELINES = ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-mlp", "p-tuning"]
+
+
+@dataclass
+class BenchSettings:
+    model: str = "smollm2-135m"
+    task: str = "rt-polarity"
+    steps: int = 150
+    batch_size: int = 16
+    eval_every: int = 25
+    max_train: int = 4000
+    max_eval: int = 500
+    max_test: int = 1000
+    max_length: int = 64
+    warmup_ratio: float = 0.06
+
+
+QUICK = dict(steps=24, batch_size=8, eval_every=8, max_train=1000, max_eval=128, max_test=256, max_length=48)
+#: the suite of the benchmark issue: four tasks on SmolLM2, one on MiniLM
+FULL_SUITE = [("smollm2-135m", "rt-polarity"), ("smollm2-135m", "trec"), ("smollm2-135m", "tweet-sentiment"),
+              ("smollm2-135m", "brown-pos"), ("minilm-l6", "rt-polarity")]
+
+
+# -- one run (in a subprocess) -------------------------------------------------------------------
+def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[str, Any]:
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from sktuning.baselines import build_method
+    from sktuning.config import SKTuningConfig
+    from sktuning.encoding import InputEncoder
+    from sktuning.metrics import compute_metrics
+    from sktuning.model import tokenize_text
+    from sktuning.models import load_backbone, model_path
+    from sktuning.tasks import load_task
+    from sktuning.trainer import predict_rows
+
+    torch.set_num_threads(2)
+    data = load_task(settings.task)
+    backbone, tokenizer = load_backbone(settings.model)
+    text_ids = tokenize_text(tokenizer, data.default_text)
+    config = SKTuningConfig(text=data.default_text, task=data.task, num_labels=max(1, len(data.label_names)),
+                            pooling="mean" if tokenizer.cls_token is not None else "last",
+                            label_names=data.label_names or None)
+    torch.manual_seed(seed)
+    model = build_method(method, backbone, text_ids, config, tokenizer_path=model_path(settings.model))
+    encoder = InputEncoder(tokenizer, text_ids, data.task, settings.max_length)
+
+    def rows(split: str, limit: int) -> list[dict]:
+        dataset = data.splits[split]
+        if limit < len(dataset):  # the same subset for every method and seed
+            dataset = dataset.shuffle(seed=0).select(range(limit))
+        return encoder.encode(dataset, split).to_list()
+
+    train, val, test = rows("train", settings.max_train), rows("validation", settings.max_eval), \
+        rows("test", settings.max_test)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * settings.steps),
+                                                settings.steps)
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+
+    def evaluate(split_rows):
+        predictions, references, _ = predict_rows(model, encoder, split_rows, 64, config=config)
+        return compute_metrics(data.metrics, predictions, references, data.label_names)
+
+    curve, times, best, best_state = [], [], -math.inf, None
+    for step in range(1, settings.steps + 1):
+        if len(order) < settings.batch_size:
+            order += torch.randperm(len(train), generator=generator).tolist()
+        batch = encoder.collate([train[i] for i in order[:settings.batch_size]])
+        del order[:settings.batch_size]
+        batch.pop("word_ids", None)
+        model.train()
+        started = time.perf_counter()
+        loss, _ = model(**batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - started)
+        if step % settings.eval_every == 0 or step == settings.steps:
+            score = evaluate(val)[data.metrics[0]]
+            curve.append((step, score))
+            if score > best:
+                best, best_state = score, {i: p.detach().clone() for i, p in enumerate(params)}
+    if best_state is not None:
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                p.copy_(best_state[i])
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in params)
+    return {"method": method, "lr": lr, "seed": seed, "curve": curve, "best_validation": best,
+            "test": evaluate(test), "metric": data.metrics[0], "trainable": trainable, "total": total,
+            "step_seconds": statistics.mean(times[1:] or times),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _subprocess_run(settings: BenchSettings, method: str, lr: float, seed: int, log: Path) -> dict[str, Any]:
+    spec = json.dumps({"settings": asdict(settings), "method": method, "lr": lr, "seed": seed})
+    result = subprocess.run([sys.executable, "-m", "sktuning.bench", spec], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{method} lr={lr} seed={seed} failed:\n{result.stderr[-3000:]}")
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    with log.open("a", encoding="utf-8") as handle:  # every finished run is kept, so a rerun can skip it
+        handle.write(json.dumps(record) + "\n")
+    return record
+
+
+# -- the suite -----------------------------------------------------------------------------------
+@dataclass
+class Suite:
+    settings: BenchSettings
+    methods: list[str]
+    seeds: list[int]
+    grid: bool
+    output: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self) -> None:
+        from sktuning.baselines import DEFAULT_LR, LR_GRID
+
+        self.output.mkdir(parents=True, exist_ok=True)
+        log = self.output / f"{self._name()}.runs.jsonl"
+        done = {}
+        if log.exists():
+            for line in log.read_text(encoding="utf-8").splitlines():
+                r = json.loads(line)
+                done[(r["method"], r["lr"], r["seed"])] = r
+        started = time.perf_counter()
+
+        def run(method, lr, seed):
+            key = (method, lr, seed)
+            if key not in done:
+                print(f"[{time.perf_counter() - started:6.0f} s] {self.settings.task}: {method} lr={lr} "
+                      f"seed={seed}", flush=True)
+                done[key] = _subprocess_run(self.settings, method, lr, seed, log)
+            return done[key]
+
+        for method in self.methods:
+            grid = LR_GRID[method] if self.grid else [DEFAULT_LR[method]]
+            lr = max(grid, key=lambda rate: run(method, rate, self.seeds[0])["best_validation"])
+            self.records += [run(method, lr, seed) for seed in self.seeds]
+        self.seconds = time.perf_counter() - started
+
+    def _name(self) -> str:
+        return f"{Path(self.settings.model).name}-{self.settings.task}"  # a local folder: its name
+
+    def report(self, command: str) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import torch
+        import transformers
+
+        name, s = self._name(), self.settings
+        by_method: dict[str, list[dict]] = {}
+        for r in self.records:
+            by_method.setdefault(r["method"], []).append(r)
+        metric = self.records[0]["metric"]
+        baselines = [m for m in by_method if m in BASELINES]
+        target = max((statistics.mean(r["curve"][-1][1] for r in by_method[m]) for m in baselines), default=None)
+
+        def steps_to(curve, goal):
+            return next((step for step, score in curve if goal is not None and score >= goal), None)
+
+        rows = {}
+        for method, runs in by_method.items():
+            tests = [r["test"][metric] for r in runs]
+            own = [steps_to(r["curve"], 0.95 * max(score for _, score in r["curve"])) for r in runs]
+            reach = [steps_to(r["curve"], target) for r in runs]
+            rows[method] = {
+                "mean": statistics.mean(tests), "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                "trainable": runs[0]["trainable"], "share": 100 * runs[0]["trainable"] / runs[0]["total"],
+                "step": statistics.mean(r["step_seconds"] for r in runs),
+                "memory": max(r["peak_rss_mib"] for r in runs), "lr": runs[0]["lr"],
+                "to95": statistics.mean(own), "to_target": None if None in reach else statistics.mean(reach)}
+        figure, axis = plt.subplots(figsize=(9, 5.5))
+        axis.set_prop_cycle(color=plt.cm.tab20.colors)  # 16 methods: no colour used twice
+        for method, runs in by_method.items():
+            steps = [step for step, _ in runs[0]["curve"]]
+            mean = [statistics.mean(r["curve"][i][1] for r in runs) for i in range(len(steps))]
+            axis.plot(steps, mean, label=method, linewidth=2.2 if method.startswith("sk-") else 1.2,
+                      linestyle="-" if method.startswith("sk-") else "--")
+        axis.set(xlabel="training step", ylabel=f"validation {metric}", title=f"{name} (mean of seeds {self.seeds})")
+        axis.legend(fontsize=7, ncol=2)
+        axis.grid(alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(self.output / f"{name}.png", dpi=110)
+        plt.close(figure)
+
+        fmt = lambda v, f="": "—" if v is None else format(v, f)  # noqa: E731
+        lines = [f"# {name}", "", f"Command: `{command}`", "",
+                 f"Machine: {platform.machine()}, 2 CPU threads; python {platform.python_version()}, torch "
+                 f"{torch.__version__}, transformers {transformers.__version__}; seeds {self.seeds}; "
+                 f"{s.steps} steps of batch {s.batch_size}, {s.max_train} training / {s.max_eval} validation / "
+                 f"{s.max_test} test examples, inputs cut to {s.max_length} tokens; suite time "
+                 f"{getattr(self, 'seconds', 0) / 60:.1f} min.", "",
+                 f"![learning curves]({name}.png)", "",
+                 f"| method | test {metric} (mean ± sd) | trainable | % of model | lr | step (s) | peak RSS (MiB) | "
+                 f"steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for method, r in sorted(rows.items(), key=lambda kv: -kv[1]["mean"]):
+            lines.append(f"| {method} | {r['mean']:.3f} ± {r['std']:.3f} | {r['trainable']:,d} | {r['share']:.3f} | "
+                         f"{r['lr']:g} | {r['step']:.2f} | {r['memory']:.0f} | {r['to95']:.0f} | "
+                         f"{fmt(r['to_target'], '.0f')} |")
+        lines += ["", "## The paper's claims, on this task", ""] + self._claims(rows)
+        path = self.output / f"{name}.md"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    @staticmethod
+    def _claims(rows: dict[str, dict]) -> list[str]:
+        sk = {m: r for m, r in rows.items() if m.startswith("sk-")}
+        base = {m: r for m, r in rows.items() if m in BASELINES}
+        out = []
+        if sk and base:
+            best_sk = max(sk, key=lambda m: sk[m]["mean"])
+            best_base = max(base, key=lambda m: base[m]["mean"])
+            held = sk[best_sk]["mean"] > base[best_base]["mean"]
+            out.append(f"- Higher accuracy than prompt / prefix / P-tuning: **{'held' if held else 'did not hold'}** "
+                       f"(best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those {best_base} "
+                       f"{base[best_base]['mean']:.3f}).")
+            fast_sk = min((r["to_target"] for r in sk.values() if r["to_target"] is not None), default=None)
+            fast_base = min((r["to_target"] for r in base.values() if r["to_target"] is not None), default=None)
+            held = fast_sk is not None and (fast_base is None or fast_sk < fast_base)
+            out.append(f"- Fewer steps to the same accuracy (the best baseline's final validation score): "
+                       f"**{'held' if held else 'did not hold'}** (SK: {fast_sk or 'never'}, baselines: "
+                       f"{fast_base or 'never'} steps).")
+        if sk and "lora" in rows:
+            lora = rows["lora"]
+            close = [m for m, r in sk.items() if r["mean"] >= lora["mean"] - 0.01 and r["trainable"] < lora["trainable"]]
+            out.append(f"- Fewer parameters than LoRA at comparable accuracy (within 1 point): "
+                       f"**{'held' if close else 'did not hold'}** (LoRA {lora['mean']:.3f} with "
+                       f"{lora['trainable']:,d} parameters; " + (", ".join(
+                           f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close) or "no SK variant "
+                           "within 1 point with fewer parameters") + ").")
+        return out
+
+
+if __name__ == "__main__":  # one run, for Suite's subprocesses
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    import datasets
+
+    datasets.disable_progress_bars()
+    spec = json.loads(sys.argv[1])
+    print(json.dumps(run_one(BenchSettings(**spec["settings"]), spec["method"], spec["lr"], spec["seed"])))
