@@ -10,6 +10,7 @@ from collections import Counter
 import datasets
 import pytest
 
+from sktuning.metrics import METRICS
 from sktuning import tasks
 from sktuning.brown_tagset import UNIVERSAL_TAGS, to_universal
 
@@ -55,7 +56,7 @@ def test_bundled_task_has_documented_sizes_and_content(name):
     assert spec.source == "bundled" and data.task == spec.task and data.name == name
     assert {split: len(data.splits[split]) for split in tasks.SPLITS} == spec.sizes
     assert checksum(data) == CHECKSUMS[name]
-    assert set(data.metrics) <= set(tasks.METRICS) and data.default_text.strip() and not data.pair
+    assert set(data.metrics) <= set(METRICS) and data.default_text.strip() and not data.pair
 
 
 @pytest.mark.parametrize("name", BUNDLED)

@@ -29,10 +29,19 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     if (attention_mask[:, -1] == 0).any():
         raise ValueError("generate() needs left padding, so every row ends with a real token: "
                          "set tokenizer.padding_side = 'left'.")
-    backbone, semantic = model.backbone, model.semantic
-    argument = bb.cache_argument(backbone)
+    argument = bb.cache_argument(model.backbone)
     was_training = model.training
     model.eval()
+    try:
+        return _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sample, temperature, top_k,
+                       eos_token_id, pad_token_id, generator)
+    finally:
+        model.train(was_training)
+
+
+def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sample, temperature, top_k,
+            eos_token_id, pad_token_id, generator) -> torch.Tensor:
+    backbone, semantic = model.backbone, model.semantic
     kwargs = semantic.inject(backbone, input_ids, None, attention_mask, None, writable=True)
     out = backbone(**kwargs)
     cache = kwargs.get(argument) or getattr(out, "cache", None) or getattr(out, "past_key_values", None)
@@ -56,7 +65,6 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
         if semantic.takes_position_ids:
             step["position_ids"] = position
         logits = model.lm_head(backbone(**step).last_hidden_state[:, -1]).float()
-    model.train(was_training)
     return torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
 
 

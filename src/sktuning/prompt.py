@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sktuning.backbone import accepts
 from sktuning.prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
                              run_with_prefix, text_key_values, unflatten_key_values)
 from sktuning.semantic import SemanticText, eval_mode
@@ -24,6 +25,7 @@ class SemanticPrompt(SemanticText):
     def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config):
         super().__init__(backbone, text_input_ids, config)
         self.cache_argument: str | None = None  # set when merged into a key/value prefix
+        self.takes_use_cache = accepts(backbone, "use_cache")
 
     @property
     def virtual_positions(self) -> int:
@@ -71,8 +73,8 @@ class SemanticPrompt(SemanticText):
         full_mask = torch.cat([text_mask, attention_mask], dim=1)
         kwargs = {"inputs_embeds": torch.cat([prompt, inputs_embeds], dim=1), "attention_mask": full_mask,
                   **self._positions(full_mask)}
-        if writable:
-            kwargs["use_cache"] = True
+        if self.takes_use_cache:  # training and scoring need no cache; generation extends one
+            kwargs["use_cache"] = writable
         if token_type_ids is not None:
             kwargs["token_type_ids"] = torch.cat([token_type_ids.new_zeros(batch, self.num_text_tokens),
                                                   token_type_ids], dim=1)

@@ -33,7 +33,6 @@ from sktuning.brown_tagset import UNIVERSAL_TAGS, to_universal
 from sktuning.models import sktuning_home
 
 SEQUENCE, TOKEN, REGRESSION = "sequence-classification", "token-classification", "regression"
-METRICS = ("accuracy", "macro_f1", "mcc", "pearson", "spearman", "seqeval_f1", "token_accuracy")
 SPLITS = ("train", "validation", "test")
 SEED = 0
 
