@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0 1 2; 0 with --quick)")
     bench.add_argument("--no-grid", action="store_true", help="skip the learning-rate grid")
     bench.add_argument("--steps", type=int)
+    bench.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                       help="other budget settings, e.g. batch_size=8 eval_every=30 max_eval=300 max_test=600")
     bench.add_argument("--output", default="docs/results", help="report folder (default docs/results)")
     bench.set_defaults(handler=cmd_bench)
 
@@ -308,6 +310,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}))
         if args.steps:
             settings.steps = args.steps
+        for item in args.set:
+            name, _, value = item.partition("=")
+            if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task") or not value:
+                raise ValueError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
+                                 "max_train, max_eval, max_test, max_length, warmup_ratio.")
+            setattr(settings, name, type(getattr(settings, name))(value))
         suite = Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid),
                       output=Path(args.output))
         suite.run()
