@@ -171,6 +171,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:  # the interrupted run's settings, over today's defaults for anything it predates
         saved = json.loads((output / RUN_FILE).read_text(encoding="utf-8"))
         defaults = vars(build_parser().parse_args(["train"]))
+        ignored = sorted(k for k, v in vars(args).items()
+                         if k not in ("output", "resume", "quiet", "handler") and v != defaults.get(k))
+        if ignored:
+            logger.warning("--resume continues with the settings in %s; ignoring %s", output / RUN_FILE,
+                           ", ".join("--" + k.replace("_", "-") for k in ignored))
         args = argparse.Namespace(**{**defaults, **saved, "resume": True, "quiet": args.quiet,
                                      "output": str(output)})
     # everything that can fail on bad input happens before the first file is written
