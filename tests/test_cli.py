@@ -68,6 +68,14 @@ def test_resume_finishes_an_interrupted_run(tiny_model_dir, data_dir, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["steps"] == 12
 
 
+def test_resume_warns_about_flags_it_ignores(tiny_model_dir, data_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_model_dir, data_dir, out)) == 0
+    assert main(["train", "--output", str(out), "--resume", "--steps", "999"]) == 0
+    assert "ignoring --steps" in caplog.text
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 12
+
+
 @pytest.mark.parametrize("args,message", [
     (["train", "--task", "no-such-task"], "Unknown task 'no-such-task'"),
     (["train", "--model", "no-such-model", "--task", "trec"], "Unknown model 'no-such-model'"),
