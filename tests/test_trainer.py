@@ -126,3 +126,11 @@ def test_pair_inputs_keep_a_separator_when_the_text_took_the_start_token():
     encoder = InputEncoder(tok, [2, 7], "sequence-classification", 32)  # text starts with <s>
     ids = encoder.encode_rows({"text": ["w8 w9"], "text_pair": ["w10"], "label": [0]})["input_ids"][0]
     assert ids == [8, 9, 4, 10]  # <sep> (id 4) between the two texts, no second <s>
+
+
+def test_encoder_marks_exactly_the_rows_it_cut():
+    encoder = InputEncoder(tiny_tokenizer(), [7], "sequence-classification", max_length=4)
+    rows = {"text": ["w8 w9", "w8 w9 w10", "w8 w9 w10 w11 w12", "w8 w9 w10 w11"], "label": [0, 1, 0, 1]}
+    out = encoder.encode_rows(rows)
+    assert [len(ids) for ids in out["input_ids"]] == [3, 4, 4, 4]  # <s> counts: the tokenizer adds it
+    assert out["truncated"] == [False, False, True, True]

@@ -45,9 +45,15 @@ class InputEncoder:
         args = (texts, pairs) if pairs is not None else (texts,)
         enc = self.tokenizer(*args, truncation=True, max_length=self.max_length,
                              add_special_tokens=self.add_special_tokens)
-        full = self.tokenizer(*args, add_special_tokens=self.add_special_tokens)["input_ids"]
         out = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
-        out["truncated"] = [len(ids) > self.max_length for ids in full]
+        # only rows that came out at full length can have been cut: tokenize just those again to count
+        full = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) >= self.max_length]
+        out["truncated"] = [False] * len(texts)
+        if full:
+            again = self.tokenizer(*[[column[i] for i in full] for column in args],
+                                   add_special_tokens=self.add_special_tokens)["input_ids"]
+            for i, ids in zip(full, again):
+                out["truncated"][i] = len(ids) > self.max_length
         if "label" in rows:
             out["labels"] = rows["label"]
         return out

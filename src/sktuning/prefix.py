@@ -71,10 +71,6 @@ class SemanticPrefix(SemanticText):
         return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
                              token_type_ids, self._positions, writable, _dtype(backbone))
 
-    def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
-        return run_with_prefix(backbone, self.inject(backbone, input_ids, inputs_embeds, attention_mask,
-                                                     token_type_ids), self.cache_argument, **kwargs)
-
 
 def _dtype(backbone: nn.Module) -> torch.dtype:
     return backbone.get_input_embeddings().weight.dtype

@@ -17,14 +17,14 @@ from torch import nn
 
 from sktuning.backbone import accepts
 from sktuning.prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
-                             run_with_prefix, text_key_values, unflatten_key_values)
+                             text_key_values, unflatten_key_values)
 from sktuning.semantic import SemanticText, eval_mode
 
 
 class SemanticPrompt(SemanticText):
     def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config):
         super().__init__(backbone, text_input_ids, config)
-        self.cache_argument: str | None = None  # set when merged into a key/value prefix
+        self.cache_argument = None  # set when merged into a key/value prefix
         self.takes_use_cache = accepts(backbone, "use_cache")
 
     @property
@@ -79,12 +79,6 @@ class SemanticPrompt(SemanticText):
             kwargs["token_type_ids"] = torch.cat([token_type_ids.new_zeros(batch, self.num_text_tokens),
                                                   token_type_ids], dim=1)
         return kwargs
-
-    def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
-        backbone_kwargs = self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
-        if self.cache_argument is not None:
-            return run_with_prefix(backbone, backbone_kwargs, self.cache_argument, **kwargs)
-        return backbone(**backbone_kwargs, **kwargs)
 
 
 @torch.no_grad()

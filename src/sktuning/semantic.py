@@ -22,6 +22,8 @@ class SemanticText(nn.Module):
 
     #: leading positions of the backbone's output that belong to the text, not to the input
     virtual_positions: int = 0
+    #: set when the text reaches the backbone as a key/value prefix (SK-Prefix, merged SK-Prompt)
+    cache_argument: str | None = None
 
     def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config: SKTuningConfig):
         super().__init__()
@@ -55,7 +57,12 @@ class SemanticText(nn.Module):
 
     def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
         """Run the backbone on the inputs with the refined text joined to them."""
-        return backbone(**self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids), **kwargs)
+        backbone_kwargs = self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
+        if self.cache_argument is None:
+            return backbone(**backbone_kwargs, **kwargs)
+        from sktuning.prefix import run_with_prefix  # prefix.py builds on this module
+
+        return run_with_prefix(backbone, backbone_kwargs, self.cache_argument, **kwargs)
 
     def _positions(self, full_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.takes_position_ids:  # e.g. ALiBi models derive positions from the mask themselves
