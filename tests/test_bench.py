@@ -39,3 +39,30 @@ def test_report_has_the_table_the_plot_and_the_claims(tiny_settings, tmp_path):
     assert len(runs) == 6
     Suite(tiny_settings, methods, seeds=[0, 1], grid=False, output=tmp_path).run()  # a rerun skips finished runs
     assert len((tmp_path / f"{name}.runs.jsonl").read_text().splitlines()) == 6
+
+
+def test_interrupted_suite_reports_what_is_done_and_resumes_in_phase_order(tiny_settings, tmp_path):
+    methods = ["sk-prompt-scale", "head-only"]
+    suite = Suite(tiny_settings, methods, seeds=[0, 1], grid=True, output=tmp_path)
+    assert suite.planned("first") == [("sk-prompt-scale", 3e-3, 0), ("head-only", 3e-3, 0)]
+    suite.run(["first"])  # as if the suite were stopped after its first phase
+    report = suite.report("sktune bench").read_text()
+    assert "Partial: 6 of 8 planned runs are still to do" in report and "| sk-prompt-scale |" in report
+    resumed = Suite(tiny_settings, methods, seeds=[0, 1], grid=True, output=tmp_path)
+    assert len(resumed.done) == 2 and len(resumed.missing()) == 6
+    assert {lr for m, lr, _ in resumed.planned("grid") if m == "head-only"} == {1e-3, 3e-3, 1e-2}
+
+
+def test_runs_with_another_budget_or_cut_short_are_not_reused(tiny_settings, tmp_path):
+    suite = Suite(tiny_settings, ["head-only"], seeds=[0], grid=False, output=tmp_path)
+    suite.run()
+    line = suite.log.read_text()
+    record = json.loads(line)
+    assert record["settings"]["steps"] == tiny_settings.steps and record["seconds"] > 0
+    suite.log.write_text(line + line[: len(line) // 2])  # a crash in the middle of appending a line
+    assert len(Suite(tiny_settings, ["head-only"], seeds=[0], grid=False, output=tmp_path).done) == 1
+    other = BenchSettings(**{**record["settings"], "steps": tiny_settings.steps + 2})
+    stale = Suite(other, ["head-only"], seeds=[0], grid=False, output=tmp_path)
+    assert stale.ignored == 1 and stale.missing() == [("head-only", 3e-3, 0)]
+    with pytest.raises(ValueError, match="no finished run with these settings"):
+        stale.report("sktune bench")

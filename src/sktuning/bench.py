@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sktuning.files import atomic_path, atomic_write_text
+
 BASELINES = ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-mlp", "p-tuning"]
 
 
@@ -27,12 +29,12 @@ BASELINES = ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tun
 class BenchSettings:
     model: str = "smollm2-135m"
     task: str = "rt-polarity"
-    steps: int = 150
-    batch_size: int = 16
-    eval_every: int = 25
+    steps: int = 120
+    batch_size: int = 8
+    eval_every: int = 30
     max_train: int = 4000
-    max_eval: int = 500
-    max_test: int = 1000
+    max_eval: int = 300
+    max_test: int = 600
     max_length: int = 64
     warmup_ratio: float = 0.06
 
@@ -116,56 +118,92 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     trainable = sum(p.numel() for p in params)
     return {"method": method, "lr": lr, "seed": seed, "curve": curve, "best_validation": best,
             "test": evaluate(test), "metric": data.metrics[0], "trainable": trainable, "total": total,
-            "step_seconds": statistics.mean(times[1:] or times),
+            "step_seconds": statistics.median(times),  # the median: robust to a stall of the machine
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _subprocess_run(settings: BenchSettings, method: str, lr: float, seed: int, log: Path) -> dict[str, Any]:
     spec = json.dumps({"settings": asdict(settings), "method": method, "lr": lr, "seed": seed})
+    started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "sktuning.bench", spec], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{method} lr={lr} seed={seed} failed:\n{result.stderr[-3000:]}")
     record = json.loads(result.stdout.strip().splitlines()[-1])
+    record.update(settings=asdict(settings), seconds=round(time.perf_counter() - started, 1))
     with log.open("a", encoding="utf-8") as handle:  # every finished run is kept, so a rerun can skip it
         handle.write(json.dumps(record) + "\n")
     return record
 
 
 # -- the suite -----------------------------------------------------------------------------------
+#: the order of the work, so that an interrupted suite has the most useful part done: every method
+#: once at its default rate (a full single-seed table), then the rest of the grid, then more seeds
+PHASES = ("first", "grid", "seeds")
+
+
 @dataclass
 class Suite:
+    """The runs of one model-task pair, resumable: finished runs live in ``<name>.runs.jsonl``."""
+
     settings: BenchSettings
     methods: list[str]
     seeds: list[int]
     grid: bool
     output: Path
-    records: list[dict[str, Any]] = field(default_factory=list)
+    done: dict[tuple, dict[str, Any]] = field(default_factory=dict)
 
-    def run(self) -> None:
+    def __post_init__(self) -> None:
+        self.log = self.output / f"{self._name()}.runs.jsonl"
+        self.ignored = 0
+        if self.log.exists():
+            for line in self.log.read_text(encoding="utf-8").splitlines():
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash: that run is simply done again
+                    continue
+                if r.get("settings") == asdict(self.settings):  # a run with another budget is not reused
+                    self.done[(r["method"], r["lr"], r["seed"])] = r
+                else:
+                    self.ignored += 1
+
+    def rates(self, method: str) -> list[float]:
         from sktuning.baselines import DEFAULT_LR, LR_GRID
 
+        return LR_GRID[method] if self.grid else [DEFAULT_LR[method]]
+
+    def chosen_lr(self, method: str) -> float | None:
+        """The rate with the best validation score among the finished seed-0 runs of the grid."""
+        tried = [lr for lr in self.rates(method) if (method, lr, self.seeds[0]) in self.done]
+        return max(tried, key=lambda lr: self.done[(method, lr, self.seeds[0])]["best_validation"], default=None)
+
+    def planned(self, phase: str) -> list[tuple[str, float, int]]:
+        from sktuning.baselines import DEFAULT_LR
+
+        if phase == "first":
+            return [(m, DEFAULT_LR[m], self.seeds[0]) for m in self.methods]
+        if phase == "grid":
+            return [(m, lr, self.seeds[0]) for m in self.methods for lr in self.rates(m)]
+        return [(m, self.chosen_lr(m), seed) for m in self.methods for seed in self.seeds[1:]]
+
+    def missing(self) -> list[tuple[str, float | None, int]]:
+        keys = self.planned("grid") + [(m, self.chosen_lr(m), s) for m in self.methods for s in self.seeds[1:]]
+        return [key for key in keys if key not in self.done]
+
+    def run(self, phases=PHASES) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
-        log = self.output / f"{self._name()}.runs.jsonl"
-        done = {}
-        if log.exists():
-            for line in log.read_text(encoding="utf-8").splitlines():
-                r = json.loads(line)
-                done[(r["method"], r["lr"], r["seed"])] = r
-        started = time.perf_counter()
+        for phase in phases:
+            for key in self.planned(phase):
+                if key not in self.done:
+                    method, lr, seed = key
+                    print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed}",
+                          flush=True)
+                    self.done[key] = _subprocess_run(self.settings, method, lr, seed, self.log)
 
-        def run(method, lr, seed):
-            key = (method, lr, seed)
-            if key not in done:
-                print(f"[{time.perf_counter() - started:6.0f} s] {self.settings.task}: {method} lr={lr} "
-                      f"seed={seed}", flush=True)
-                done[key] = _subprocess_run(self.settings, method, lr, seed, log)
-            return done[key]
-
-        for method in self.methods:
-            grid = LR_GRID[method] if self.grid else [DEFAULT_LR[method]]
-            lr = max(grid, key=lambda rate: run(method, rate, self.seeds[0])["best_validation"])
-            self.records += [run(method, lr, seed) for seed in self.seeds]
-        self.seconds = time.perf_counter() - started
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The finished runs at each method's chosen rate: what the report is made of."""
+        return [self.done[(m, self.chosen_lr(m), s)] for m in self.methods for s in self.seeds
+                if (m, self.chosen_lr(m), s) in self.done]
 
     def _name(self) -> str:
         return f"{Path(self.settings.model).name}-{self.settings.task}"  # a local folder: its name
@@ -182,6 +220,8 @@ class Suite:
         by_method: dict[str, list[dict]] = {}
         for r in self.records:
             by_method.setdefault(r["method"], []).append(r)
+        if not self.records:
+            raise ValueError(f"{self.log} holds no finished run with these settings; run the suite first.")
         metric = self.records[0]["metric"]
         baselines = [m for m in by_method if m in BASELINES]
         target = max((statistics.mean(r["curve"][-1][1] for r in by_method[m]) for m in baselines), default=None)
@@ -195,7 +235,7 @@ class Suite:
             own = [steps_to(r["curve"], 0.95 * max(score for _, score in r["curve"])) for r in runs]
             reach = [steps_to(r["curve"], target) for r in runs]
             rows[method] = {
-                "mean": statistics.mean(tests), "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                "mean": statistics.mean(tests), "seeds": len(runs), "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
                 "trainable": runs[0]["trainable"], "share": 100 * runs[0]["trainable"] / runs[0]["total"],
                 "step": statistics.mean(r["step_seconds"] for r in runs),
                 "memory": max(r["peak_rss_mib"] for r in runs), "lr": runs[0]["lr"],
@@ -211,27 +251,37 @@ class Suite:
         axis.legend(fontsize=7, ncol=2)
         axis.grid(alpha=0.3)
         figure.tight_layout()
-        figure.savefig(self.output / f"{name}.png", dpi=110)
+        with atomic_path(self.output / f"{name}.png") as tmp:
+            figure.savefig(tmp, dpi=110, format="png")
         plt.close(figure)
 
         fmt = lambda v, f="": "—" if v is None else format(v, f)  # noqa: E731
+        timed = [r["seconds"] for r in self.done.values() if "seconds" in r]
+        missing = self.missing()
         lines = [f"# {name}", "", f"Command: `{command}`", "",
                  f"Machine: {platform.machine()}, 2 CPU threads; python {platform.python_version()}, torch "
                  f"{torch.__version__}, transformers {transformers.__version__}; seeds {self.seeds}; "
                  f"{s.steps} steps of batch {s.batch_size}, {s.max_train} training / {s.max_eval} validation / "
-                 f"{s.max_test} test examples, inputs cut to {s.max_length} tokens; suite time "
-                 f"{getattr(self, 'seconds', 0) / 60:.1f} min.", "",
-                 f"![learning curves]({name}.png)", "",
-                 f"| method | test {metric} (mean ± sd) | trainable | % of model | lr | step (s) | peak RSS (MiB) | "
-                 f"steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 f"{s.max_test} test examples, inputs cut to {s.max_length} tokens; "
+                 f"{len(self.done)} runs done, {sum(timed) / 60:.0f} min of run time"
+                 + (f" ({len(self.done) - len(timed)} earlier runs kept no time)" if len(timed) < len(self.done)
+                    else "") + ".", ""]
+        if missing:
+            seeds_done = sorted({len(v) for v in by_method.values()})
+            lines += [f"**Partial: {len(missing)} of {len(missing) + len(self.done)} planned runs are still to do** "
+                      f"({', '.join(sorted({m for m, _, _ in missing}))}). Seeds per method: {seeds_done}; a "
+                      "learning rate is the best of the rates tried so far. Rerunning the command resumes.", ""]
+        lines += [f"![learning curves]({name}.png)", "",
+                  f"| method | test {metric} (mean ± sd) | seeds | trainable | % of model | lr | step (s) | peak RSS "
+                  f"(MiB) | steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for method, r in sorted(rows.items(), key=lambda kv: -kv[1]["mean"]):
-            lines.append(f"| {method} | {r['mean']:.3f} ± {r['std']:.3f} | {r['trainable']:,d} | {r['share']:.3f} | "
-                         f"{r['lr']:g} | {r['step']:.2f} | {r['memory']:.0f} | {r['to95']:.0f} | "
+            lines.append(f"| {method} | {r['mean']:.3f} ± {r['std']:.3f} | {r['seeds']} | {r['trainable']:,d} | "
+                         f"{r['share']:.3f} | {r['lr']:g} | {r['step']:.2f} | {r['memory']:.0f} | {r['to95']:.0f} | "
                          f"{fmt(r['to_target'], '.0f')} |")
         lines += ["", "## The paper's claims, on this task", ""] + self._claims(rows)
         path = self.output / f"{name}.md"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write_text(path, "\n".join(lines) + "\n")
         return path
 
     @staticmethod

@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                        help="other budget settings, e.g. batch_size=8 eval_every=30 max_eval=300 max_test=600")
     bench.add_argument("--output", default="docs/results", help="report folder (default docs/results)")
+    bench.add_argument("--report-only", action="store_true",
+                       help="write the reports from the runs finished so far (of an interrupted suite); run nothing")
     bench.set_defaults(handler=cmd_bench)
 
     tasks = sub.add_parser("tasks", help="list the tasks", description="List bundled and hub tasks.")
@@ -300,7 +302,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from sktuning.baselines import METHODS
-    from sktuning.bench import FULL_SUITE, QUICK, BenchSettings, Suite
+    from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite
 
     pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
         [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
@@ -310,7 +312,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}: choose from {', '.join(METHODS)}.")
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    command = "sktune bench " + " ".join(sys.argv[2:])
+    command = "sktune bench " + " ".join(a for a in sys.argv[2:] if a != "--report-only")
+    suites = []
     for model, task in pairs:
         settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}))
         if args.steps:
@@ -321,10 +324,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 raise ValueError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
                                  "max_train, max_eval, max_test, max_length, warmup_ratio.")
             setattr(settings, name, type(getattr(settings, name))(value))
-        suite = Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid),
-                      output=Path(args.output))
-        suite.run()
-        print(f"{model} {task}: report in {suite.report(command)}")
+        suites.append(Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid),
+                            output=Path(args.output)))
+        if suites[-1].ignored:
+            logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
+                           suites[-1].ignored)
+    # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
+    for phase in [] if args.report_only else PHASES:
+        for suite in suites:
+            suite.run([phase])
+            print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
+    if args.report_only:
+        for suite in suites:
+            if suite.done:
+                print(f"{suite.settings.model} {suite.settings.task}: report in {suite.report(command)}")
     return 0
 
 
