@@ -79,3 +79,26 @@ def test_killing_one_rank_fails_the_run_quickly(tiny_model_dir, data_dir, tmp_pa
     assert launcher.returncode != 0
     assert time.monotonic() - started < 120  # bounded: no hang on the dead peer
     assert "sktuning.cli" in stderr and ("Signal 9" in stderr or "SIGKILL" in stderr or "failed" in stderr.lower())
+
+
+def test_fsdp_sharded_backbone_matches_one_process(tiny_model_dir, data_dir, tmp_path):
+    """FSDP2 over 2 gloo ranks (prefix also under gradient checkpointing): same adapter and metrics as 1
+    process, for both modes, with evaluation shards that need an idle batch on one rank."""
+    rows = [line for name in ("train", "validation", "test")
+            for line in (data_dir / f"{name}.csv").read_text().splitlines()[1:]]
+    (tmp_path / "odd.csv").write_text("text,label\n" + "\n".join(rows[:129]) + "\n")  # 65 + 64 rows: one idle batch
+    for mode in ("prompt", "prefix"):
+        outs = {}
+        for processes in (1, 2):
+            outs[processes] = tmp_path / f"{mode}{processes}"
+            command = train_command(tiny_model_dir, data_dir, outs[processes], processes, steps=8)
+            command[command.index("--test") + 1] = str(tmp_path / "odd.csv")
+            if processes == 2:
+                command += ["--fsdp"] + (["--gradient-checkpointing"] if mode == "prefix" else [])
+            command += ["--mode", mode]
+            subprocess.run(command, check=True, timeout=300, env=env())
+        one, two = (load_file(str(outs[p] / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
+        assert one.keys() == two.keys()
+        assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
+        m1, m2 = (json.loads((outs[p] / "metrics.json").read_text()) for p in (1, 2))
+        assert m1["metrics"] == m2["metrics"]

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
     group.add_argument("--gradient-checkpointing", action="store_true",
                        help="recompute the frozen backbone's activations in the backward pass (less memory)")
+    group.add_argument("--fsdp", action="store_true",
+                       help="shard the frozen backbone over the processes with PyTorch FSDP2 (under torchrun; "
+                            "accelerate launch with an FSDP config turns it on by itself)")
     group = train.add_argument_group("output")
     group.add_argument("--output", help="run folder (default runs/<task>-<mode>-<time>)")
     group.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
@@ -182,7 +185,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                      "output": str(output)})
     # everything that can fail on bad input happens before the first file is written
     data = _load_data(args)
-    backbone, tokenizer = _load_model(args.model, args.trust_remote_code, args.device, args.dtype)
+    fsdp = _fsdp_settings(args)
+    device = _device(args.device)
+    # under FSDP the whole model is read on the CPU, its text encoded, and only then sharded to `device`
+    backbone, tokenizer = _load_model(args.model, args.trust_remote_code, "cpu" if fsdp else device, args.dtype)
     if args.gradient_checkpointing:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
@@ -198,6 +204,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                             label_names=data.label_names or None)
     torch.manual_seed(args.seed)  # the adapter's and head's initial values come from the seed too
     model = get_sk_model(backbone, tokenizer, config)
+    if fsdp:
+        from sktuning.sharding import shard_backbone
+
+        units = shard_backbone(model, device, fsdp["reshard_after_forward"])
+        logger.info("backbone sharded over %d processes with FSDP2 (%d units)", dist.world_size(), units)
     if args.steps is None and args.epochs is None:
         args.steps = DEFAULT_STEPS
     training = TrainingArguments(output_dir=str(output), steps=args.steps if args.epochs is None else None,
@@ -417,9 +428,37 @@ def _load_model(name: str, trust_remote_code: bool = False, device: str = "auto"
     from sktuning.models import load_backbone
 
     backbone, tokenizer = load_backbone(name, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+    return backbone.to(_device(device)), tokenizer
+
+
+def _device(device: str) -> str:
+    """`auto`: this process's GPU (LOCAL_RANK, as set by the launchers) if there is one, else the CPU."""
+    import os
+
+    import torch
+
     if device == "auto":
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    return backbone.to(device), tokenizer
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _fsdp_settings(args: argparse.Namespace) -> dict | None:
+    """--fsdp, or an `accelerate launch` FSDP config; the config's checkpointing and bf16 are honoured."""
+    import os
+
+    from sktuning.sharding import fsdp_from_env
+
+    settings = fsdp_from_env()
+    if settings is None and args.fsdp:
+        settings = {"reshard_after_forward": True, "activation_checkpointing": False}
+    if settings is not None:
+        args.fsdp = True
+        args.gradient_checkpointing = args.gradient_checkpointing or settings["activation_checkpointing"]
+    if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") == "bf16":
+        args.bf16 = True
+    elif os.environ.get("ACCELERATE_MIXED_PRECISION", "no") == "fp16":
+        raise ValueError("fp16 mixed precision is not supported for training (no loss scaling): use bf16.")
+    return settings
 
 
 def _default_pooling(tokenizer) -> str:

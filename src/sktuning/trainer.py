@@ -300,8 +300,14 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
     references: list = [None] * len(rows)
     probabilities: list = [None] * len(rows)
     task = config.task
-    for start in range(0, len(order), batch_size):
+    # every rank runs the same number of forwards: on a sharded backbone each forward is a collective
+    rounds = math.ceil(math.ceil(len(rows) / dist.world_size()) / batch_size)
+    for start in range(0, rounds * batch_size, batch_size):
         chunk = order[start:start + batch_size]
+        if not chunk:  # this rank's share ran out one batch early: an idle forward keeps the ranks in step
+            idle = encoder.collate(rows[:1])
+            model(**_to_device({k: v for k, v in idle.items() if k not in ("word_ids", "labels")}, model))
+            continue
         batch = encoder.collate([rows[i] for i in chunk])
         word_ids = batch.pop("word_ids", None)
         labels = batch.pop("labels", None)
