@@ -102,3 +102,23 @@ def test_fsdp_sharded_backbone_matches_one_process(tiny_model_dir, data_dir, tmp
         assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
         m1, m2 = (json.loads((outs[p] / "metrics.json").read_text()) for p in (1, 2))
         assert m1["metrics"] == m2["metrics"]
+
+
+def test_accelerate_launch_runs_sktune_train_with_ddp_and_with_the_fsdp_recipe(tiny_model_dir, data_dir, tmp_path):
+    """The other launcher: `accelerate launch` (torchrun underneath), plain and with the shipped 7B FSDP config."""
+    recipe = Path(__file__).parents[1] / "examples" / "accelerate" / "fsdp-7b.yaml"
+    runs = {"one": ([], {}),
+            "ddp": (["--multi_gpu", "--num_processes", "2"], {"ACCELERATE_USE_CPU": "1"}),
+            "fsdp": (["--config_file", str(recipe), "--num_processes", "2", "--mixed_precision", "no"], {})}
+    for name, (launch, extra) in runs.items():
+        command = train_command(tiny_model_dir, data_dir, tmp_path / name, 1, steps=8)
+        if launch:
+            command = [sys.executable, "-m", "accelerate.commands.launch", *launch,
+                       f"--main_process_port={free_port()}", "-m", *command[2:]]
+        subprocess.run(command, check=True, timeout=300, env={**env(), **extra})
+    adapters = {name: load_file(str(tmp_path / name / "adapter" / "adapter_model.safetensors")) for name in runs}
+    metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in runs}
+    for name in ("ddp", "fsdp"):
+        assert max((adapters["one"][k] - adapters[name][k]).abs().max().item() for k in adapters["one"]) <= 1e-5
+        assert metrics[name]["processes"] == 2 and metrics[name]["metrics"] == metrics["one"]["metrics"]
+    assert (metrics["fsdp"]["fsdp"], metrics["ddp"]["fsdp"]) == (True, False)

@@ -11,10 +11,12 @@ def test_no_fsdp_unless_the_launcher_asks(monkeypatch):
     assert fsdp_from_env() is None
 
 
-@pytest.mark.parametrize("strategy, reshard", [("FULL_SHARD", True), ("1", True), ("SHARD_GRAD_OP", False)])
-def test_accelerate_fsdp_settings_are_read(monkeypatch, strategy, reshard):
+@pytest.mark.parametrize("version, strategy, reshard", [
+    ("1", "FULL_SHARD", True), ("1", "1", True), ("1", "SHARD_GRAD_OP", False), ("2", "true", True), ("2", "false", False)])
+def test_accelerate_fsdp_settings_are_read(monkeypatch, version, strategy, reshard):
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    monkeypatch.setenv("FSDP_SHARDING_STRATEGY", strategy)
+    monkeypatch.setenv("FSDP_VERSION", version)
+    monkeypatch.setenv("FSDP_SHARDING_STRATEGY" if version == "1" else "FSDP_RESHARD_AFTER_FORWARD", strategy)
     monkeypatch.setenv("FSDP_ACTIVATION_CHECKPOINTING", "true")
     assert fsdp_from_env() == {"reshard_after_forward": reshard, "activation_checkpointing": True}
 

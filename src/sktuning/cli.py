@@ -250,7 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               "adapter": args.adapter, "seed": args.seed, "steps": state.step, "best_step": state.best_step,
               "best_validation": state.best_metric, "trainable_parameters": model.num_trainable_parameters(),
               "total_parameters": model.num_parameters(), "train_seconds": round(state.train_seconds, 2),
-              "history": state.history, "processes": dist.world_size(), "environment": _environment()}
+              "history": state.history, "processes": dist.world_size(), "fsdp": bool(fsdp), "environment": _environment()}
     model.save_pretrained(output / "adapter", metadata)
     atomic_write_text(output / "metrics.json", json.dumps(result, indent=2))
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())

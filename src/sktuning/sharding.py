@@ -36,14 +36,17 @@ def fsdp_from_env() -> dict | None:
         return None
     if os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true":
         raise ValueError("fsdp_offload_params is not supported: set it to false in the accelerate config.")
-    strategy = os.environ.get("FSDP_RESHARDING_STRATEGY") or os.environ.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD")
-    strategy = strategy.upper()
-    if strategy in ("1", "FULL_SHARD"):
-        reshard = True
-    elif strategy in ("2", "SHARD_GRAD_OP"):
-        reshard = False
-    else:
-        raise ValueError(f"FSDP strategy {strategy!r} is not supported: use FULL_SHARD or SHARD_GRAD_OP.")
+    if os.environ.get("FSDP_VERSION", "1") == "2":  # FSDP2 configs say it directly
+        reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "true"
+    else:  # an FSDP1 config: its strategy, carried over to FSDP2
+        strategy = os.environ.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
+        if strategy in ("1", "FULL_SHARD"):
+            reshard = True
+        elif strategy in ("2", "SHARD_GRAD_OP"):
+            reshard = False
+        else:
+            raise ValueError(f"FSDP sharding strategy {strategy!r} is not supported: use FULL_SHARD or SHARD_GRAD_OP "
+                             "(or fsdp_version: 2 with fsdp_reshard_after_forward).")
     return {"reshard_after_forward": reshard,
             "activation_checkpointing": os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "false").lower() == "true"}
 
