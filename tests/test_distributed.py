@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 
@@ -81,12 +82,17 @@ def test_killing_one_rank_fails_the_run_quickly(tiny_model_dir, data_dir, tmp_pa
     assert "sktuning.cli" in stderr and ("Signal 9" in stderr or "SIGKILL" in stderr or "failed" in stderr.lower())
 
 
-def test_fsdp_sharded_backbone_matches_one_process(tiny_model_dir, data_dir, tmp_path):
-    """FSDP2 over 2 gloo ranks (prefix also under gradient checkpointing): same adapter and metrics as 1
-    process, for both modes, with evaluation shards that need an idle batch on one rank."""
+@pytest.mark.parametrize("engine", ["fsdp", "zero3"])
+def test_sharded_backbone_matches_one_process(engine, tiny_model_dir, data_dir, tmp_path):
+    """The backbone split over 2 gloo ranks (prefix also under gradient checkpointing): the same adapter
+    and metrics as 1 process, for both modes, with evaluation shards that need an idle batch on one rank."""
+    if engine == "zero3":
+        pytest.importorskip("deepspeed")
     rows = [line for name in ("train", "validation", "test")
             for line in (data_dir / f"{name}.csv").read_text().splitlines()[1:]]
     (tmp_path / "odd.csv").write_text("text,label\n" + "\n".join(rows[:129]) + "\n")  # 65 + 64 rows: one idle batch
+    zero = tmp_path / "ds.json"  # the tiny model's tensors are all small: ZeRO-3 keeps small ones whole unless told
+    zero.write_text(json.dumps({"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}))
     for mode in ("prompt", "prefix"):
         outs = {}
         for processes in (1, 2):
@@ -94,7 +100,8 @@ def test_fsdp_sharded_backbone_matches_one_process(tiny_model_dir, data_dir, tmp
             command = train_command(tiny_model_dir, data_dir, outs[processes], processes, steps=8)
             command[command.index("--test") + 1] = str(tmp_path / "odd.csv")
             if processes == 2:
-                command += ["--fsdp"] + (["--gradient-checkpointing"] if mode == "prefix" else [])
+                command += ["--shard", engine] + (["--gradient-checkpointing"] if mode == "prefix" else [])
+                command += ["--deepspeed-config", str(zero)] if engine == "zero3" else []
             command += ["--mode", mode]
             subprocess.run(command, check=True, timeout=300, env=env())
         one, two = (load_file(str(outs[p] / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
@@ -102,6 +109,9 @@ def test_fsdp_sharded_backbone_matches_one_process(tiny_model_dir, data_dir, tmp
         assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
         m1, m2 = (json.loads((outs[p] / "metrics.json").read_text()) for p in (1, 2))
         assert m1["metrics"] == m2["metrics"]
+        assert m2["sharding"] == engine and m1["sharding"] is None
+        backbone = m1["total_parameters"] - m1["trainable_parameters"]
+        assert m2["backbone_parameters_per_process"] <= backbone / 2 + 64  # each rank holds half (+ padding)
 
 
 def test_accelerate_launch_runs_sktune_train_with_ddp_and_with_the_fsdp_recipe(tiny_model_dir, data_dir, tmp_path):
@@ -121,4 +131,4 @@ def test_accelerate_launch_runs_sktune_train_with_ddp_and_with_the_fsdp_recipe(t
     for name in ("ddp", "fsdp"):
         assert max((adapters["one"][k] - adapters[name][k]).abs().max().item() for k in adapters["one"]) <= 1e-5
         assert metrics[name]["processes"] == 2 and metrics[name]["metrics"] == metrics["one"]["metrics"]
-    assert (metrics["fsdp"]["fsdp"], metrics["ddp"]["fsdp"]) == (True, False)
+    assert (metrics["fsdp"]["sharding"], metrics["ddp"]["sharding"]) == ("fsdp", None)

@@ -83,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
     group.add_argument("--gradient-checkpointing", action="store_true",
                        help="recompute the frozen backbone's activations in the backward pass (less memory)")
-    group.add_argument("--fsdp", action="store_true",
-                       help="shard the frozen backbone over the processes with PyTorch FSDP2 (under torchrun; "
-                            "accelerate launch with an FSDP config turns it on by itself)")
+    group.add_argument("--shard", choices=["fsdp", "zero3"],
+                       help="shard the frozen backbone over the processes: PyTorch FSDP2 or DeepSpeed ZeRO-3 "
+                            "(accelerate launch with an FSDP or DeepSpeed config chooses by itself)")
+    group.add_argument("--deepspeed-config", metavar="JSON",
+                       help="DeepSpeed config whose zero_optimization section --shard zero3 uses")
     group = train.add_argument_group("output")
     group.add_argument("--output", help="run folder (default runs/<task>-<mode>-<time>)")
     group.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
@@ -185,10 +187,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                      "output": str(output)})
     # everything that can fail on bad input happens before the first file is written
     data = _load_data(args)
-    fsdp = _fsdp_settings(args)
+    plan = _sharding_plan(args)
     device = _device(args.device)
-    # under FSDP the whole model is read on the CPU, its text encoded, and only then sharded to `device`
-    backbone, tokenizer = _load_model(args.model, args.trust_remote_code, "cpu" if fsdp else device, args.dtype)
+    # to shard, the whole model is read on the CPU, its text encoded, and only then sharded to `device`
+    backbone, tokenizer = _load_model(args.model, args.trust_remote_code, "cpu" if plan else device, args.dtype)
     if args.gradient_checkpointing:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
@@ -204,11 +206,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                             label_names=data.label_names or None)
     torch.manual_seed(args.seed)  # the adapter's and head's initial values come from the seed too
     model = get_sk_model(backbone, tokenizer, config)
-    if fsdp:
+    held = None
+    if plan:
         from sktuning.sharding import shard_backbone
 
-        units = shard_backbone(model, device, fsdp["reshard_after_forward"])
-        logger.info("backbone sharded over %d processes with FSDP2 (%d units)", dist.world_size(), units)
+        held = shard_backbone(model, device, plan)
+        logger.info("backbone sharded over %d processes with %s: %s parameters here", dist.world_size(),
+                    plan.engine, f"{held:,d}")
     if args.steps is None and args.epochs is None:
         args.steps = DEFAULT_STEPS
     training = TrainingArguments(output_dir=str(output), steps=args.steps if args.epochs is None else None,
@@ -250,7 +254,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               "adapter": args.adapter, "seed": args.seed, "steps": state.step, "best_step": state.best_step,
               "best_validation": state.best_metric, "trainable_parameters": model.num_trainable_parameters(),
               "total_parameters": model.num_parameters(), "train_seconds": round(state.train_seconds, 2),
-              "history": state.history, "processes": dist.world_size(), "fsdp": bool(fsdp), "environment": _environment()}
+              "history": state.history, "processes": dist.world_size(),
+              "sharding": plan.engine if plan else None, "backbone_parameters_per_process": held,
+              "environment": _environment()}
     model.save_pretrained(output / "adapter", metadata)
     atomic_write_text(output / "metrics.json", json.dumps(result, indent=2))
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
@@ -442,23 +448,32 @@ def _device(device: str) -> str:
     return device
 
 
-def _fsdp_settings(args: argparse.Namespace) -> dict | None:
-    """--fsdp, or an `accelerate launch` FSDP config; the config's checkpointing and bf16 are honoured."""
+def _sharding_plan(args: argparse.Namespace):
+    """--shard, or the FSDP / DeepSpeed config of `accelerate launch`, whose checkpointing and bf16 count."""
     import os
 
-    from sktuning.sharding import fsdp_from_env
+    from sktuning.sharding import ShardingPlan, plan_from_env
 
-    settings = fsdp_from_env()
-    if settings is None and args.fsdp:
-        settings = {"reshard_after_forward": True, "activation_checkpointing": False}
-    if settings is not None:
-        args.fsdp = True
-        args.gradient_checkpointing = args.gradient_checkpointing or settings["activation_checkpointing"]
-    if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") == "bf16":
+    plan = plan_from_env()
+    if plan is None and args.shard:
+        plan = ShardingPlan(args.shard)
+        if args.deepspeed_config:
+            if args.shard != "zero3":
+                raise ValueError("--deepspeed-config goes with --shard zero3.")
+            try:
+                plan.zero_optimization = json.loads(Path(args.deepspeed_config).read_text())["zero_optimization"]
+            except (OSError, ValueError, KeyError) as err:
+                raise ValueError(f"--deepspeed-config {args.deepspeed_config}: a JSON file with a "
+                                 f"zero_optimization section is needed ({err}).") from None
+    if plan is not None:
+        args.shard = plan.engine
+        args.gradient_checkpointing = args.gradient_checkpointing or plan.activation_checkpointing
+    precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if precision == "bf16":
         args.bf16 = True
-    elif os.environ.get("ACCELERATE_MIXED_PRECISION", "no") == "fp16":
+    elif precision == "fp16":
         raise ValueError("fp16 mixed precision is not supported for training (no loss scaling): use bf16.")
-    return settings
+    return plan
 
 
 def _default_pooling(tokenizer) -> str:

@@ -1,98 +1,162 @@
-"""Shard the frozen backbone over the processes with PyTorch FSDP2 (`fully_shard`).
+"""Shard the frozen backbone over the processes: PyTorch FSDP2 or DeepSpeed ZeRO-3.
 
-Only the backbone is large, and only the backbone is frozen: it is split layer by layer over the
-processes (each holds 1/N of its weights, gathered one layer at a time for the forward and the
-backward), while the adapter and head, a few hundred thousand parameters, stay whole on every rank
-and are averaged by `distributed.average_gradients` like under plain data parallelism. Saving the
-adapter therefore never needs a gather of the model.
+Only the backbone is large, and only the backbone is frozen. Either engine splits its weights over
+the processes (each keeps 1/N and gathers one layer at a time for the forward and the backward),
+while the adapter and head, a few hundred thousand parameters, stay whole on every rank and are
+averaged by `distributed.average_gradients` as under plain data parallelism. So the training loop,
+its exact checkpoints and the saved adapter are the same whatever the engine, and saving never
+gathers the model.
 
 The text's representation is computed before sharding, from the whole model, once: SK-Prefix's
-keys and values are then plain tensors on this process's device, the device of every layer.
+keys and values are plain tensors on this process's device, which is the device of every layer.
+The price: every process first reads the whole backbone into CPU memory.
 
-Launch with `torchrun` (`sktune train --fsdp`) or with `accelerate launch` and an FSDP config file
-(`ACCELERATE_USE_FSDP` is read, see `fsdp_from_env`); examples/accelerate/ holds one for a 7B model.
+Choose with `sktune train --shard fsdp|zero3` under torchrun, or let `accelerate launch` choose with
+an FSDP or DeepSpeed config file (see `plan_from_env`; examples/accelerate/ has both for a 7B model).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from sktuning.backbone import base_model_of
 
+ENGINES = ("fsdp", "zero3")
 
-def fsdp_from_env() -> dict | None:
-    """The FSDP settings `accelerate launch` passes to its processes, or None when it asks for none.
 
-    Honoured: FSDP itself, the resharding strategy, activation checkpointing. Refused with a clear
-    message: what this module cannot do (CPU offload of parameters, FSDP1 flat parameters, DeepSpeed).
+@dataclass
+class ShardingPlan:
+    engine: str                               # "fsdp" (torch FSDP2) or "zero3" (DeepSpeed ZeRO stage 3)
+    reshard_after_forward: bool = True        # FSDP: FULL_SHARD (True) or SHARD_GRAD_OP (False)
+    activation_checkpointing: bool = False
+    zero_optimization: dict = field(default_factory=dict)  # ZeRO-3: DeepSpeed's zero_optimization section
+
+
+def _flag(name: str, default: str = "false") -> bool:
+    return os.environ.get(name, default).lower() in ("true", "1")
+
+
+def plan_from_env() -> ShardingPlan | None:
+    """What `accelerate launch` asks of its processes, or None when it asks for no sharding.
+
+    Honoured: the engine, FSDP's resharding and activation checkpointing, ZeRO-3's parameter offload
+    and a DeepSpeed config file's `zero_optimization`. What cannot be honoured is refused, by name.
     """
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
-        raise ValueError("DeepSpeed is not supported by sktune train; launch with an FSDP config instead "
-                         "(examples/accelerate/fsdp-7b.yaml): it shards the frozen backbone the same way ZeRO-3 does.")
-    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+    if _flag("ACCELERATE_USE_DEEPSPEED"):
+        stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+        zero: dict = {}
+        if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE"):
+            with open(os.environ["ACCELERATE_DEEPSPEED_CONFIG_FILE"], encoding="utf-8") as handle:
+                zero = dict(json.load(handle).get("zero_optimization", {}))
+            stage = str(zero.get("stage", stage))
+        if stage != "3":
+            raise ValueError(f"DeepSpeed ZeRO stage {stage} shards optimiser states and gradients, which here are the "
+                             "small adapter's: nothing to gain. Use zero_stage: 3, which shards the backbone.")
+        device = os.environ.get("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "none")
+        if device not in ("none", ""):
+            zero.setdefault("offload_param", {"device": device})
+        return ShardingPlan("zero3", zero_optimization={**zero, "stage": 3})
+    if not _flag("ACCELERATE_USE_FSDP"):
         return None
-    if os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true":
-        raise ValueError("fsdp_offload_params is not supported: set it to false in the accelerate config.")
+    if _flag("FSDP_OFFLOAD_PARAMS"):
+        raise ValueError("fsdp_offload_params is not supported: set it to false in the accelerate config (or use "
+                         "the DeepSpeed ZeRO-3 config with offload_param_device: cpu).")
     if os.environ.get("FSDP_VERSION", "1") == "2":  # FSDP2 configs say it directly
-        reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower() == "true"
+        reshard = _flag("FSDP_RESHARD_AFTER_FORWARD", "true")
     else:  # an FSDP1 config: its strategy, carried over to FSDP2
         strategy = os.environ.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
-        if strategy in ("1", "FULL_SHARD"):
-            reshard = True
-        elif strategy in ("2", "SHARD_GRAD_OP"):
-            reshard = False
-        else:
+        if strategy not in ("1", "FULL_SHARD", "2", "SHARD_GRAD_OP"):
             raise ValueError(f"FSDP sharding strategy {strategy!r} is not supported: use FULL_SHARD or SHARD_GRAD_OP "
                              "(or fsdp_version: 2 with fsdp_reshard_after_forward).")
-    return {"reshard_after_forward": reshard,
-            "activation_checkpointing": os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "false").lower() == "true"}
+        reshard = strategy in ("1", "FULL_SHARD")
+    return ShardingPlan("fsdp", reshard_after_forward=reshard,
+                        activation_checkpointing=_flag("FSDP_ACTIVATION_CHECKPOINTING"))
 
 
-def shard_backbone(model: nn.Module, device: torch.device | str, reshard_after_forward: bool = True) -> int:
-    """Shard `model.backbone` over the default process group, one FSDP unit per transformer block.
+def shard_backbone(model: nn.Module, device: torch.device | str, plan: ShardingPlan) -> int:
+    """Shard `model.backbone` over the default process group; the adapter and head go whole to `device`.
 
-    The input-embedding layer is a unit of its own because SK-Prompt calls it directly, outside the
-    backbone's forward. The adapter and head stay whole, on `device`. Returns the unit count.
+    Returns how many of the backbone's parameters this process now holds.
     """
+    import torch.distributed as dist
+
+    if plan.engine not in ENGINES:
+        raise ValueError(f"Unknown sharding engine {plan.engine!r}: choose from {', '.join(ENGINES)}.")
+    if not dist.is_initialized():
+        raise ValueError("Sharding needs several processes: launch with torchrun or accelerate launch.")
+    backbone = model.backbone
+    if any(p.requires_grad for p in backbone.parameters()):
+        raise ValueError("Sharding here is for a frozen backbone; this one has trainable parameters.")
+    lm_head = getattr(model, "lm_head", None)
+    if lm_head is not None and _shares_weight(lm_head, backbone.get_input_embeddings()):
+        raise ValueError("A backbone whose LM head is tied to its input embeddings cannot be sharded; train "
+                         "causal-lm on such a model without --shard (data parallel) instead.")
+    device = torch.device(device)
+    for name, child in model.named_children():  # the engines leave what is outside the backbone alone
+        if name != "backbone":
+            child.to(device)
+    (_fsdp if plan.engine == "fsdp" else _zero3)(model, device, plan)
+    return held_parameters(backbone)
+
+
+def _fsdp(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
+    """One FSDP2 unit per transformer block (the model's `_no_split_modules`) and one for the embeddings."""
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    if not dist.is_initialized():
-        raise ValueError("FSDP needs several processes: launch with torchrun or accelerate launch.")
     backbone = model.backbone
-    if any(p.requires_grad for p in backbone.parameters()):
-        raise ValueError("FSDP here shards a frozen backbone; this one has trainable parameters.")
-    if getattr(model, "lm_head", None) is not None and _shares_weight(model.lm_head, backbone.get_input_embeddings()):
-        raise ValueError("FSDP cannot shard a backbone whose LM head is tied to its input embeddings; train "
-                         "causal-lm on such a model without --fsdp (data parallel) instead.")
     block_names = set(getattr(base_model_of(backbone), "_no_split_modules", None) or [])
     blocks = [m for m in backbone.modules() if type(m).__name__ in block_names]
     if not blocks:
         raise ValueError(f"{type(backbone).__name__} names no transformer block class (_no_split_modules), so "
-                         "there is no layer to shard by; train it without --fsdp.")
-    device = torch.device(device)
-    for name, child in model.named_children():  # FSDP leaves the parameters it ignores where they are
-        if name != "backbone":
-            child.to(device)
+                         "FSDP has no layer to shard by; use --shard zero3 or no sharding.")
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-    units = [backbone.get_input_embeddings(), *blocks]
-    for unit in units:
-        fully_shard(unit, mesh=mesh, reshard_after_forward=reshard_after_forward)
-    # the root is the whole model (FSDP2 must see the forward start there, before SK-Prompt calls the
-    # embedding unit); it shards what is left of the backbone (norms) and ignores the trainable part
+    # the embeddings are a unit of their own: SK-Prompt calls them outside the backbone's forward
+    for unit in [backbone.get_input_embeddings(), *blocks]:
+        fully_shard(unit, mesh=mesh, reshard_after_forward=plan.reshard_after_forward)
+    # the root is the whole model (FSDP2 must see the forward start there, before SK-Prompt's call to
+    # the embeddings); it takes what is left of the backbone (norms) and ignores the trainable part
     outside = {p for name, p in model.named_parameters() if not name.startswith("backbone.")}
-    fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward, ignored_params=outside)
-    return len(units) + 1
+    fully_shard(model, mesh=mesh, reshard_after_forward=plan.reshard_after_forward, ignored_params=outside)
 
 
-def is_sharded(model: nn.Module) -> bool:
+def _zero3(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
+    """DeepSpeed's ZeRO-3 partitioning, with no optimiser: its hooks gather each module's weights when
+    the module runs (SK-Prompt's direct call to the embeddings included), forward and backward."""
+    try:
+        import deepspeed
+    except ImportError:
+        raise ValueError("--shard zero3 needs DeepSpeed: pip install 'sktuning[deepspeed]'.") from None
+    import logging
+
+    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+    config = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {**plan.zero_optimization, "stage": 3}}
+    engine, *_ = deepspeed.initialize(model=model.backbone, config=config)
+    model.zero3_engine = [engine]  # a list: the engine keeps its hooks' state, but is not a submodule
+    if next(model.backbone.parameters()).device != device and not plan.zero_optimization.get("offload_param"):
+        raise ValueError(f"DeepSpeed put the backbone on {next(model.backbone.parameters()).device}, not on "
+                         f"{device}: pass --device to match the process's accelerator.")
+
+
+def held_parameters(backbone: nn.Module) -> int:
+    """How many backbone parameters this process stores (all of them, unsharded)."""
     from torch.distributed.tensor import DTensor
 
-    return any(isinstance(p, DTensor) for p in model.parameters())
+    total = 0
+    for p in backbone.parameters():
+        if isinstance(p, DTensor):
+            total += p.to_local().numel()
+        elif hasattr(p, "ds_tensor"):  # a ZeRO-3 parameter: its partition
+            total += p.ds_tensor.numel()
+        else:
+            total += p.numel()
+    return total
 
 
 def _shares_weight(a: nn.Module, b: nn.Module) -> bool:
