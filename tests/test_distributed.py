@@ -50,6 +50,22 @@ def test_two_gloo_processes_match_one_process(tiny_model_dir, data_dir, tmp_path
                                                                    "run.json"]
 
 
+def test_token_task_shards_of_unequal_size_match_one_process(tiny_model_dir, data_dir, tmp_path):
+    """Shards hold different numbers of tagged tokens: each adds its sum over the global count, so the
+    2-process loss is the 1-process loss (a per-shard mean would weigh them by shard size)."""
+    sentences = ["\n".join(f"w{10 + (i * 7 + j) % 80} {'N' if (i + j) % 3 else 'V'}" for j in range(1 + i % 9))
+                 for i in range(48)]  # 1 to 9 tagged words per sentence
+    conll = tmp_path / "uneven.conll"
+    conll.write_text("\n\n".join(sentences) + "\n")
+    for processes in (1, 2):
+        command = train_command(tiny_model_dir, data_dir, tmp_path / f"p{processes}", processes, steps=8)
+        for flag in ("--train", "--validation", "--test"):
+            command[command.index(flag) + 1] = str(conll)
+        subprocess.run(command, check=True, timeout=300, env=env())
+    one, two = (load_file(str(tmp_path / f"p{p}" / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
+    assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
+
+
 def _pid_of_rank(rank: int, marker: str) -> int | None:
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():

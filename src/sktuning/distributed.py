@@ -60,6 +60,15 @@ def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
         offset += g.numel()
 
 
+def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
+    """The sum of `value` over the ranks (a copy; `value` itself on one process)."""
+    if not dist.is_initialized():
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    return total
+
+
 def broadcast_parameters(params: Sequence[torch.nn.Parameter]) -> None:
     """Start every rank from rank 0's adapter and head."""
     if dist.is_initialized():

@@ -75,13 +75,21 @@ def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: 
                              f"{int(valid.min())} to {int(valid.max())}.")
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: SKTuningConfig) -> torch.Tensor:
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: SKTuningConfig, reduction: str = "mean") -> torch.Tensor:
+    """The task's loss; `reduction="sum"` for token-level tasks lets data parallelism divide by the
+    global token count (each shard's own mean would weigh a shard's tokens by its size)."""
     logits = logits.float()
     if config.task == "causal-lm":  # position t predicts token t + 1
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                               ignore_index=-100)
+                               ignore_index=-100, reduction=reduction)
     if config.task == "regression":
-        return F.mse_loss(logits.squeeze(-1) if labels.dim() == 1 else logits, labels.float())
+        return F.mse_loss(logits.squeeze(-1) if labels.dim() == 1 else logits, labels.float(), reduction=reduction)
     if config.multi_label:
-        return F.binary_cross_entropy_with_logits(logits, labels.float())
-    return F.cross_entropy(logits.reshape(-1, config.num_labels), labels.reshape(-1), ignore_index=-100)
+        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction=reduction)
+    return F.cross_entropy(logits.reshape(-1, config.num_labels), labels.reshape(-1), ignore_index=-100,
+                           reduction=reduction)
+
+
+def counted_targets(labels: torch.Tensor, config: SKTuningConfig) -> torch.Tensor:
+    """How many targets a token-level loss averages over (labels that are not -100)."""
+    return ((labels[:, 1:] if config.task == "causal-lm" else labels) != -100).sum()

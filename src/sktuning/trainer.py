@@ -30,6 +30,7 @@ from transformers import get_linear_schedule_with_warmup
 from sktuning import distributed as dist
 from sktuning.encoding import InputEncoder
 from sktuning.files import atomic_directory, atomic_write_text, sha256_of, verify_sha256
+from sktuning.heads import counted_targets, task_loss
 from sktuning.metrics import compute_metrics
 from sktuning.model import WEIGHTS_NAME, SKModel, read_adapter_meta
 
@@ -133,7 +134,7 @@ class Trainer:
             batch = self.encoder.collate([self.train_rows[i] for i in shard])
             batch.pop("word_ids", None)
             with autocast(model, args.bf16):
-                loss = model(**_to_device(batch, model)).loss
+                loss = self._loss(model, _to_device(batch, model))
             loss.backward()
             dist.average_gradients(self.params)
             torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
@@ -162,6 +163,20 @@ class Trainer:
         bar.close()
         self._restore_best()
         return state
+
+    def _loss(self, model: SKModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """This shard's loss, scaled so that the average over ranks is the loss of the global batch.
+
+        Sequence-level shards are equal, so their means average to the global mean. Token-level shards
+        hold different numbers of tokens (or none): each contributes its sum over the global count.
+        """
+        config = model.sk_config
+        if self.world == 1 or config.task not in ("token-classification", "causal-lm"):
+            return model(**batch).loss
+        labels = batch.pop("labels")
+        total = task_loss(model(**batch).logits, labels, config, reduction="sum")
+        count = dist.all_reduce_sum(counted_targets(labels, config).float())
+        return total * self.world / count.clamp(min=1)
 
     def _evaluate_and_keep_best(self, running_loss: float | None) -> bool:
         state = self.state
@@ -214,6 +229,8 @@ class Trainer:
         tensors = {f"optimizer.{pid}.{key}": value for pid, values in optimizer["state"].items()
                    for key, value in values.items()}
         tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():  # dropout on a GPU draws from the device's generator
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
         tensors.update({f"best.{k}": v for k, v in (self.best_tensors or {}).items()})
         with atomic_directory(folder / name) as tmp:
             self.model.save_pretrained(tmp / "adapter", self.adapter_metadata)
@@ -260,6 +277,8 @@ class Trainer:
             self.model.load_state_dict(current, strict=False)
         self.scheduler.load_state_dict(meta["scheduler"])
         torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
         self.state = TrainState(**meta["state"])
         logger.info("resumed from %s at step %d", checkpoint, self.state.step)
 
