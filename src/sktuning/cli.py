@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int)
     bench.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                        help="other budget settings, e.g. batch_size=8 eval_every=30 max_eval=300 max_test=600")
-    bench.add_argument("--output", default="docs/results", help="report folder (default docs/results)")
+    bench.add_argument("--output", help="report folder (default docs/results; docs/results/quick with --quick)")
     bench.add_argument("--report-only", action="store_true",
                        help="write the reports from the runs finished so far (of an interrupted suite); run nothing")
     bench.set_defaults(handler=cmd_bench)
@@ -342,7 +342,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  "max_train, max_eval, max_test, max_length, warmup_ratio.")
             setattr(settings, name, type(getattr(settings, name))(value))
         suites.append(Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid),
-                            output=Path(args.output)))
+                            output=Path(args.output or ("docs/results/quick" if args.quick else "docs/results"))))
         if suites[-1].ignored:
             logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
                            suites[-1].ignored)
