@@ -66,3 +66,20 @@ def test_runs_with_another_budget_or_cut_short_are_not_reused(tiny_settings, tmp
     assert stale.ignored == 1 and stale.missing() == [("head-only", 3e-3, 0)]
     with pytest.raises(ValueError, match="no finished run with these settings"):
         stale.report("sktune bench")
+
+
+def test_cli_runs_in_phases_reports_only_on_request_and_rejects_bad_settings(tiny_model_dir, tmp_path, capsys):
+    from sktuning.cli import main
+
+    common = ["bench", "--pairs", f"{tiny_model_dir}:rt-polarity", "--methods", "head-only", "--seeds", "0", "1",
+              "--set", "steps=2", "batch_size=4", "eval_every=2", "max_train=16", "max_eval=8", "max_test=8",
+              "max_length=16", "--output", str(tmp_path)]
+    assert main(common + ["--no-grid"]) == 0
+    report = tmp_path / "tiny-llama0-rt-polarity.md"
+    assert "| head-only |" in report.read_text() and "Partial" not in report.read_text()
+    report.unlink()
+    assert main(common + ["--report-only"]) == 0  # with the grid: 2 of its rates were never run
+    text = report.read_text()
+    assert "Partial: 2 of 4 planned runs are still to do" in text and "--report-only" not in text
+    assert main(common[:-2] + ["--set", "stepz=2", "--output", str(tmp_path)]) == 2
+    assert "--set 'stepz=2': use NAME=VALUE" in capsys.readouterr().err
