@@ -208,15 +208,8 @@ class Suite:
     def _name(self) -> str:
         return f"{Path(self.settings.model).name}-{self.settings.task}"  # a local folder: its name
 
-    def report(self, command: str) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import torch
-        import transformers
-
-        name, s = self._name(), self.settings
+    def table(self) -> tuple[dict[str, list[dict]], dict[str, dict], float | None]:
+        """(runs by method, one summary row per method, the best baseline's mean final validation score)."""
         by_method: dict[str, list[dict]] = {}
         for r in self.records:
             by_method.setdefault(r["method"], []).append(r)
@@ -235,11 +228,25 @@ class Suite:
             own = [steps_to(r["curve"], 0.95 * max(score for _, score in r["curve"])) for r in runs]
             reach = [steps_to(r["curve"], target) for r in runs]
             rows[method] = {
-                "mean": statistics.mean(tests), "seeds": len(runs), "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                "mean": statistics.mean(tests), "seeds": len(runs),
+                "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
                 "trainable": runs[0]["trainable"], "share": 100 * runs[0]["trainable"] / runs[0]["total"],
                 "step": statistics.mean(r["step_seconds"] for r in runs),
                 "memory": max(r["peak_rss_mib"] for r in runs), "lr": runs[0]["lr"],
                 "to95": statistics.mean(own), "to_target": None if None in reach else statistics.mean(reach)}
+        return by_method, rows, target
+
+    def report(self, command: str) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import torch
+        import transformers
+
+        name, s = self._name(), self.settings
+        by_method, rows, target = self.table()
+        metric = self.records[0]["metric"]
         figure, axis = plt.subplots(figsize=(9, 5.5))
         axis.set_prop_cycle(color=plt.cm.tab20.colors)  # 16 methods: no colour used twice
         for method, runs in by_method.items():
@@ -279,38 +286,59 @@ class Suite:
             lines.append(f"| {method} | {r['mean']:.3f} ± {r['std']:.3f} | {r['seeds']} | {r['trainable']:,d} | "
                          f"{r['share']:.3f} | {r['lr']:g} | {r['step']:.2f} | {r['memory']:.0f} | {r['to95']:.0f} | "
                          f"{fmt(r['to_target'], '.0f')} |")
-        lines += ["", "## The paper's claims, on this task", ""] + self._claims(rows)
+        lines += ["", "## The paper's claims, on this task", ""]
+        lines += [f"- {claim}: **{'held' if held else 'did not hold'}** ({detail})." for claim, held, detail in
+                  self.claims(rows)]
         path = self.output / f"{name}.md"
         atomic_write_text(path, "\n".join(lines) + "\n")
         return path
 
     @staticmethod
-    def _claims(rows: dict[str, dict]) -> list[str]:
+    def claims(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
+        """(claim, held, the numbers behind the verdict) for each claim of the paper these rows can test."""
         sk = {m: r for m, r in rows.items() if m.startswith("sk-")}
         base = {m: r for m, r in rows.items() if m in BASELINES}
         out = []
         if sk and base:
             best_sk = max(sk, key=lambda m: sk[m]["mean"])
             best_base = max(base, key=lambda m: base[m]["mean"])
-            held = sk[best_sk]["mean"] > base[best_base]["mean"]
-            out.append(f"- Higher accuracy than prompt / prefix / P-tuning: **{'held' if held else 'did not hold'}** "
-                       f"(best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those {best_base} "
-                       f"{base[best_base]['mean']:.3f}).")
+            out.append((CLAIMS[0], sk[best_sk]["mean"] > base[best_base]["mean"],
+                        f"best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those {best_base} "
+                        f"{base[best_base]['mean']:.3f}"))
             fast_sk = min((r["to_target"] for r in sk.values() if r["to_target"] is not None), default=None)
             fast_base = min((r["to_target"] for r in base.values() if r["to_target"] is not None), default=None)
-            held = fast_sk is not None and (fast_base is None or fast_sk < fast_base)
-            out.append(f"- Fewer steps to the same accuracy (the best baseline's final validation score): "
-                       f"**{'held' if held else 'did not hold'}** (SK: {fast_sk or 'never'}, baselines: "
-                       f"{fast_base or 'never'} steps).")
+            out.append((CLAIMS[1], fast_sk is not None and (fast_base is None or fast_sk < fast_base),
+                        f"SK: {fast_sk or 'never'}, baselines: {fast_base or 'never'} steps"))
         if sk and "lora" in rows:
             lora = rows["lora"]
             close = [m for m, r in sk.items() if r["mean"] >= lora["mean"] - 0.01 and r["trainable"] < lora["trainable"]]
-            out.append(f"- Fewer parameters than LoRA at comparable accuracy (within 1 point): "
-                       f"**{'held' if close else 'did not hold'}** (LoRA {lora['mean']:.3f} with "
-                       f"{lora['trainable']:,d} parameters; " + (", ".join(
-                           f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close) or "no SK variant "
-                           "within 1 point with fewer parameters") + ").")
+            out.append((CLAIMS[2], bool(close), f"LoRA {lora['mean']:.3f} with {lora['trainable']:,d} parameters; " + (
+                ", ".join(f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close)
+                or "no SK variant within 1 point with fewer parameters")))
         return out
+
+
+CLAIMS = ("Higher accuracy than prompt / prefix / P-tuning",
+          "Fewer steps to the same accuracy (the best baseline's final validation score)",
+          "Fewer parameters than LoRA at comparable accuracy (within 1 point)")
+
+
+def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
+    """One table for all pairs: did each claim of the paper hold, and on how complete a run."""
+    lines = ["# The paper's claims, per task", "", f"Command: `{command}` (per-task reports beside this file)", "",
+             "| model / task | runs done | " + " | ".join(CLAIMS) + " |", "|---|---:|" + "---|" * len(CLAIMS)]
+    for suite in suites:
+        if not suite.records:
+            continue
+        _, rows, _ = suite.table()
+        verdicts = {claim: ("held" if held else "**did not hold**") + f" ({detail})"
+                    for claim, held, detail in suite.claims(rows)}
+        done = len(suite.done)
+        lines.append(f"| [{suite._name()}]({suite._name()}.md) | {done} of {done + len(suite.missing())} | "
+                     + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " |")
+    path = output / "summary.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
 
 
 if __name__ == "__main__":  # one run, for Suite's subprocesses

@@ -319,7 +319,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from sktuning.baselines import METHODS
-    from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite
+    from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, write_summary
 
     pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
         [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
@@ -351,10 +351,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for suite in suites:
             suite.run([phase])
             print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
+            write_summary(suites, suite.output, command)
     if args.report_only:
         for suite in suites:
-            if suite.done:
+            if suite.records:
                 print(f"{suite.settings.model} {suite.settings.task}: report in {suite.report(command)}")
+        print(f"summary in {write_summary(suites, suites[0].output, command)}")
     return 0
 
 
