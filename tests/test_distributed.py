@@ -50,6 +50,40 @@ def test_two_gloo_processes_match_one_process(tiny_model_dir, data_dir, tmp_path
                                                                    "run.json"]
 
 
+def test_sharded_run_killed_then_resumed_gives_the_uninterrupted_adapter(tiny_model_dir, data_dir, tmp_path):
+    """FSDP that keeps weights gathered after the forward (SHARD_GRAD_OP, as an accelerate config asks
+    through the environment), evaluation and checkpoints every 5 steps: rank 0 alone saving must not
+    throw the ranks' collectives out of step, and a kill -9 of the whole group then --resume (which
+    re-shards from run.json) must land on the uninterrupted run's adapter."""
+    sharded = {**env(), "ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_RESHARD_AFTER_FORWARD": "false"}
+
+    def command(out):
+        command = train_command(tiny_model_dir, data_dir, out, 2, steps=60)
+        command[command.index("--eval-every") + 1] = command[command.index("--save-every") + 1] = "5"
+        return command
+
+    subprocess.run(command(tmp_path / "full"), check=True, timeout=300, env=sharded)
+    cut = tmp_path / "cut"
+    group = subprocess.Popen(command(cut), env=sharded, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer, deadline = cut / "checkpoints" / "latest", time.monotonic() + 240
+    while time.monotonic() < deadline and group.poll() is None:
+        if pointer.is_file() and int(pointer.read_text().split("-")[1]) >= 20:
+            break
+        time.sleep(0.01)
+    assert group.poll() is None, "the run finished before it could be killed"
+    os.killpg(group.pid, signal.SIGKILL)  # the launcher and both ranks
+    group.wait(timeout=30)
+    assert not (cut / "metrics.json").exists()
+    resume = [*command(cut)[:command(cut).index("train") + 1], "--output", str(cut), "--resume", "--quiet"]
+    subprocess.run(resume, check=True, timeout=300, env=env())  # the plan comes back from run.json
+    want, got = (load_file(str(out / "adapter" / "adapter_model.safetensors")) for out in (tmp_path / "full", cut))
+    assert max((want[k] - got[k]).abs().max().item() for k in want) <= 1e-6
+    full, resumed = (json.loads((out / "metrics.json").read_text()) for out in (tmp_path / "full", cut))
+    assert resumed["metrics"] == full["metrics"] and resumed["sharding"] == "fsdp"
+    assert len(full["history"]) == 12 and len({h["validation"]["accuracy"] for h in full["history"]}) > 1
+
+
 def test_token_task_shards_of_unequal_size_match_one_process(tiny_model_dir, data_dir, tmp_path):
     """Shards hold different numbers of tagged tokens: each adds its sum over the global count, so the
     2-process loss is the 1-process loss (a per-shard mean would weigh them by shard size)."""
@@ -126,6 +160,7 @@ def test_sharded_backbone_matches_one_process(engine, tiny_model_dir, data_dir, 
         assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
         m1, m2 = (json.loads((outs[p] / "metrics.json").read_text()) for p in (1, 2))
         assert m1["metrics"] == m2["metrics"]
+        assert [h["validation"] for h in m1["history"]] == [h["validation"] for h in m2["history"]]
         assert m2["sharding"] == engine and m1["sharding"] is None
         backbone = m1["total_parameters"] - m1["trainable_parameters"]
         assert m2["backbone_parameters_per_process"] <= backbone / 2 + 64  # each rank holds half (+ padding)

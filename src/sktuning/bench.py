@@ -185,9 +185,12 @@ class Suite:
             return [(m, lr, self.seeds[0]) for m in self.methods for lr in self.rates(m)]
         return [(m, self.chosen_lr(m), seed) for m in self.methods for seed in self.seeds[1:]]
 
+    def plan(self) -> list[tuple[str, float | None, int]]:
+        """Every run of the suite (the seeds at each method's rate as chosen so far)."""
+        return self.planned("grid") + [(m, self.chosen_lr(m), s) for m in self.methods for s in self.seeds[1:]]
+
     def missing(self) -> list[tuple[str, float | None, int]]:
-        keys = self.planned("grid") + [(m, self.chosen_lr(m), s) for m in self.methods for s in self.seeds[1:]]
-        return [key for key in keys if key not in self.done]
+        return [key for key in self.plan() if key not in self.done]
 
     def run(self, phases=PHASES) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
@@ -275,7 +278,7 @@ class Suite:
                     else "") + ".", ""]
         if missing:
             seeds_done = sorted({len(v) for v in by_method.values()})
-            lines += [f"**Partial: {len(missing)} of {len(missing) + len(self.done)} planned runs are still to do** "
+            lines += [f"**Partial: {len(missing)} of {len(self.plan())} planned runs are still to do** "
                       f"({', '.join(sorted({m for m, _, _ in missing}))}). Seeds per method: {seeds_done}; a "
                       "learning rate is the best of the rates tried so far. Rerunning the command resumes.", ""]
         lines += [f"![learning curves]({name}.png)", "",
@@ -333,8 +336,8 @@ def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
         _, rows, _ = suite.table()
         verdicts = {claim: ("held" if held else "**did not hold**") + f" ({detail})"
                     for claim, held, detail in suite.claims(rows)}
-        done = len(suite.done)
-        lines.append(f"| [{suite._name()}]({suite._name()}.md) | {done} of {done + len(suite.missing())} | "
+        plan = suite.plan()
+        lines.append(f"| [{suite._name()}]({suite._name()}.md) | {len(plan) - len(suite.missing())} of {len(plan)} | "
                      + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " |")
     path = output / "summary.md"
     atomic_write_text(path, "\n".join(lines) + "\n")

@@ -452,12 +452,15 @@ def _device(device: str) -> str:
 
 def _sharding_plan(args: argparse.Namespace):
     """--shard, or the FSDP / DeepSpeed config of `accelerate launch`, whose checkpointing and bf16 count."""
+    import dataclasses
     import os
 
     from sktuning.sharding import ShardingPlan, plan_from_env
 
     plan = plan_from_env()
-    if plan is None and args.shard:
+    if plan is None and getattr(args, "sharding_plan", None):  # --resume: the plan the run started with
+        plan = ShardingPlan(**args.sharding_plan)
+    elif plan is None and args.shard:
         plan = ShardingPlan(args.shard)
         if args.deepspeed_config:
             if args.shard != "zero3":
@@ -468,7 +471,7 @@ def _sharding_plan(args: argparse.Namespace):
                 raise ValueError(f"--deepspeed-config {args.deepspeed_config}: a JSON file with a "
                                  f"zero_optimization section is needed ({err}).") from None
     if plan is not None:
-        args.shard = plan.engine
+        args.shard, args.sharding_plan = plan.engine, dataclasses.asdict(plan)  # kept in run.json for --resume
         args.gradient_checkpointing = args.gradient_checkpointing or plan.activation_checkpointing
     precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     if precision == "bf16":

@@ -93,6 +93,15 @@ def gather_in_order(items: list[Any], indices: list[int], total: int) -> list[An
     return merged
 
 
+def all_gather_object(value: Any) -> list[Any]:
+    """Every rank's `value`, in rank order (`[value]` on one process)."""
+    if not dist.is_initialized():
+        return [value]
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
 def broadcast_object(value: Any) -> Any:
     """Rank 0's `value` on every rank (e.g. a decision only rank 0 may take)."""
     if not dist.is_initialized():

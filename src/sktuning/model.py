@@ -129,14 +129,29 @@ class SKModel(nn.Module):
 
     # -- parameters --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Adapter, head and the text's token ids: everything that is not the backbone (nor its LM head)."""
-        return {k: v for k, v in self.state_dict().items() if k.startswith(("semantic.", "head."))}
+        """Adapter, head and the text's token ids: everything that is not the backbone (nor its LM head).
+
+        Read from those modules alone, so a sharded backbone's state-dict hooks (FSDP) never run.
+        """
+        state = self.semantic.state_dict(prefix="semantic.")
+        if self.head is not None:
+            state.update(self.head.state_dict(prefix="head."))
+        return state
+
+    def load_trainable_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Put back what `trainable_state_dict` gave, touching neither the backbone nor its hooks."""
+        for name in ("semantic", "head"):
+            module = getattr(self, name)
+            if module is not None:
+                part = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+                module.load_state_dict(part, strict=False)
 
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """All parameters, counted whole even where the backbone is sharded (FSDP, ZeRO-3)."""
+        return sum(getattr(p, "ds_numel", p.numel()) for p in self.parameters())
 
     def print_trainable_parameters(self) -> None:
         trainable, total = self.num_trainable_parameters(), self.num_parameters()
@@ -186,7 +201,7 @@ class SKModel(nn.Module):
         if missing or unexpected or wrong:
             raise ValueError(f"{folder / WEIGHTS_NAME} does not fit this backbone and config: missing {missing}, "
                              f"unexpected {unexpected}, wrong shape {wrong}.")
-        model.load_state_dict(tensors, strict=False)
+        model.load_trainable_state_dict(tensors)
         model.train(is_trainable)
         if not is_trainable:
             model.requires_grad_(False)

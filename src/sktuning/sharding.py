@@ -135,13 +135,35 @@ def _zero3(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
         raise ValueError("--shard zero3 needs DeepSpeed: pip install 'sktuning[deepspeed]'.") from None
     import logging
 
+    from deepspeed.accelerator import get_accelerator
+
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
-    config = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {**plan.zero_optimization, "stage": 3}}
-    engine, *_ = deepspeed.initialize(model=model.backbone, config=config)
+    own = torch.device(get_accelerator().current_device_name())
+    if own.type != device.type or (device.index is not None and own.index not in (None, device.index)):
+        raise ValueError(f"DeepSpeed places this process's partitions on {own}, not on --device {device}: leave "
+                         "--device at auto (the launcher's LOCAL_RANK picks the GPU).")
+    zero = {k: v for k, v in plan.zero_optimization.items() if v != "auto"}  # "auto": DeepSpeed's default
+    config = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {**zero, "stage": 3}}
+    backbone = model.backbone
+    offload = (zero.get("offload_param") or {}).get("device")
+    # partitioned in place, one tensor at a time: no whole replica ever reaches the accelerator
+    deepspeed.zero.Init(module=backbone, config_dict_or_path=config, dtype=next(backbone.parameters()).dtype,
+                        remote_device=offload if offload not in (None, "none") else None)
+    for module in backbone.modules():  # buffers (rotary tables, ...) are not partitioned: moved by hand
+        for name, buffer in module._buffers.items():
+            if buffer is not None:
+                module._buffers[name] = buffer.to(device)
+    engine, *_ = deepspeed.initialize(model=backbone, config=config)
     model.zero3_engine = [engine]  # a list: the engine keeps its hooks' state, but is not a submodule
-    if next(model.backbone.parameters()).device != device and not plan.zero_optimization.get("offload_param"):
-        raise ValueError(f"DeepSpeed put the backbone on {next(model.backbone.parameters()).device}, not on "
-                         f"{device}: pass --device to match the process's accelerator.")
+
+
+def reshard(model: nn.Module) -> None:
+    """Give back the gathered weights of every FSDP unit (a no-op on a model that is not sharded)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
 
 
 def held_parameters(backbone: nn.Module) -> int:
@@ -152,10 +174,10 @@ def held_parameters(backbone: nn.Module) -> int:
     for p in backbone.parameters():
         if isinstance(p, DTensor):
             total += p.to_local().numel()
-        elif hasattr(p, "ds_tensor"):  # a ZeRO-3 parameter: its partition
+        elif hasattr(p, "ds_tensor") and not getattr(p, "ds_persist", False):  # a ZeRO-3 partition
             total += p.ds_tensor.numel()
-        else:
-            total += p.numel()
+        else:  # whole: unsharded, or small enough for ZeRO-3 to keep on every rank
+            total += getattr(p, "ds_numel", p.numel())
     return total
 
 

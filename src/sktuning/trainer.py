@@ -30,9 +30,10 @@ from transformers import get_linear_schedule_with_warmup
 from sktuning import distributed as dist
 from sktuning.encoding import InputEncoder
 from sktuning.files import atomic_directory, atomic_write_text, sha256_of, verify_sha256
-from sktuning.heads import counted_targets, task_loss
+from sktuning.heads import check_labels, counted_targets, task_loss
 from sktuning.metrics import compute_metrics
 from sktuning.model import WEIGHTS_NAME, SKModel, read_adapter_meta
+from sktuning.sharding import reshard
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             state.step += 1
             seen += len(batch["input_ids"]) * self.world
-            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            # the global batch's loss (ranks' scaled shard losses average to it), the same on every rank
+            value = (dist.all_reduce_sum(loss.detach()) / self.world).item() if self.world > 1 else loss.item()
+            running = value if running is None else 0.9 * running + 0.1 * value
             now = time.perf_counter()
             bar.set_postfix(loss=f"{running:.4f}", ex_per_s=f"{seen / (now - started):.1f}")
             bar.update(1)
@@ -174,6 +177,7 @@ class Trainer:
         if self.world == 1 or config.task not in ("token-classification", "causal-lm"):
             return model(**batch).loss
         labels = batch.pop("labels")
+        check_labels(labels, config, *labels.shape[:2])
         total = task_loss(model(**batch).logits, labels, config, reduction="sum")
         count = dist.all_reduce_sum(counted_targets(labels, config).float())
         return total * self.world / count.clamp(min=1)
@@ -203,7 +207,7 @@ class Trainer:
     def _restore_best(self) -> None:
         """The best adapter, from memory: `best/` on disk may hold a later, killed run's choice."""
         if self.best_tensors is not None:
-            self.model.load_state_dict(self.best_tensors, strict=False)
+            self.model.load_trainable_state_dict(self.best_tensors)
 
     # -- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -218,19 +222,20 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
         """Write checkpoints/step-N whole, then point `latest` at it, then drop older ones (rank 0 only)."""
+        # every rank's generators (dropout draws differ by shard), kept by rank 0 with the rest
+        states = dist.all_gather_object(_rng_states())
         if dist.is_main():
-            self._write_checkpoint()
+            self._write_checkpoint(states)
         dist.barrier()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self, rng_states: list[dict[str, torch.Tensor]]) -> None:
         folder = self.output / "checkpoints"
         name = f"step-{self.state.step:07d}"
         optimizer = self.optimizer.state_dict()
         tensors = {f"optimizer.{pid}.{key}": value for pid, values in optimizer["state"].items()
                    for key, value in values.items()}
-        tensors["rng.torch"] = torch.get_rng_state()
-        if torch.cuda.is_available():  # dropout on a GPU draws from the device's generator
-            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        for rank, states in enumerate(rng_states):  # rank 0's as rng.torch; rank r's as rng.torch.rank<r>
+            tensors.update({name + (f".rank{rank}" if rank else ""): state for name, state in states.items()})
         tensors.update({f"best.{k}": v for k, v in (self.best_tensors or {}).items()})
         with atomic_directory(folder / name) as tmp:
             self.model.save_pretrained(tmp / "adapter", self.adapter_metadata)
@@ -261,7 +266,7 @@ class Trainer:
         except Exception as err:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
             raise ValueError(f"Checkpoint {checkpoint} is unreadable ({err}); it may be truncated. "
                              "Start again without --resume.") from None
-        self.model.load_state_dict(adapter, strict=False)
+        self.model.load_trainable_state_dict(adapter)
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
             if key.startswith("optimizer."):
@@ -272,15 +277,23 @@ class Trainer:
         self.best_tensors = best or None
         if best and dist.is_main():  # put back the best/ folder the checkpoint knew, not a killed run's later one
             current = {k: v.clone() for k, v in self.model.trainable_state_dict().items()}
-            self.model.load_state_dict(best, strict=False)
+            self.model.load_trainable_state_dict(best)
             self.model.save_pretrained(self.output / "best", self.adapter_metadata)
-            self.model.load_state_dict(current, strict=False)
+            self.model.load_trainable_state_dict(current)
         self.scheduler.load_state_dict(meta["scheduler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and torch.cuda.is_available():
-            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        suffix = f".rank{self.rank}" if self.rank and f"rng.torch.rank{self.rank}" in tensors else ""
+        torch.set_rng_state(tensors["rng.torch" + suffix])
+        if "rng.cuda" + suffix in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda" + suffix])
         self.state = TrainState(**meta["state"])
         logger.info("resumed from %s at step %d", checkpoint, self.state.step)
+
+
+def _rng_states() -> dict[str, torch.Tensor]:
+    states = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():  # dropout on a GPU draws from the device's generator
+        states["rng.cuda"] = torch.cuda.get_rng_state()
+    return states
 
 
 def autocast(model: torch.nn.Module, enabled: bool):
@@ -352,6 +365,7 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
                 references[i] = int(labels[j]) if labels is not None else None
     model.train(was_training)
     if dist.world_size() > 1:
+        reshard(model)  # FSDP without resharding after forward keeps what a no-grad forward gathered
         mine = sorted(order)
         predictions, references, probabilities = (
             dist.gather_in_order([values[i] for i in mine], mine, len(rows))
