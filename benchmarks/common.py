@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import peft
+import torch
+import transformers
 from torch import nn
 
 from sktuning.heads import pool
+
+
+def quiet_cpu_setup(threads: int) -> None:
+    """The same thread count for every method, and no library chatter in the printed tables."""
+    torch.set_num_threads(threads)
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 class PeftWithHead(nn.Module):

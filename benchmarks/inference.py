@@ -13,10 +13,10 @@ import argparse
 import platform
 import statistics
 import time
-import warnings
 
 import torch
 import transformers as tf
+from common import quiet_cpu_setup
 
 from sktuning import SKModel, SKTuningConfig
 from sktuning.model import tokenize_text
@@ -32,9 +32,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    tf.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_cpu_setup(args.threads)
     torch.manual_seed(0)
 
     backbone, tokenizer = load_backbone(args.model)

@@ -11,7 +11,6 @@ linear classification head; steps are timed round-robin so that machine noise hi
 from __future__ import annotations
 
 import argparse
-import warnings
 import platform
 import statistics
 import time
@@ -21,7 +20,7 @@ import torch
 import transformers as tf
 from torch import nn
 
-from common import PeftWithHead
+from common import PeftWithHead, quiet_cpu_setup
 
 from sktuning import SKModel, SKTuningConfig
 from sktuning.heads import pool
@@ -127,9 +126,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    tf.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_cpu_setup(args.threads)
     print(f"# machine: {platform.machine()}, {torch.get_num_threads()} threads; python {platform.python_version()}, "
           f"torch {torch.__version__}, transformers {tf.__version__}, peft {peft.__version__}; seed 0")
     print(f"# batch {args.batch_size} x up to {args.seq_len} tokens, median of {args.steps} steps after "

@@ -429,8 +429,6 @@ def _encoded_splits(data, encoder, args: argparse.Namespace) -> dict[str, list[d
 
 
 def _load_model(name: str, trust_remote_code: bool = False, device: str = "auto", dtype: str = "float32"):
-    import os
-
     import torch
 
     from sktuning.models import load_backbone
