@@ -339,6 +339,11 @@ def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
         plan = suite.plan()
         lines.append(f"| [{suite._name()}]({suite._name()}.md) | {len(plan) - len(suite.missing())} of {len(plan)} | "
                      + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " |")
+    if any(suite.missing() for suite in suites if suite.records):
+        lines += ["", "Where fewer runs are done than planned, the verdicts are provisional: until the grid is "
+                  "done every method runs at its default learning rate (which does not suit all of them), and "
+                  "until seeds 1 and 2 are done there is no spread to tell a real gap from noise. Rerunning the "
+                  "command continues the suite where it stopped."]
     path = output / "summary.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
