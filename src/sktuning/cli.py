@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                        help="other budget settings, e.g. batch_size=8 eval_every=30 max_eval=300 max_test=600")
     bench.add_argument("--output", help="report folder (default docs/results; docs/results/quick with --quick)")
+    bench.add_argument("--phases", nargs="+", choices=["first", "grid", "seeds"],
+                       help="run only these phases: first (every method once at its default rate), grid (the "
+                            "other rates), seeds (the other seeds); default all three, in that order")
     bench.add_argument("--report-only", action="store_true",
                        help="write the reports from the runs finished so far (of an interrupted suite); run nothing")
     bench.set_defaults(handler=cmd_bench)
@@ -347,7 +350,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
                            suites[-1].ignored)
     # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
-    for phase in [] if args.report_only else PHASES:
+    for phase in [] if args.report_only else [p for p in PHASES if p in (args.phases or PHASES)]:
         for suite in suites:
             suite.run([phase])
             print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
