@@ -332,7 +332,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}: choose from {', '.join(METHODS)}.")
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    command = "sktune bench " + " ".join(a for a in sys.argv[2:] if a != "--report-only")
+    command = " ".join(["sktune bench", *(a for a in sys.argv[2:] if a != "--report-only")])
     suites = []
     for model, task in pairs:
         settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}))
