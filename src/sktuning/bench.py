@@ -328,7 +328,9 @@ CLAIMS = ("Higher accuracy than prompt / prefix / P-tuning",
 
 def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
     """One table for all pairs: did each claim of the paper hold, and on how complete a run."""
-    lines = ["# The paper's claims, per task", "", f"Command: `{command}` (per-task reports beside this file)", "",
+    lines = ["# The paper's claims, per task", "",
+             f"The full suite: `sktune bench`; this file was last written by `{command}`. Each task's report, "
+             "beside this file, has its table, learning curves, machine, versions and seeds.", "",
              "| model / task | runs done | " + " | ".join(CLAIMS) + " |", "|---|---:|" + "---|" * len(CLAIMS)]
     for suite in suites:
         if not suite.records:

@@ -321,6 +321,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from sktuning.baselines import METHODS
     from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, write_summary
 
@@ -349,17 +351,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if suites[-1].ignored:
             logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
                            suites[-1].ignored)
+    # the summary also covers the suite's other pairs already run in this folder with the same budget
+    listed = {(s.settings.model, s.settings.task) for s in suites}
+    summarised = suites + [
+        other for other in (Suite(dataclasses.replace(suites[0].settings, model=model, task=task), suites[0].methods,
+                                  seeds, suites[0].grid, suites[0].output)
+                            for model, task in FULL_SUITE if (model, task) not in listed) if other.records]
     # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
     for phase in [] if args.report_only else [p for p in PHASES if p in (args.phases or PHASES)]:
         for suite in suites:
             suite.run([phase])
             print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
-            write_summary(suites, suite.output, command)
+            write_summary(summarised, suite.output, command)
     if args.report_only:
         for suite in suites:
             if suite.records:
                 print(f"{suite.settings.model} {suite.settings.task}: report in {suite.report(command)}")
-        print(f"summary in {write_summary(suites, suites[0].output, command)}")
+        print(f"summary in {write_summary(summarised, suites[0].output, command)}")
     return 0
 
 
