@@ -205,8 +205,8 @@ class Suite:
     @property
     def records(self) -> list[dict[str, Any]]:
         """The finished runs at each method's chosen rate: what the report is made of."""
-        return [self.done[(m, self.chosen_lr(m), s)] for m in self.methods for s in self.seeds
-                if (m, self.chosen_lr(m), s) in self.done]
+        rates = {m: self.chosen_lr(m) for m in self.methods}
+        return [self.done[(m, rates[m], s)] for m in self.methods for s in self.seeds if (m, rates[m], s) in self.done]
 
     def _name(self) -> str:
         return f"{Path(self.settings.model).name}-{self.settings.task}"  # a local folder: its name
@@ -249,7 +249,7 @@ class Suite:
 
         name, s = self._name(), self.settings
         by_method, rows, target = self.table()
-        metric = self.records[0]["metric"]
+        metric = next(iter(by_method.values()))[0]["metric"]
         figure, axis = plt.subplots(figsize=(9, 5.5))
         axis.set_prop_cycle(color=plt.cm.tab20.colors)  # 16 methods: no colour used twice
         for method, runs in by_method.items():

@@ -335,6 +335,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError(f"Unknown method(s) {unknown}: choose from {', '.join(METHODS)}.")
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     command = " ".join(["sktune bench", *(a for a in sys.argv[2:] if a != "--report-only")])
+    output = Path(args.output or ("docs/results/quick" if args.quick else "docs/results"))
+
+    def suite_of(settings: BenchSettings) -> Suite:
+        return Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid), output=output)
+
     suites = []
     for model, task in pairs:
         settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}))
@@ -346,28 +351,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 raise ValueError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
                                  "max_train, max_eval, max_test, max_length, warmup_ratio.")
             setattr(settings, name, type(getattr(settings, name))(value))
-        suites.append(Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid),
-                            output=Path(args.output or ("docs/results/quick" if args.quick else "docs/results"))))
+        suites.append(suite_of(settings))
         if suites[-1].ignored:
             logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
                            suites[-1].ignored)
     # the summary also covers the suite's other pairs already run in this folder with the same budget
     listed = {(s.settings.model, s.settings.task) for s in suites}
-    summarised = suites + [
-        other for other in (Suite(dataclasses.replace(suites[0].settings, model=model, task=task), suites[0].methods,
-                                  seeds, suites[0].grid, suites[0].output)
-                            for model, task in FULL_SUITE if (model, task) not in listed) if other.records]
+    summarised = suites + [other for other in (suite_of(dataclasses.replace(suites[0].settings, model=m, task=t))
+                                               for m, t in FULL_SUITE if (m, t) not in listed) if other.records]
     # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
     for phase in [] if args.report_only else [p for p in PHASES if p in (args.phases or PHASES)]:
         for suite in suites:
             suite.run([phase])
             print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
-            write_summary(summarised, suite.output, command)
+            write_summary(summarised, output, command)
     if args.report_only:
         for suite in suites:
             if suite.records:
                 print(f"{suite.settings.model} {suite.settings.task}: report in {suite.report(command)}")
-        print(f"summary in {write_summary(summarised, suites[0].output, command)}")
+        print(f"summary in {write_summary(summarised, output, command)}")
     return 0
 
 
