@@ -35,6 +35,8 @@ def test_report_has_the_table_the_plot_and_the_claims(tiny_settings, tmp_path):
     for method in methods:
         assert f"| {method} |" in report
     assert "Higher accuracy than prompt / prefix / P-tuning" in report and "Fewer parameters than LoRA" in report
+    assert "- SK-Prefix: best sk-prefix-scale" in report and "vs best prefix-tuning" in report
+    assert "SK-Prompt:" not in report  # no input-level method ran: nothing to compare like for like
     runs = [json.loads(line) for line in (tmp_path / f"{name}.runs.jsonl").read_text().splitlines()]
     assert len(runs) == 6
     Suite(tiny_settings, methods, seeds=[0, 1], grid=False, output=tmp_path).run()  # a rerun skips finished runs
@@ -85,3 +87,24 @@ def test_cli_runs_in_phases_reports_only_on_request_and_rejects_bad_settings(tin
     assert "| [tiny-llama0-rt-polarity](tiny-llama0-rt-polarity.md) | 2 of 4 |" in summary
     assert main(common[:-2] + ["--set", "stepz=2", "--output", str(tmp_path)]) == 2
     assert "--set 'stepz=2': use NAME=VALUE" in capsys.readouterr().err
+
+
+def _row(mean, std=0.0, trainable=1000, to_target=None):
+    return {"mean": mean, "std": std, "trainable": trainable, "to_target": to_target}
+
+
+def test_claims_and_like_for_like_follow_the_numbers():
+    rows = {"sk-prompt-scale": _row(0.80, 0.01, 2_000, 60), "sk-prefix-lowrank": _row(0.70, 0.0, 200_000),
+            "prompt-tuning-text": _row(0.78, 0.03, 18_000, 90), "prefix-tuning": _row(0.75, 0.0, 300_000, 120),
+            "lora": _row(0.805, 0.0, 460_000, 30)}
+    (accuracy, held_a, detail_a), (steps, held_s, _), (params, held_p, detail_p) = Suite.claims(rows)
+    assert held_a and "sk-prompt-scale 0.800 vs best of those prompt-tuning-text 0.780" in detail_a
+    assert "within one standard deviation (0.030)" in detail_a  # a 0.02 gap against a 0.03 spread
+    assert held_s  # SK reaches the best baseline's final score at step 60, the baselines at 90
+    assert held_p and "sk-prompt-scale 0.800 with 2,000" in detail_p and "sk-prefix" not in detail_p
+    pairs = {kind: (ours, theirs, round(gap, 3), noise) for kind, ours, _, theirs, _, gap, noise
+             in Suite.like_for_like(rows)}
+    assert pairs["SK-Prompt"][:3] == ("sk-prompt-scale", "prompt-tuning-text", 0.02) and pairs["SK-Prompt"][3]
+    assert pairs["SK-Prefix"] == ("sk-prefix-lowrank", "prefix-tuning", -0.05, "")  # SK-Prefix loses here
+    rows["lora"] = _row(0.85, 0.0, 460_000)
+    assert not Suite.claims(rows)[2][1]  # no SK variant within a point of LoRA any more

@@ -277,10 +277,12 @@ class Suite:
                  + (f" ({len(self.done) - len(timed)} earlier runs kept no time)" if len(timed) < len(self.done)
                     else "") + ".", ""]
         if missing:
-            seeds_done = sorted({len(v) for v in by_method.values()})
+            counts = sorted({len(v) for v in by_method.values()})
+            seeds_done = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
             lines += [f"**Partial: {len(missing)} of {len(self.plan())} planned runs are still to do** "
-                      f"({', '.join(sorted({m for m, _, _ in missing}))}). Seeds per method: {seeds_done}; a "
-                      "learning rate is the best of the rates tried so far. Rerunning the command resumes.", ""]
+                      f"({', '.join(sorted({m for m, _, _ in missing}))}). Seeds done per method: {seeds_done} of "
+                      f"{len(self.seeds)}; a learning rate is the best of the rates tried so far. Rerunning the "
+                      "command resumes.", ""]
         lines += [f"![learning curves]({name}.png)", "",
                   f"| method | test {metric} (mean ± sd) | seeds | trainable | % of model | lr | step (s) | peak RSS "
                   f"(MiB) | steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
@@ -292,9 +294,34 @@ class Suite:
         lines += ["", "## The paper's claims, on this task", ""]
         lines += [f"- {claim}: **{'held' if held else 'did not hold'}** ({detail})." for claim, held, detail in
                   self.claims(rows)]
+        pairs = self.like_for_like(rows)
+        if pairs:
+            lines += ["", "## Like for like", "",
+                      "The first claim takes the best of every SK variant against the best of five baselines, so "
+                      "the choice alone favours SK. Here each SK kind meets only the baselines that put their "
+                      "vectors in the same place (test metric, mean ± sd over the seeds done):", ""]
+            lines += [f"- {kind}: best {ours} {r_ours['mean']:.3f} ± {r_ours['std']:.3f} vs best {theirs} "
+                      f"{r_theirs['mean']:.3f} ± {r_theirs['std']:.3f}: **{gap:+.3f}**{noise}."
+                      for kind, ours, r_ours, theirs, r_theirs, gap, noise in pairs]
         path = self.output / f"{name}.md"
         atomic_write_text(path, "\n".join(lines) + "\n")
         return path
+
+    @staticmethod
+    def like_for_like(rows: dict[str, dict]) -> list[tuple]:
+        """(kind, best SK method, its row, best counterpart, its row, gap, noise remark) per SK kind."""
+        out = []
+        for kind, rivals in COUNTERPARTS.items():
+            ours = {m: r for m, r in rows.items() if m.startswith(kind.lower() + "-")}
+            theirs = {m: rows[m] for m in rivals if m in rows}
+            if ours and theirs:
+                best_ours = max(ours, key=lambda m: ours[m]["mean"])
+                best_theirs = max(theirs, key=lambda m: theirs[m]["mean"])
+                gap = ours[best_ours]["mean"] - theirs[best_theirs]["mean"]
+                spread = max(ours[best_ours]["std"], theirs[best_theirs]["std"])
+                noise = f" (within one sd, {spread:.3f})" if spread > 0 and abs(gap) <= spread else ""
+                out.append((kind, best_ours, ours[best_ours], best_theirs, theirs[best_theirs], gap, noise))
+        return out
 
     @staticmethod
     def claims(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
@@ -324,6 +351,10 @@ class Suite:
         return out
 
 
+#: each SK kind and the baselines that put their trainable vectors in the same place
+COUNTERPARTS = {"SK-Prompt": ["prompt-tuning", "prompt-tuning-text", "p-tuning"],  # the input embeddings
+                "SK-Prefix": ["prefix-tuning", "prefix-tuning-mlp"]}  # every layer's keys and values
+
 CLAIMS = ("Higher accuracy than prompt / prefix / P-tuning",
           "Fewer steps to the same accuracy (the best baseline's final validation score)",
           "Fewer parameters than LoRA at comparable accuracy (within 1 point)")
@@ -334,7 +365,9 @@ def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
     lines = ["# The paper's claims, per task", "",
              f"The full suite: `sktune bench`; this file was last written by `{command}`. Each task's report, "
              "beside this file, has its table, learning curves, machine, versions and seeds.", "",
-             "| model / task | runs done | " + " | ".join(CLAIMS) + " |", "|---|---:|" + "---|" * len(CLAIMS)]
+             "| model / task | runs done | " + " | ".join(CLAIMS) + " | like for like: "
+             + " / ".join(f"{kind} vs {', '.join(rivals)}" for kind, rivals in COUNTERPARTS.items()) + " |",
+             "|---|---:|" + "---|" * (len(CLAIMS) + 1)]
     for suite in suites:
         if not suite.records:
             continue
@@ -343,12 +376,16 @@ def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
                     for claim, held, detail in suite.claims(rows)}
         plan = suite.plan()
         lines.append(f"| [{suite._name()}]({suite._name()}.md) | {len(plan) - len(suite.missing())} of {len(plan)} | "
-                     + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " |")
+                     + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " | "
+                     + " / ".join(f"{gap:+.3f}{'*' if noise else ''}" for *_, gap, noise in suite.like_for_like(rows))
+                     + " |")
     if any(suite.missing() for suite in suites if suite.records):
         lines += ["", "Where fewer runs are done than planned, the verdicts are provisional: until the grid is "
                   "done every method runs at its default learning rate (which does not suit all of them), and "
                   "until seeds 1 and 2 are done there is no spread to tell a real gap from noise. Rerunning the "
                   "command continues the suite where it stopped."]
+    lines += ["", "Like for like: the best SK-Prompt minus the best of its input-level counterparts, and the best "
+              "SK-Prefix minus the best prefix tuning, in test metric; * marks a gap within one standard deviation."]
     path = output / "summary.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
