@@ -318,8 +318,8 @@ class Suite:
                 best_ours = max(ours, key=lambda m: ours[m]["mean"])
                 best_theirs = max(theirs, key=lambda m: theirs[m]["mean"])
                 gap = ours[best_ours]["mean"] - theirs[best_theirs]["mean"]
-                spread = max(ours[best_ours]["std"], theirs[best_theirs]["std"])
-                noise = f" (within one sd, {spread:.3f})" if spread > 0 and abs(gap) <= spread else ""
+                spread = _noise(gap, ours[best_ours], theirs[best_theirs])
+                noise = f" (within one sd, {spread:.3f})" if spread else ""
                 out.append((kind, best_ours, ours[best_ours], best_theirs, theirs[best_theirs], gap, noise))
         return out
 
@@ -333,9 +333,8 @@ class Suite:
             best_sk = max(sk, key=lambda m: sk[m]["mean"])
             best_base = max(base, key=lambda m: base[m]["mean"])
             gap = sk[best_sk]["mean"] - base[best_base]["mean"]
-            spread = max(sk[best_sk]["std"], base[best_base]["std"])
-            noise = f"; the gap, {gap:+.3f}, is within one standard deviation ({spread:.3f})" \
-                if spread > 0 and abs(gap) <= spread else ""
+            spread = _noise(gap, sk[best_sk], base[best_base])
+            noise = f"; the gap, {gap:+.3f}, is within one standard deviation ({spread:.3f})" if spread else ""
             out.append((CLAIMS[0], gap > 0, f"best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those "
                                             f"{best_base} {base[best_base]['mean']:.3f}{noise}"))
             fast_sk = min((r["to_target"] for r in sk.values() if r["to_target"] is not None), default=None)
@@ -349,6 +348,12 @@ class Suite:
                 ", ".join(f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close)
                 or "no SK variant within 1 point with fewer parameters")))
         return out
+
+
+def _noise(gap: float, a: dict, b: dict) -> float:
+    """The larger standard deviation of two rows when their gap is within it (a tie), else 0."""
+    spread = max(a["std"], b["std"])
+    return spread if spread > 0 and abs(gap) <= spread else 0.0
 
 
 #: each SK kind and the baselines that put their trainable vectors in the same place
