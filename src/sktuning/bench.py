@@ -315,10 +315,7 @@ class Suite:
             ours = {m: r for m, r in rows.items() if m.startswith(kind.lower() + "-")}
             theirs = {m: rows[m] for m in rivals if m in rows}
             if ours and theirs:
-                best_ours = max(ours, key=lambda m: ours[m]["mean"])
-                best_theirs = max(theirs, key=lambda m: theirs[m]["mean"])
-                gap = ours[best_ours]["mean"] - theirs[best_theirs]["mean"]
-                spread = _noise(gap, ours[best_ours], theirs[best_theirs])
+                best_ours, best_theirs, gap, spread = _best_against_best(ours, theirs)
                 noise = f" (within one sd, {spread:.3f})" if spread else ""
                 out.append((kind, best_ours, ours[best_ours], best_theirs, theirs[best_theirs], gap, noise))
         return out
@@ -330,10 +327,7 @@ class Suite:
         base = {m: r for m, r in rows.items() if m in BASELINES}
         out = []
         if sk and base:
-            best_sk = max(sk, key=lambda m: sk[m]["mean"])
-            best_base = max(base, key=lambda m: base[m]["mean"])
-            gap = sk[best_sk]["mean"] - base[best_base]["mean"]
-            spread = _noise(gap, sk[best_sk], base[best_base])
+            best_sk, best_base, gap, spread = _best_against_best(sk, base)
             noise = f"; the gap, {gap:+.3f}, is within one standard deviation ({spread:.3f})" if spread else ""
             out.append((CLAIMS[0], gap > 0, f"best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those "
                                             f"{best_base} {base[best_base]['mean']:.3f}{noise}"))
@@ -350,10 +344,14 @@ class Suite:
         return out
 
 
-def _noise(gap: float, a: dict, b: dict) -> float:
-    """The larger standard deviation of two rows when their gap is within it (a tie), else 0."""
-    spread = max(a["std"], b["std"])
-    return spread if spread > 0 and abs(gap) <= spread else 0.0
+def _best_against_best(ours: dict[str, dict], theirs: dict[str, dict]) -> tuple[str, str, float, float]:
+    """The best method of each side, the gap in mean, and the larger standard deviation of the two when
+    the gap is within it (a tie to report), else 0."""
+    best_ours = max(ours, key=lambda m: ours[m]["mean"])
+    best_theirs = max(theirs, key=lambda m: theirs[m]["mean"])
+    gap = ours[best_ours]["mean"] - theirs[best_theirs]["mean"]
+    spread = max(ours[best_ours]["std"], theirs[best_theirs]["std"])
+    return best_ours, best_theirs, gap, (spread if spread > 0 and abs(gap) <= spread else 0.0)
 
 
 #: each SK kind and the baselines that put their trainable vectors in the same place
