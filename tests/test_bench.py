@@ -108,3 +108,13 @@ def test_claims_and_like_for_like_follow_the_numbers():
     assert pairs["SK-Prefix"] == ("sk-prefix-lowrank", "prefix-tuning", -0.05, "")  # SK-Prefix loses here
     rows["lora"] = _row(0.85, 0.0, 460_000)
     assert not Suite.claims(rows)[2][1]  # no SK variant within a point of LoRA any more
+
+
+def test_step_time_spread_names_the_method_whose_runs_differ_most(tiny_settings, tmp_path):
+    suite = Suite(tiny_settings, ["lora", "head-only"], seeds=[0, 1], grid=True, output=tmp_path)
+    assert suite.step_time_spread() is None  # nothing run yet
+    suite.done = {("lora", 1e-3, 0): {"step_seconds": 0.5}, ("lora", 3e-3, 0): {"step_seconds": 0.8},
+                  ("head-only", 1e-3, 0): {"step_seconds": 0.2}, ("head-only", 3e-3, 1): {"step_seconds": 0.5}}
+    assert suite.step_time_spread() == ("head-only", 0.2, 0.5)  # 2.5x beats lora's 1.6x
+    suite.done = {("lora", 1e-3, 0): {"step_seconds": 0.5}}
+    assert suite.step_time_spread() is None  # one run has no spread

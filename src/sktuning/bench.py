@@ -239,6 +239,17 @@ class Suite:
                 "to95": statistics.mean(own), "to_target": None if None in reach else statistics.mean(reach)}
         return by_method, rows, target
 
+    def step_time_spread(self) -> tuple[str, float, float] | None:
+        """(method, fastest, slowest step time) over every finished run of the method whose runs differ most.
+
+        Runs of one method do the same work per step at any rate or seed, so their spread is the machine's:
+        the suite runs across sessions, on machines whose speed is not the same."""
+        times: dict[str, list[float]] = {}
+        for (method, _, _), record in self.done.items():
+            times.setdefault(method, []).append(record["step_seconds"])
+        spread = [(m, min(t), max(t)) for m, t in times.items() if len(t) > 1]
+        return max(spread, key=lambda m_lo_hi: m_lo_hi[2] / m_lo_hi[1], default=None)
+
     def report(self, command: str) -> Path:
         import matplotlib
 
@@ -291,6 +302,15 @@ class Suite:
             lines.append(f"| {method} | {r['mean']:.3f} ± {r['std']:.3f} | {r['seeds']} | {r['trainable']:,d} | "
                          f"{r['share']:.3f} | {r['lr']:g} | {r['step']:.2f} | {r['memory']:.0f} | {r['to95']:.0f} | "
                          f"{fmt(r['to_target'], '.0f')} |")
+        lines += ["", "Step time is the median over a run's steps, averaged over the method's runs at its chosen rate."]
+        spread = self.step_time_spread()
+        if spread and spread[2] > 1.2 * spread[1]:
+            method, fastest, slowest = spread
+            lines[-1] += (f" Runs of one method, which do the same work per step at any rate or seed, took up to "
+                          f"{slowest / fastest:.1f}x as long as each other ({method}: {fastest:.2f} to {slowest:.2f} s): "
+                          "the machine's speed varied between runs, and the suite runs over several sessions. So this "
+                          "column ranks the methods only roughly; `python benchmarks/overhead.py` times them side by "
+                          "side in one process.")
         lines += ["", "## The paper's claims, on this task", ""]
         lines += [f"- {claim}: **{'held' if held else 'did not hold'}** ({detail})." for claim, held, detail in
                   self.claims(rows)]
