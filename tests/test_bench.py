@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sktuning.baselines import METHODS
+from sktuning.baselines import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
 
 
@@ -118,3 +118,22 @@ def test_step_time_spread_names_the_method_whose_runs_differ_most(tiny_settings,
     assert suite.step_time_spread() == ("head-only", 0.2, 0.5)  # 2.5x beats lora's 1.6x
     suite.done = {("lora", 1e-3, 0): {"step_seconds": 0.5}}
     assert suite.step_time_spread() is None  # one run has no spread
+
+
+def test_seconds_left_uses_each_methods_own_wall_time(tiny_settings, tmp_path):
+    suite = Suite(tiny_settings, ["lora", "head-only"], seeds=[0, 1], grid=False, output=tmp_path)
+    assert len(suite.missing()) == 4 and suite.seconds_left() == (0.0, 4)  # nothing to go by yet
+    lora, probe = DEFAULT_LR["lora"], DEFAULT_LR["head-only"]
+    suite.done = {("lora", lora, 0): {"seconds": 100.0, "best_validation": 0.8},
+                  ("head-only", probe, 0): {"best_validation": 0.7}}
+    # lora's second seed at lora's time; head-only has no timed run, so the median of all of them
+    assert suite.seconds_left() == (200.0, 0)
+    suite.done[("head-only", probe, 0)]["seconds"] = 10.0
+    assert suite.seconds_left() == (110.0, 0)
+
+
+def test_format_duration():
+    from sktuning.bench import format_duration
+
+    assert [format_duration(s) for s in (0, 89, 3599, 3600, 3 * 3600 + 5 * 60 + 20)] == \
+        ["0 min", "1 min", "1 h 00 min", "1 h 00 min", "3 h 05 min"]

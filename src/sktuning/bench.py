@@ -45,6 +45,12 @@ FULL_SUITE = [("smollm2-135m", "rt-polarity"), ("smollm2-135m", "trec"), ("minil
               ("smollm2-135m", "tweet-sentiment"), ("smollm2-135m", "brown-pos")]
 
 
+def format_duration(seconds: float) -> str:
+    """'3 h 05 min', '12 min': how long the rest of a suite will take, at the precision it can be known."""
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
 # -- one run (in a subprocess) -------------------------------------------------------------------
 def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[str, Any]:
     import torch
@@ -192,14 +198,32 @@ class Suite:
     def missing(self) -> list[tuple[str, float | None, int]]:
         return [key for key in self.plan() if key not in self.done]
 
+    def seconds_left(self) -> tuple[float, int]:
+        """(estimated seconds, runs with nothing to estimate them by) for the runs still missing.
+
+        Each run is estimated by the median wall time of its method's finished runs here (a method's
+        runs do the same work), else by the median of all of them: a 12-hour suite should say so."""
+        times: dict[str, list[float]] = {}
+        for (method, _, _), record in self.done.items():
+            if "seconds" in record:  # the earliest runs did not record it
+                times.setdefault(method, []).append(record["seconds"])
+        anywhere = [t for ts in times.values() for t in ts]
+        total, unknown = 0.0, 0
+        for method, _, _ in self.missing():
+            if method in times or anywhere:
+                total += statistics.median(times.get(method) or anywhere)
+            else:
+                unknown += 1
+        return total, unknown
+
     def run(self, phases=PHASES) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
         for phase in phases:
             for key in self.planned(phase):
                 if key not in self.done:
                     method, lr, seed = key
-                    print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed}",
-                          flush=True)
+                    print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed} "
+                          f"(run {len(self.plan()) - len(self.missing()) + 1} of {len(self.plan())})", flush=True)
                     self.done[key] = _subprocess_run(self.settings, method, lr, seed, self.log)
 
     @property

@@ -324,7 +324,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import dataclasses
 
     from sktuning.baselines import METHODS
-    from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, write_summary
+    from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, format_duration, write_summary
 
     pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
         [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
@@ -359,6 +359,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     listed = {(s.settings.model, s.settings.task) for s in suites}
     summarised = suites + [other for other in (suite_of(dataclasses.replace(suites[0].settings, model=m, task=t))
                                                for m, t in FULL_SUITE if (m, t) not in listed) if other.records]
+    if not args.report_only:
+        left = [suite.seconds_left() for suite in suites]
+        runs = sum(len(suite.missing()) for suite in suites)
+        seconds, unknown = sum(s for s, _ in left), sum(u for _, u in left)
+        print(f"{runs} runs to do: about {format_duration(seconds)} at the median wall time of each method's "
+              f"finished runs in {output}" + (f", plus {unknown} runs with none to go by" if unknown else ""),
+              flush=True)
     # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
     for phase in [] if args.report_only else [p for p in PHASES if p in (args.phases or PHASES)]:
         for suite in suites:
