@@ -222,8 +222,9 @@ class Suite:
             for key in self.planned(phase):
                 if key not in self.done:
                     method, lr, seed = key
+                    plan = self.plan()
                     print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed} "
-                          f"(run {len(self.plan()) - len(self.missing()) + 1} of {len(self.plan())})", flush=True)
+                          f"(run {sum(k in self.done for k in plan) + 1} of {len(plan)})", flush=True)
                     self.done[key] = _subprocess_run(self.settings, method, lr, seed, self.log)
 
     @property
