@@ -97,15 +97,17 @@ def test_claims_and_like_for_like_follow_the_numbers():
     rows = {"sk-prompt-scale": _row(0.80, 0.01, 2_000, 60), "sk-prefix-lowrank": _row(0.70, 0.0, 200_000),
             "prompt-tuning-text": _row(0.78, 0.03, 18_000, 90), "prefix-tuning": _row(0.75, 0.0, 300_000, 120),
             "lora": _row(0.805, 0.0, 460_000, 30)}
-    (accuracy, held_a, detail_a), (steps, held_s, _), (params, held_p, detail_p) = Suite.claims(rows)
+    (accuracy, held_a, detail_a), (steps, held_s, detail_s), (params, held_p, detail_p) = Suite.claims(rows)
     assert held_a and "sk-prompt-scale 0.800 vs best of those prompt-tuning-text 0.780" in detail_a
     assert "within one standard deviation (0.030)" in detail_a  # a 0.02 gap against a 0.03 spread
-    assert held_s  # SK reaches the best baseline's final score at step 60, the baselines at 90
+    assert held_s and detail_s == "SK: 60 steps, baselines: 90 steps"  # SK reaches the mark first
     assert held_p and "sk-prompt-scale 0.800 with 2,000" in detail_p and "sk-prefix" not in detail_p
     pairs = {kind: (ours, theirs, round(gap, 3), noise) for kind, ours, _, theirs, _, gap, noise
              in Suite.like_for_like(rows)}
     assert pairs["SK-Prompt"][:3] == ("sk-prompt-scale", "prompt-tuning-text", 0.02) and pairs["SK-Prompt"][3]
     assert pairs["SK-Prefix"] == ("sk-prefix-lowrank", "prefix-tuning", -0.05, "")  # SK-Prefix loses here
+    rows["prompt-tuning-text"]["to_target"] = rows["prefix-tuning"]["to_target"] = None
+    assert Suite.claims(rows)[1][1:] == (True, "SK: 60 steps, baselines: never")
     rows["lora"] = _row(0.85, 0.0, 460_000)
     assert not Suite.claims(rows)[2][1]  # no SK variant within a point of LoRA any more
 

@@ -327,7 +327,10 @@ class Suite:
             lines.append(f"| {method} | {r['mean']:.3f} ± {r['std']:.3f} | {r['seeds']} | {r['trainable']:,d} | "
                          f"{r['share']:.3f} | {r['lr']:g} | {r['step']:.2f} | {r['memory']:.0f} | {r['to95']:.0f} | "
                          f"{fmt(r['to_target'], '.0f')} |")
-        lines += ["", "Step time is the median over a run's steps, averaged over the method's runs at its chosen rate."]
+        lines += ["", "Both step columns give the first evaluated step at which a run's validation score reached the "
+                  "mark, averaged over the method's seeds; — where some seed never reached it. The best baseline is "
+                  "the best of prompt, prefix and P-tuning by mean final validation score.",
+                  "", "Step time is the median over a run's steps, averaged over the method's runs at its chosen rate."]
         spread = self.step_time_spread()
         if spread and spread[2] > 1.2 * spread[1]:
             method, fastest, slowest = spread
@@ -379,7 +382,7 @@ class Suite:
             fast_sk = min((r["to_target"] for r in sk.values() if r["to_target"] is not None), default=None)
             fast_base = min((r["to_target"] for r in base.values() if r["to_target"] is not None), default=None)
             out.append((CLAIMS[1], fast_sk is not None and (fast_base is None or fast_sk < fast_base),
-                        f"SK: {fast_sk or 'never'}, baselines: {fast_base or 'never'} steps"))
+                        f"SK: {_steps(fast_sk)}, baselines: {_steps(fast_base)}"))
         if sk and "lora" in rows:
             lora = rows["lora"]
             close = [m for m, r in sk.items() if r["mean"] >= lora["mean"] - 0.01 and r["trainable"] < lora["trainable"]]
@@ -387,6 +390,10 @@ class Suite:
                 ", ".join(f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close)
                 or "no SK variant within 1 point with fewer parameters")))
         return out
+
+
+def _steps(step: float | None) -> str:
+    return "never" if step is None else f"{step:.0f} steps"
 
 
 def _best_against_best(ours: dict[str, dict], theirs: dict[str, dict]) -> tuple[str, str, float, float]:
