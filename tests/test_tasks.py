@@ -369,3 +369,20 @@ def test_single_class_non_numeric_regression_and_non_utf8_are_refused(tmp_path):
     latin.write_bytes("text,label\ncafé,x\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin\.csv is not UTF-8 text"):
         tasks.load_files(str(latin))
+
+
+def test_an_unclosed_quote_in_a_csv_is_refused_not_swallowing_rows(tmp_path):
+    # A lenient reader would read the quote to the end of the file: 3 rows instead of 4, silently.
+    broken = write(tmp_path / "broken.csv", 'text,label\ngood,pos\nfine,neg\n"unclosed,pos\nlast,neg\n')
+    with pytest.raises(ValueError, match=r"The row on line 4 of .*broken\.csv is not valid CSV \(unexpected end of data\).*"
+                                         r"save the file as \.tsv"):
+        tasks.load_files(broken)
+    stray = write(tmp_path / "stray.csv", 'text,label\n"quoted" tail,pos\n')
+    with pytest.raises(ValueError, match=r"The row on line 2 of .*stray\.csv is not valid CSV"):
+        tasks.load_files(stray)
+    header = write(tmp_path / "header.csv", '"text,label\na,pos\n')
+    with pytest.raises(ValueError, match=r"The row on line 1 of .*header\.csv is not valid CSV"):
+        tasks.load_files(header)
+    quoted = write(tmp_path / "quoted.csv", 'text,label\n"a, ""b""",pos\nsaid "hi",neg\nc,pos\nd,neg\n')
+    assert sorted(t for s in tasks.load_files(quoted).splits.values() for t in s["text"]) == \
+        ['a, "b"', "c", "d", 'said "hi"']

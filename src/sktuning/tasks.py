@@ -407,10 +407,20 @@ def _table_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]]
     """The columns and the (where, row) pairs of a CSV, TSV or JSON file, `where` naming its line."""
     if path.suffix.lower() in (".csv", ".tsv"):
         # TSV files (GLUE's among them) are not quoted: a leading '"' is part of the text.
-        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if path.suffix.lower() == ".tsv" else {}
+        # CSV is read strictly: a lenient reader lets an unclosed quote swallow every row after it.
+        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if path.suffix.lower() == ".tsv" else {"strict": True}
         with open(path, newline="", encoding="utf-8-sig") as handle, _utf8(path):
             reader = csv.DictReader(handle, **dialect)
-            rows = [(f"line {reader.line_num}", row) for row in reader]  # a quoted multi-line row: its last line
+            rows, last = [], 0  # the last line read into a row or the header
+            try:
+                last = reader.line_num if reader.fieldnames is not None else 0  # reads the header
+                for row in reader:
+                    last = reader.line_num  # a quoted multi-line row: its last line
+                    rows.append((f"line {last}", row))
+            except csv.Error as err:
+                raise ValueError(f"The row on line {last + 1} of {path} is not valid CSV ({err}): a cell that starts "
+                                 "with '\"' must end with '\"', with any '\"' inside it doubled; or save the file as "
+                                 ".tsv, which is read unquoted.") from None
             return list(reader.fieldnames or []), rows
     text = _read_text(path)
     if text.lstrip().startswith("["):  # a JSON array of objects
