@@ -374,8 +374,8 @@ def test_single_class_non_numeric_regression_and_non_utf8_are_refused(tmp_path):
 def test_an_unclosed_quote_in_a_csv_is_refused_not_swallowing_rows(tmp_path):
     # A lenient reader would read the quote to the end of the file: 3 rows instead of 4, silently.
     broken = write(tmp_path / "broken.csv", 'text,label\ngood,pos\nfine,neg\n"unclosed,pos\nlast,neg\n')
-    with pytest.raises(ValueError, match=r"The row on line 4 of .*broken\.csv is not valid CSV \(unexpected end of data\).*"
-                                         r"save the file as \.tsv"):
+    with pytest.raises(ValueError, match=r"The row on line 4 of .*broken\.csv is not valid CSV \(unexpected end of "
+                                         r"data\).*save the file as \.tsv"):
         tasks.load_files(broken)
     stray = write(tmp_path / "stray.csv", 'text,label\n"quoted" tail,pos\n')
     with pytest.raises(ValueError, match=r"The row on line 2 of .*stray\.csv is not valid CSV"):

@@ -413,7 +413,8 @@ def _table_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]]
             reader = csv.DictReader(handle, **dialect)
             rows, last = [], 0  # the last line read into a row or the header
             try:
-                last = reader.line_num if reader.fieldnames is not None else 0  # reads the header
+                _ = reader.fieldnames  # reads the header, which can be the bad row
+                last = reader.line_num
                 for row in reader:
                     last = reader.line_num  # a quoted multi-line row: its last line
                     rows.append((f"line {last}", row))
