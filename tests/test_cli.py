@@ -1,8 +1,12 @@
 """`sktune` end to end on a tiny local model and small files: outputs, exit codes, error messages."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 
 import pytest
 from conftest import tiny_tokenizer
@@ -163,3 +167,45 @@ def test_empty_text_to_predict_is_refused(tiny_model_dir, data_dir, tmp_path, ca
     assert main(train_args(tiny_model_dir, data_dir, out)) == 0
     assert main(["predict", "--adapter", str(out / "adapter"), "w7 w8", "  ", "--quiet"]) == 2
     assert "empty text" in capsys.readouterr().err
+
+
+# A command that is killed (SIGTERM) while it writes a file and waits on a subprocess, as `sktune bench` does.
+KILLED_MID_WRITE = textwrap.dedent("""
+    import subprocess, sys
+    import sktuning.cli as cli
+    from sktuning.files import atomic_path
+
+    def slow(args):
+        with atomic_path(sys.argv[1]) as tmp:
+            tmp.write_text("half a report")
+            child = "import os, pathlib, time; pathlib.Path(%r).write_text(str(os.getpid())); time.sleep(120)"
+            subprocess.run([sys.executable, "-c", child % sys.argv[2]])
+
+    cli.cmd_tasks = slow
+    sys.exit(cli.main(["tasks"]))
+""")
+
+
+def test_sigterm_unwinds_like_ctrl_c_leaving_no_temporary_file_or_orphan(tmp_path):
+    target, pid_file, err = tmp_path / "out" / "report.md", tmp_path / "child.pid", tmp_path / "stderr.txt"
+    with err.open("w") as stderr:
+        command = subprocess.Popen([sys.executable, "-c", KILLED_MID_WRITE, str(target), str(pid_file)],
+                                   stderr=stderr)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    try:
+        assert len(list(target.parent.iterdir())) == 1  # the temporary file, mid-write
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=30) == 128 + signal.SIGTERM
+        assert "sktune tasks: terminated; `--resume` continues from the last checkpoint." in err.read_text()
+        assert list(target.parent.iterdir()) == []  # no half-written temporary left behind
+        with pytest.raises(ProcessLookupError):  # the subprocess went with it
+            os.kill(child, 0)
+    finally:
+        command.kill()
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

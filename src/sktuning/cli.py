@@ -13,7 +13,9 @@ import argparse
 import json
 import logging
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,20 +36,43 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(message)s")
     _quiet_libraries()
+    previous = _terminate_like_interrupt()
     try:
         return args.handler(args) or 0
     except ValueError as err:
         print(f"sktune {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"sktune {args.command}: interrupted; `--resume` continues from the last checkpoint.",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        print(f"sktune {args.command}: {'terminated' if isinstance(err, Terminated) else 'interrupted'}; "
+              "`--resume` continues from the last checkpoint.", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         import torch.distributed
 
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler's preemption, torchrun stopping its workers) as an exception.
+
+    Python's default SIGTERM ends the process on the spot: half-written temporary files stay behind
+    and a bench's training subprocess runs on, orphaned. Raised instead, it unwinds like Ctrl-C:
+    atomic writes delete their temporaries and `subprocess.run` kills its child.
+    """
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _terminate_like_interrupt() -> Any:
+    """Install the SIGTERM handler; return the one it replaced (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signal handlers can only be set there
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 # -- parser ----------------------------------------------------------------------------------------
