@@ -149,6 +149,16 @@ def test_sst2_maps_sentence_and_uses_glue_validation_as_test(tmp_path, local_loa
     assert not set(data.splits["train"]["text"]) & set(data.splits["validation"]["text"])
 
 
+def test_a_hub_schema_csv_with_an_unclosed_quote_is_refused(tmp_path, local_loader):
+    # Read leniently, the quote on line 3 runs to the next one and swallows the rows between.
+    train = tmp_path / "train.csv"
+    train.write_text('sentence,label,idx\ngood,1,0\n"unclosed,0,1\nswallowed,1,2\n"quoted",0,3\n', encoding="utf-8")
+    validation = tmp_path / "validation.csv"
+    validation.write_text("sentence,label,idx\nfine,1,0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"The row on line 3 of .*train\.csv is not valid CSV"):
+        tasks.load_task("sst2", data_files={"train": str(train), "validation": str(validation)}, loader=local_loader)
+
+
 def test_mrpc_is_a_pair_task(tmp_path, local_loader):
     rows = [{"sentence1": f"a {i}", "sentence2": f"b {i}", "label": i % 2, "idx": i} for i in range(20)]
     files = {"train": write_jsonl(tmp_path / "train.jsonl", rows),

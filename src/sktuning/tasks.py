@@ -262,7 +262,11 @@ def _local_dataset(data_files: dict[str, str], loader: Callable[..., Any]) -> da
                 ".tsv": ("csv", {"delimiter": "\t", "quoting": csv.QUOTE_NONE}), ".parquet": ("parquet", {})}
     if len(suffixes) != 1 or next(iter(suffixes)) not in builders:
         raise ValueError(f"data_files must all be one of {', '.join(builders)}, got {sorted(suffixes)}.")
-    builder, options = builders[suffixes.pop()]
+    suffix = suffixes.pop()
+    if suffix == ".csv":  # pandas, under datasets' CSV builder, lets an unclosed quote swallow later rows
+        for file in data_files.values():
+            _table_rows(Path(file))  # strict: refuses such a file, naming the line
+    builder, options = builders[suffix]
     return loader(builder, data_files=dict(data_files), **options)
 
 
