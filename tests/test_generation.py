@@ -2,9 +2,11 @@
 
 import pytest
 import torch
-from conftest import padded_batch, random_ids, tiny_backbone
+import transformers as tf
+from conftest import SMALL, padded_batch, random_ids, tiny_backbone
 
 from sktuning import SKModel, SKTuningConfig
+from sktuning.predict import predict
 
 TEXT = random_ids(4, seed=9)
 
@@ -103,3 +105,71 @@ def test_generation_on_a_bf16_backbone(mode, merged):
         model.merge()
     out = model.generate(random_ids(2, 4), max_new_tokens=3)
     assert out.shape == (2, 7)
+
+
+# Models whose *ForCausalLM.forward changes the logits after the LM head, each its own way.
+# (Gemma 2's cap is set below the size of a tiny model's logits, so that the tanh bends them.)
+LOGITS_AFTER_THE_HEAD = {
+    "granite": (lambda: tf.GraniteConfig(**SMALL, intermediate_size=64, num_key_value_heads=2,
+                                         max_position_embeddings=128, logits_scaling=8.0), ["prompt", "prefix"]),
+    "cohere": (lambda: tf.CohereConfig(**SMALL, intermediate_size=64, num_key_value_heads=2,
+                                       max_position_embeddings=128, logit_scale=0.0625), ["prompt", "prefix"]),
+    "gemma2": (lambda: tf.Gemma2Config(**SMALL, intermediate_size=64, num_key_value_heads=2, head_dim=8,
+                                       max_position_embeddings=128, final_logit_softcapping=0.02), ["prompt"]),
+}
+
+
+@pytest.mark.parametrize("arch,mode", [(a, m) for a, (_, modes) in LOGITS_AFTER_THE_HEAD.items() for m in modes])
+def test_logits_are_the_whole_models_even_where_it_rescales_them_after_the_head(arch, mode):
+    def build():
+        torch.manual_seed(0)
+        return tf.AutoModelForCausalLM.from_config(LOGITS_AFTER_THE_HEAD[arch][0]()).eval()
+
+    model = SKModel(build(), SKTuningConfig(mode=mode, text="t", task="causal-lm"), TEXT).eval()
+    ids = random_ids(2, 5)
+    want = build()(input_ids=torch.cat([TEXT.expand(2, -1), ids], dim=1)).logits[:, len(TEXT):]
+    raw_head = model.lm_head.head(model.backbone(input_ids=ids).last_hidden_state)
+    assert not torch.allclose(raw_head, model.lm_head(model.backbone(input_ids=ids).last_hidden_state))
+    torch.testing.assert_close(model(input_ids=ids).logits, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_model_that_changes_its_logits_unrecognisably_is_refused():
+    class Shifted(tf.LlamaForCausalLM):
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)
+            out.logits = out.logits + 1.0
+            return out
+
+    torch.manual_seed(0)
+    shifted = Shifted(tiny_backbone("llama", wrapper="causal-lm").config).eval()
+    with pytest.raises(ValueError, match="Shifted changes its logits after the LM head.*not supported"):
+        SKModel(shifted, SKTuningConfig(text="t", task="causal-lm"), TEXT)
+
+
+def test_forward_takes_use_cache_and_refuses_positions_it_sets_itself():
+    model = lm("prefix")
+    ids = random_ids(2, 5)
+    torch.testing.assert_close(model(input_ids=ids, use_cache=False).logits, model(input_ids=ids).logits)
+    with pytest.raises(ValueError, match="SKModel sets position_ids itself.*pass attention_mask"):
+        model(input_ids=ids, position_ids=torch.arange(5)[None])
+
+
+def test_several_eos_ids_end_rows_and_top_k_zero_means_no_limit():
+    model = lm("prefix")
+    ids = random_ids(2, 4)
+    free = model.generate(ids, max_new_tokens=4)
+    first = free[0, 4].item()
+    other = next(t for t in range(5, 101) if t not in free[:, 4:].tolist()[1] and t != first)
+    out = model.generate(ids, max_new_tokens=4, eos_token_id=[other, first], pad_token_id=0)
+    assert out[0, 4:].tolist() == [first, 0, 0, 0]  # row 0 ended on its first token
+    assert out[1, 4:].tolist() == free[1, 4:].tolist()
+    sampled = [model.generate(ids, max_new_tokens=5, do_sample=True, top_k=k, generator=torch.Generator().manual_seed(3))
+               for k in (0, None)]
+    assert torch.equal(*sampled)
+    with pytest.raises(ValueError, match="top_k must be >= 0"):
+        model.generate(ids, do_sample=True, top_k=-1)
+
+
+def test_predict_points_a_causal_lm_to_generate():
+    with pytest.raises(ValueError, match="causal-lm model writes text: use model.generate"):
+        predict(lm("prompt"), None, ["some text"])

@@ -12,7 +12,7 @@ were literally prepended to the input.
     >>> x = torch.randn(4, 7, 16)
     >>> adapter = build_adapter("lowrank", x, rank=2)
     >>> torch.equal(adapter(x), x), adapter.num_parameters()
-    (True, 128)
+    (True, 256)
 """
 
 from __future__ import annotations

@@ -15,15 +15,24 @@ from sktuning import backbone as bb
 @torch.no_grad()
 def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, max_new_tokens: int = 20,
              do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-             eos_token_id: int | None = None, pad_token_id: int | None = None,
+             eos_token_id: int | list[int] | None = None, pad_token_id: int | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
-    """(batch, seq) prompts -> (batch, seq + new) ids: the inputs followed by what the model wrote."""
+    """(batch, seq) prompts -> (batch, seq + new) ids: the inputs followed by what the model wrote.
+
+    As in transformers: `eos_token_id` may list several ids (any of them ends a row), `top_k=0` or
+    None samples from the whole vocabulary, and finished rows are filled with `pad_token_id`.
+    """
     if model.sk_config.task != "causal-lm":
         raise ValueError(f"generate() needs an SKModel built with task='causal-lm', not {model.sk_config.task!r}.")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     if do_sample and temperature <= 0:
         raise ValueError(f"temperature must be > 0 when sampling, got {temperature}.")
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 or None: no limit), got {top_k}.")
+    if isinstance(eos_token_id, int):
+        eos_token_id = [eos_token_id]
+    eos = torch.as_tensor(list(eos_token_id or []), dtype=torch.long, device=input_ids.device)
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     if (attention_mask[:, -1] == 0).any():
@@ -34,13 +43,13 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     model.eval()
     try:
         return _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sample, temperature, top_k,
-                       eos_token_id, pad_token_id, generator)
+                       eos, pad_token_id, generator)
     finally:
         model.train(was_training)
 
 
 def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sample, temperature, top_k,
-            eos_token_id, pad_token_id, generator) -> torch.Tensor:
+            eos, pad_token_id, generator) -> torch.Tensor:
     backbone, semantic = model.backbone, model.semantic
     kwargs = semantic.inject(backbone, input_ids, None, attention_mask, None, writable=True)
     out = backbone(**kwargs)
@@ -48,15 +57,15 @@ def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sampl
     mask = kwargs["attention_mask"]
     position = bb.position_ids_from_mask(mask, semantic.position_offset)[:, -1:]
     finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    fill = pad_token_id if pad_token_id is not None else (eos_token_id if eos_token_id is not None else 0)
+    fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
     new_tokens = []
     logits = model.lm_head(out.last_hidden_state[:, -1]).float()
     for _ in range(max_new_tokens):
         token = _choose(logits, do_sample, temperature, top_k, generator)
         token = torch.where(finished, torch.full_like(token, fill), token)
         new_tokens.append(token)
-        if eos_token_id is not None:
-            finished |= token == eos_token_id
+        if len(eos):
+            finished |= torch.isin(token, eos)
             if finished.all():
                 break
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
@@ -73,7 +82,7 @@ def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: in
     if not do_sample:
         return logits.argmax(-1)
     logits = logits / temperature
-    if top_k is not None:
+    if top_k:
         threshold = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < threshold, float("-inf"))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)

@@ -46,6 +46,66 @@ class TaskHead(nn.Module):
         return self.classifier(self.dropout(hidden.to(self.classifier.weight.dtype)))
 
 
+
+class LanguageModelHead(nn.Module):
+    """The backbone's own frozen LM head, then what its `*ForCausalLM.forward` does to the logits.
+
+    Several architectures change the logits after the head: Granite divides them by the config's
+    `logits_scaling`, HyperCLOVAX multiplies by it, Cohere scales by `logit_scale`, Gemma 2 and 3
+    soft-cap them. The attribute's name does not say which, so `matching` finds out once, on the
+    semantic text: the whole model's logits against its head's output.
+    """
+
+    def __init__(self, head: nn.Module, scale: float = 1.0, softcap: float | None = None):
+        super().__init__()
+        self.head, self.scale, self.softcap = head, float(scale), softcap
+
+    @property
+    def weight(self) -> torch.Tensor:  # the tied-embedding check in sharding reads it
+        return self.head.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self._transform(self.head(hidden), self.scale, self.softcap)
+
+    @staticmethod
+    def _transform(logits: torch.Tensor, scale: float, softcap: float | None) -> torch.Tensor:
+        if scale != 1.0:
+            logits = logits * scale
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        return logits
+
+    @classmethod
+    @torch.no_grad()
+    def matching(cls, causal_lm: nn.Module, head: nn.Module, base: nn.Module, config,
+                 probe_ids: torch.Tensor) -> "LanguageModelHead":
+        """The transform, among those `config` allows, that turns `head`'s output into the model's logits."""
+        was_training = causal_lm.training
+        causal_lm.eval()
+        try:
+            ids = probe_ids[None]
+            raw = head(base(input_ids=ids).last_hidden_state).float()
+            want = causal_lm(input_ids=ids).logits.float()
+        finally:
+            causal_lm.train(was_training)
+        scaling = getattr(config, "logits_scaling", None)
+        scales = [1 / scaling, scaling] if scaling else []
+        scales += [getattr(config, name, None) for name in ("logit_scale", "lm_head_multiplier", "output_multiplier")]
+        scales = list(dict.fromkeys([float(s) for s in scales if s is not None and float(s) != 1.0] + [1.0]))
+        cap = getattr(config, "final_logit_softcapping", None)
+        tolerance = (1e-4 if raw.dtype == torch.float32 and head.weight.dtype == torch.float32 else 2e-2)
+        tolerance *= float(want.abs().max()) + 1e-6
+        best = float("inf")
+        for softcap in ([float(cap)] if cap else []) + [None]:  # the fullest explanation first
+            for scale in scales:
+                error = float((cls._transform(raw, scale, softcap) - want).abs().max())
+                if error <= tolerance:
+                    return cls(head, scale, softcap)
+                best = min(best, error)
+        raise ValueError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
+                         f"not reproduce (off by {best:.3g} on the semantic text): task='causal-lm' is not "
+                         "supported for this architecture; a classification task works.")
+
 def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: int) -> None:
     """Reject labels whose shape or values cannot belong to this task, before the loss hides why."""
     n = config.num_labels

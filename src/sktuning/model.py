@@ -24,7 +24,7 @@ from transformers.utils import ModelOutput
 from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
 from sktuning.files import atomic_directory, sha256_of, verify_sha256
-from sktuning.heads import TaskHead, check_labels, task_loss
+from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
 from sktuning.semantic import SemanticText
@@ -61,11 +61,16 @@ class SKModel(nn.Module):
         super().__init__()
         if not isinstance(config, SKTuningConfig):
             raise ValueError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
-        lm_head = _language_model_head(backbone) if config.task == "causal-lm" else None
+        causal_lm = backbone if config.task == "causal-lm" else None
+        head = _language_model_head(backbone) if causal_lm is not None else None
         backbone = bb.base_model_of(backbone)
         text_input_ids = torch.as_tensor(text_input_ids, dtype=torch.long).flatten()
         _check_text_ids(text_input_ids, backbone)
         backbone.requires_grad_(False)
+        lm_head = None
+        if causal_lm is not None:
+            lm_head = LanguageModelHead.matching(causal_lm, head, backbone, bb.text_config(causal_lm),
+                                                 text_input_ids.to(backbone.get_input_embeddings().weight.device))
         self.sk_config = config
         self.backbone = backbone
         device = backbone.get_input_embeddings().weight.device
@@ -88,6 +93,11 @@ class SKModel(nn.Module):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
         if labels is not None:
             check_labels(labels, self.sk_config, batch, seq)
+        kwargs.pop("use_cache", None)  # the semantic mode sets it; the output never carries a cache
+        reserved = sorted(set(kwargs) & {"position_ids", "cache_position", "past_key_values", "past_key_value"})
+        if reserved:
+            raise ValueError(f"SKModel sets {', '.join(reserved)} itself (the semantic text comes first); "
+                             "leave them out and pass attention_mask.")
         if self.merged and self.training and torch.is_grad_enabled():
             raise RuntimeError("This SKModel is merged (its adapter output is frozen): call unmerge() before training.")
         out = self.semantic(self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids,

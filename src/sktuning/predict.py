@@ -36,6 +36,9 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
     if empty:
         raise ValueError(f"Input(s) {empty[:10]} are empty; remove them.")
     config = model.sk_config
+    if config.task == "causal-lm":
+        raise ValueError("predict() labels inputs for a classification or regression task; a causal-lm model "
+                         "writes text: use model.generate().")
     token_task = config.task == "token-classification"
     if token_task:
         rows = [{"tokens": row["text"].split()} for row in rows]
