@@ -173,3 +173,14 @@ def test_several_eos_ids_end_rows_and_top_k_zero_means_no_limit():
 def test_predict_points_a_causal_lm_to_generate():
     with pytest.raises(ValueError, match="causal-lm model writes text: use model.generate"):
         predict(lm("prompt"), None, ["some text"])
+
+
+def test_inputs_past_a_learned_position_table_are_refused_with_the_length_that_fits():
+    model = lm("prefix", arch="gpt2")  # 128 learned positions, 4 taken by the text
+    assert model.max_input_tokens == 124 and lm("prefix").max_input_tokens is None  # rotary: no hard limit
+    assert model(input_ids=random_ids(1, 124)).logits.shape == (1, 124, 101)
+    with pytest.raises(ValueError, match=r"125 input tokens do not fit: the backbone has 128 positions and the text "
+                                         r"takes 4; truncate inputs to 124 tokens"):
+        model(input_ids=random_ids(1, 125))
+    with pytest.raises(ValueError, match="130 prompt and new tokens do not fit"):
+        model.generate(random_ids(1, 120), max_new_tokens=10)

@@ -70,6 +70,20 @@ def max_positions(backbone: PreTrainedModel) -> int | None:
     return limit - position_offset(backbone)
 
 
+
+def learned_positions(backbone: nn.Module) -> int | None:
+    """Rows of a learned position table (GPT-2, BERT, OPT...) that real tokens can use, else None.
+
+    Past them such a model indexes out of its table (a CUDA device assert on GPU); rotary and ALiBi
+    models only degrade, so they get no hard limit.
+    """
+    limit = getattr(text_config(backbone), "max_position_embeddings", None)
+    words = backbone.get_input_embeddings()
+    tables = [m for m in backbone.modules() if isinstance(m, nn.Embedding) and m is not words]
+    if not isinstance(limit, int) or not any(table.num_embeddings == limit for table in tables):
+        return None
+    return limit - position_offset(backbone)
+
 def position_ids_from_mask(attention_mask: torch.Tensor, start: int = 0) -> torch.Tensor:
     """Positions that count only real tokens, so left padding does not shift them.
 

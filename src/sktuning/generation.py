@@ -33,6 +33,7 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     if isinstance(eos_token_id, int):
         eos_token_id = [eos_token_id]
     eos = torch.as_tensor(list(eos_token_id or []), dtype=torch.long, device=input_ids.device)
+    model.check_fits(input_ids.shape[1] + max_new_tokens, "prompt and new tokens")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     if (attention_mask[:, -1] == 0).any():

@@ -79,6 +79,9 @@ class SKModel(nn.Module):
         # causal-lm reads the backbone's own (frozen) LM head; every other task trains a new head
         self.lm_head = lm_head.requires_grad_(False) if lm_head is not None else None
         self.head = None if lm_head is not None else TaskHead(config, bb.hidden_size(backbone), initializer_range).to(device)
+        table = bb.learned_positions(backbone)
+        # the longest input that fits after the text, for a backbone that cannot read past its table
+        self.max_input_tokens = table - self.semantic.num_text_tokens if table is not None else None
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -91,6 +94,7 @@ class SKModel(nn.Module):
             attention_mask = torch.ones(batch, seq, dtype=torch.long, device=self.semantic.text_input_ids.device)
         if tuple(attention_mask.shape) != (batch, seq):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
+        self.check_fits(seq)
         if labels is not None:
             check_labels(labels, self.sk_config, batch, seq)
         kwargs.pop("use_cache", None)  # the semantic mode sets it; the output never carries a cache
@@ -110,6 +114,14 @@ class SKModel(nn.Module):
             hidden_states = tuple(h[:, skip:] for h in out.hidden_states)
         loss = task_loss(logits, labels, self.sk_config) if labels is not None else None
         return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    def check_fits(self, tokens: int, what: str = "input tokens") -> None:
+        """Refuse inputs longer than the backbone's position table leaves room for after the text."""
+        room, text = self.max_input_tokens, self.semantic.num_text_tokens
+        if room is not None and tokens > room:
+            raise ValueError(f"{tokens} {what} do not fit: the backbone has {room + text} positions and the text "
+                             f"takes {text}; truncate inputs to {room} tokens "
+                             f"(tokenizer(..., truncation=True, max_length={room})).")
 
     # -- serving ---------------------------------------------------------------------------------
     def merge(self) -> "SKModel":
