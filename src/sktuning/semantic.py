@@ -44,8 +44,12 @@ class SemanticText(nn.Module):
         raise NotImplementedError
 
     def inject(self, backbone: nn.Module, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
-               attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None) -> dict[str, Any]:
-        """Keyword arguments for `backbone(...)` that join the refined text to every input."""
+               attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
+               writable: bool = False) -> dict[str, Any]:
+        """Keyword arguments for `backbone(...)` that join the refined text to every input.
+
+        `writable`: generation's prefill, where the backbone must get a cache it can extend.
+        """
         raise NotImplementedError
 
     def merge(self, backbone: nn.Module) -> None:
