@@ -209,3 +209,51 @@ def test_sigterm_unwinds_like_ctrl_c_leaving_no_temporary_file_or_orphan(tmp_pat
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.parametrize("option", ["--patience", "--max-train-examples", "--max-eval-examples"])
+def test_limits_below_one_are_refused_before_anything_runs(option, tiny_model_dir, data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(train_args(tiny_model_dir, data_dir, tmp_path / "run", option, "0"))
+    assert exit_.value.code == 2
+    assert f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def write_csv(path, header, rows):
+    path.write_text("\n".join([",".join(header)] + [",".join(row) for row in rows]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_eval_and_predict_read_files_with_the_adapters_columns_and_pairs(tiny_model_dir, tmp_path, capsys):
+    """Trained on a pair task with its own column names: eval and predict use them without being told."""
+    rows = [(f"w{10 + i % 40} w{20 + i % 30}", "w7" if i % 2 else f"w{50 + i % 40}", "same" if i % 2 else "other")
+            for i in range(64)]
+    header = ["premise", "hypothesis", "verdict"]
+    train = write_csv(tmp_path / "train.csv", header, rows[:48])
+    one_row = write_csv(tmp_path / "one.csv", header, rows[48:49])
+    test = write_csv(tmp_path / "test.csv", header, rows[48:])
+    out = tmp_path / "run"
+    assert main(["train", "--model", tiny_model_dir, "--train", train, "--text-column", "premise",
+                 "--text-pair-column", "hypothesis", "--label-column", "verdict", "--steps", "4", "--batch-size",
+                 "8", "--output", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+
+    for file, examples in ((test, 16), (one_row, 1)):  # the file is evaluated whole, nothing carved off it
+        assert main(["eval", "--adapter", str(out / "adapter"), "--test", file, "--output-file",
+                     str(tmp_path / "eval.json"), "--quiet"]) == 0
+        assert json.loads((tmp_path / "eval.json").read_text())["examples"] == examples
+    assert main(["eval", "--adapter", str(out / "adapter"), "--validation", test, "--split", "validation",
+                 "--output-file", str(tmp_path / "eval.json"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["examples"] == 16
+
+    capsys.readouterr()
+    assert main(["predict", "--adapter", str(out / "adapter"), "--input", one_row, "--quiet"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["text"], record["text_pair"]) == rows[48][:2] and record["label"] in ("other", "same")
+
+    lone = write_csv(tmp_path / "lone.csv", ["premise"], [("w10 w11",)])
+    for source, message in ((["--input", lone], "lone.csv has no column 'hypothesis' (columns: premise)"),
+                            (["w10 w11"], "was trained on text pairs (columns 'premise' and 'hypothesis')")):
+        assert main(["predict", "--adapter", str(out / "adapter"), *source, "--quiet"]) == 2
+        assert message in capsys.readouterr().err

@@ -1,7 +1,10 @@
 """The Python prediction API: batched, dynamically padded, optionally length-sorted."""
 
+import logging
+
 import pytest
 import torch
+from tokenizers import normalizers
 from conftest import tiny_backbone, tiny_tokenizer
 
 from sktuning import SKTuningConfig, get_sk_model, predict
@@ -45,3 +48,19 @@ def test_token_multilabel_and_regression_records():
     assert isinstance(reg["prediction"], float)
     with pytest.raises(ValueError, match="empty"):
         predict(model_for(), tiny_tokenizer(), ["w7", " "])
+
+
+def test_each_tag_goes_to_its_word_even_where_a_word_has_no_sub_token(caplog):
+    model = model_for(task="token-classification", num_labels=3, label_names=["A", "B", "C"])
+    dropping = tiny_tokenizer()
+    dropping.backend_tokenizer.normalizer = normalizers.Replace("\u200b", "")  # as BERT's drops U+200B
+    with caplog.at_level(logging.WARNING):
+        got = predict(model, dropping, ["w10 \u200b w11 w12"]).records[0]
+    want = predict(model, dropping, ["w10 w11 w12"]).records[0]["tags"]  # the same sub-tokens
+    assert got["tokens"] == ["w10", "\u200b", "w11", "w12"]
+    assert got["tags"] == [want[0], None, want[1], want[2]] and None not in want
+    assert "truncated" not in caplog.text
+    cut = predict(model, tiny_tokenizer(), ["w7 w8 w9 w10 w11"], max_length=3).records[0]
+    assert cut["tokens"] == ["w7", "w8", "w9", "w10", "w11"] and cut["tags"][3:] == [None, None]
+    assert None not in cut["tags"][:3]
+    assert "1 of 1 rows are longer than 3 tokens and were truncated" in caplog.text

@@ -134,3 +134,8 @@ def test_encoder_marks_exactly_the_rows_it_cut():
     out = encoder.encode_rows(rows)
     assert [len(ids) for ids in out["input_ids"]] == [3, 4, 4, 4]  # <s> counts: the tokenizer adds it
     assert out["truncated"] == [False, False, True, True]
+
+
+def test_patience_below_one_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="patience must be >= 1.*leave it out to never stop early"):
+        TrainingArguments(output_dir=str(tmp_path), steps=10, patience=0)

@@ -101,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--warmup-ratio", type=float, default=0.06)
     group.add_argument("--eval-every", type=int, default=100, help="evaluate on validation every N steps")
     group.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps")
-    group.add_argument("--patience", type=int, help="stop after N evaluations without improvement")
-    group.add_argument("--max-train-examples", type=int, help="use a seeded subset of the training split")
-    group.add_argument("--max-eval-examples", type=int, help="use a seeded subset of the validation split")
+    group.add_argument("--patience", type=_positive_int, help="stop after N evaluations without improvement")
+    group.add_argument("--max-train-examples", type=_positive_int, help="use a seeded subset of the training split")
+    group.add_argument("--max-eval-examples", type=_positive_int, help="use a seeded subset of the validation split")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
     group.add_argument("--gradient-checkpointing", action="store_true",
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="evaluate a trained adapter", description="Evaluate an adapter on a split.")
     evaluate.add_argument("--adapter", required=True, help="folder written by sktune train (DIR/adapter)")
     _add_model_and_data(evaluate, model_default=None)
-    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                          help="split of a named task (default test); a file given is evaluated whole")
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--output-file", help="metrics JSON (default: beside the adapter)")
     evaluate.add_argument("--quiet", action="store_true")
@@ -136,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="allow a Hub model to run its own code (off: loading never executes code)")
     predict.add_argument("--device", default="auto", help="cpu, cuda, ... (default: a GPU if any)")
     predict.add_argument("--input", help="file of inputs: .txt (one per line), .csv, .tsv or .jsonl")
-    predict.add_argument("--text-column", default="text")
-    predict.add_argument("--text-pair-column")
+    predict.add_argument("--text-column", help="(default: the adapter's, else text)")
+    predict.add_argument("--text-pair-column", help="(default: the adapter's)")
     predict.add_argument("texts", nargs="*", help="texts to label (instead of --input)")
     predict.add_argument("--output-file", help="JSONL to write (default: standard output)")
     predict.add_argument("--batch-size", type=int, default=64)
@@ -173,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value} (leave the option out for no limit)")
+    return value
+
+
 def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | None = "smollm2-135m") -> None:
     group = parser.add_argument_group("model and data")
     group.add_argument("--model", default=model_default,
@@ -182,13 +193,17 @@ def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | No
     group.add_argument("--train", help="training file: .csv, .tsv, .jsonl or CoNLL")
     group.add_argument("--validation", help="validation file (default: 10%% of --train)")
     group.add_argument("--test", help="test file")
-    group.add_argument("--text-column", default="text")
-    group.add_argument("--text-pair-column")
-    group.add_argument("--label-column", default="label")
+    adapters = model_default is None  # eval: files are read the way the adapter was trained
+    group.add_argument("--text-column", default=None if adapters else "text",
+                       help="(default: the adapter's)" if adapters else "(default text)")
+    group.add_argument("--text-pair-column", help="(default: the adapter's)" if adapters else None)
+    group.add_argument("--label-column", default=None if adapters else "label",
+                       help="(default: the adapter's)" if adapters else "(default label)")
     group.add_argument("--label-names", nargs="+", help="labels in id order (default: sorted labels of --train)")
     group.add_argument("--task-type", choices=["sequence-classification", "token-classification", "regression"],
                        help="for files: what the labels are (default: guessed from the file)")
-    group.add_argument("--max-length", type=int, default=128, help="input tokens kept per example (default 128)")
+    group.add_argument("--max-length", type=int, default=None if adapters else 128,
+                       help="input tokens kept per example (default: " + ("the adapter's)" if adapters else "128)"))
     group.add_argument("--trust-remote-code", action="store_true",
                        help="allow a Hub model to run its own code (off: loading never executes code)")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: this process's GPU if any)")
@@ -299,17 +314,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model, tokenizer, meta = _load_adapter(args)
     config, training = model.sk_config, meta.get("training", {})
-    if not (args.task or args.train or args.test):
+    files = list(dict.fromkeys(f for f in (args.test, args.validation, args.train) if f))
+    if len(files) > 1:
+        raise ValueError("eval scores one file: give it with --test FILE.")
+    if not (args.task or files):
         args.task = training.get("task") if training.get("task_source") == "named" else None
         if args.task is None:
             raise ValueError(f"{args.adapter} was trained on files: pass --test FILE (or --task NAME).")
-    if args.test and not args.train:
-        args.train = args.test  # only the evaluated split is needed
-    # read files the way the adapter was trained: its label ids, its task, its columns
+    # read files the way the adapter was trained: its label ids, its task, its columns, its length
     args.label_names = args.label_names or config.label_names
     args.task_type = args.task_type or config.task
-    args.text_pair_column = args.text_pair_column or training.get("text_pair_column")
-    args.max_length = training.get("max_length", args.max_length)
+    for column, default in (("text_column", "text"), ("text_pair_column", None), ("label_column", "label")):
+        setattr(args, column, getattr(args, column) or training.get(column) or default)
+    args.max_length = args.max_length or training.get("max_length", 128)
+    if files:  # the file is the split: read whole, nothing carved off it
+        args.train = args.validation = args.test = files[0]
     data = _load_data(args)
     if data.task != config.task or (config.label_names and data.label_names != config.label_names):
         raise ValueError(f"The adapter predicts {config.task} over {config.label_names or config.num_labels} but "
@@ -330,9 +349,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from sktuning.files import atomic_write_text
     from sktuning.predict import predict
 
+    from sktuning.model import read_adapter_meta
+
+    if not (args.texts or args.input):
+        raise ValueError("Nothing to predict: pass texts as arguments or --input FILE.")
+    training = read_adapter_meta(args.adapter).get("training", {})
+    args.text_column = args.text_column or training.get("text_column") or "text"
+    args.text_pair_column = args.text_pair_column or training.get("text_pair_column")
     rows = _read_prediction_inputs(args)  # bad input fails before the model loads
+    if args.text_pair_column and "text_pair" not in rows[0]:
+        raise ValueError(f"{args.adapter} was trained on text pairs (columns {args.text_column!r} and "
+                         f"{args.text_pair_column!r}): give --input a table with both columns.")
     model, tokenizer, meta = _load_adapter(args)
-    max_length = meta.get("training", {}).get("max_length", 128)
+    max_length = training.get("max_length", 128)
     # serving: the adapter's output is a constant
     result = predict(model.merge(), tokenizer, rows, args.batch_size, not args.no_sort, max_length)
     text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in result.records)

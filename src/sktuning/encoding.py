@@ -5,7 +5,8 @@
 - Sentence pairs: tokenizers with a separator token (BERT-like) use their native pair encoding;
   decoders without one read `text + PAIR_SEPARATOR + text_pair`. When the text took the start
   token (so the input gets no special tokens), the separator token's id is put between the two.
-- Token tasks: the first sub-token of each word carries the word's tag; the rest are -100.
+- Token tasks: the first sub-token of each word carries the word's tag; the rest are -100. A word
+  with no sub-token (cut by max_length, or one the tokenizer drops) gets no prediction.
 - Batches are padded dynamically, on the tokenizer's padding side.
 """
 
@@ -78,7 +79,9 @@ class InputEncoder:
             word_ids = enc.word_ids(i)
             first = [w is not None and (j == 0 or word_ids[j - 1] != w) for j, w in enumerate(word_ids)]
             out["word_ids"].append([w if f else -1 for w, f in zip(word_ids, first)])
-            out["truncated"].append(len({w for w in word_ids if w is not None}) < len(words))
+            # cut: the row is full and words are left over (a word may also tokenize to nothing, e.g. U+200B)
+            last = max((w for w in word_ids if w is not None), default=-1)
+            out["truncated"].append(len(word_ids) >= self.max_length and last < len(words) - 1)
             if "tags" in rows:
                 tags = rows["tags"][i]
                 out["labels"].append([tags[w] if f else IGNORE for w, f in zip(word_ids, first)])

@@ -49,9 +49,12 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
     seconds = time.perf_counter() - started
     names = config.label_names or [str(i) for i in range(config.num_labels)]
     records = []
-    for row, pred, probs in zip(rows, predictions, probabilities):
-        if token_task:  # words cut by max_length get no tag
-            records.append({"tokens": row["tokens"][:len(pred)], "tags": [names[p] for p in pred]})
+    for row, encoded_row, pred, probs in zip(rows, encoded, predictions, probabilities):
+        if token_task:  # each tag goes to its word; a word with no sub-token (cut, or dropped) gets None
+            tags = [None] * len(row["tokens"])
+            for word, p in zip((w for w in encoded_row["word_ids"] if w >= 0), pred):
+                tags[word] = names[p]
+            records.append({"tokens": row["tokens"], "tags": tags})
         elif config.task == "regression":
             records.append({**row, "prediction": pred})
         elif config.multi_label:

@@ -452,7 +452,7 @@ def _table_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]]
 def _column(path: Path, columns: list[str], rows: list[tuple[str, dict]], name: str, option: str) -> list[Any]:
     if name not in columns:
         raise ValueError(f"{path} has no column {name!r} (columns: {', '.join(map(str, columns)) or 'none'}); "
-                         f"pass {option}= to name the right one.")
+                         f"pass {option}= (--{option.replace('_', '-')}) to name the right one.")
     return [row.get(name) for _, row in rows]
 
 

@@ -66,6 +66,9 @@ class TrainingArguments:
             raise ValueError(f"steps must be >= 1, got {self.steps}.")
         if self.learning_rate <= 0:
             raise ValueError(f"learning rate must be > 0, got {self.learning_rate}.")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 (evaluations without improvement before stopping), got "
+                             f"{self.patience}; leave it out to never stop early.")
 
 
 @dataclass
