@@ -7,11 +7,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from conftest import tiny_tokenizer
 
 from sktuning.cli import main
+from sktuning.model import read_adapter_meta
 
 
 def train_args(model, data, out, *extra):
@@ -257,3 +259,13 @@ def test_eval_and_predict_read_files_with_the_adapters_columns_and_pairs(tiny_mo
                             (["w10 w11"], "was trained on text pairs (columns 'premise' and 'hypothesis')")):
         assert main(["predict", "--adapter", str(out / "adapter"), *source, "--quiet"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_backbone_given_as_a_relative_folder_is_found_from_anywhere(tiny_model_dir, data_dir, tmp_path, monkeypatch):
+    folder = Path(tiny_model_dir)
+    monkeypatch.chdir(folder.parent)
+    out = tmp_path / "run"
+    assert main(train_args(folder.name, data_dir, out)) == 0
+    assert read_adapter_meta(out / "adapter")["training"]["model"] == str(folder.resolve())
+    monkeypatch.chdir(tmp_path)  # where no folder of that name is
+    assert main(["eval", "--adapter", str(out / "adapter"), "--test", str(data_dir / "test.csv"), "--quiet"]) == 0

@@ -174,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_reference(name: str) -> str:
+    """How the adapter records its backbone: a local folder as an absolute path, so that `eval` and
+    `predict` find it from any directory; a named model or hub id as given."""
+    from sktuning.models import MODELS
+
+    return name if name in MODELS or not Path(name).exists() else str(Path(name).resolve())
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -271,7 +279,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.max_length = room
     encoder = InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), data.task, args.max_length)
     splits = _encoded_splits(data, encoder, args)
-    metadata = {"model": args.model, "task": data.name, "task_source": "files" if args.train else "named",
+    metadata = {"model": _model_reference(args.model), "task": data.name, "task_source": "files" if args.train else "named",
                 "max_length": args.max_length,
                 "text_pair_column": args.text_pair_column, "text_column": args.text_column,
                 "label_column": args.label_column}
