@@ -5,6 +5,8 @@
 - Sentence pairs: tokenizers with a separator token (BERT-like) use their native pair encoding;
   decoders without one read `text + PAIR_SEPARATOR + text_pair`. When the text took the start
   token (so the input gets no special tokens), the separator token's id is put between the two.
+  A pair too long for max_length loses tokens from its longer text first, as native pairs do, so a
+  long premise never cuts the hypothesis away.
 - Token tasks: the first sub-token of each word carries the word's tag; the rest are -100. A word
   with no sub-token (cut by max_length, or one the tokenizer drops) gets no prediction.
 - Batches are padded dynamically, on the tokenizer's padding side.
@@ -23,6 +25,19 @@ PAIR_SEPARATOR = "\n"
 IGNORE = -100
 
 
+def _longest_first(first: int, second: int, overflow: int) -> tuple[int, int]:
+    """Token counts to keep of two texts so that `overflow` fewer fit: the longer one loses tokens first."""
+    cut_first = min(first, max(0, first - second), overflow)  # down to the shorter one's length
+    overflow -= cut_first
+    first -= cut_first
+    cut_second = min(second, max(0, second - first), overflow)
+    overflow -= cut_second
+    second -= cut_second
+    half = (overflow + 1) // 2  # then both alike
+    first, second = max(0, first - half), max(0, second - (overflow - half))
+    return first, second
+
+
 class InputEncoder:
     def __init__(self, tokenizer, text_input_ids: Sequence[int], task: str, max_length: int = 128):
         self.tokenizer, self.task, self.max_length = tokenizer, task, max_length
@@ -39,10 +54,12 @@ class InputEncoder:
         if self.task == "token-classification":
             return self._encode_tokens(rows)
         texts, pairs = rows["text"], rows.get("text_pair")
+        joined = False
         if pairs is not None and not self.native_pairs:
             if self.sep_id is not None:  # the text took the start token: join the pair around its separator
                 return self._joined_pairs(rows)
             texts, pairs = [f"{a}{PAIR_SEPARATOR}{b}" for a, b in zip(texts, pairs)], None
+            joined = True
         args = (texts, pairs) if pairs is not None else (texts,)
         enc = self.tokenizer(*args, truncation=True, max_length=self.max_length,
                              add_special_tokens=self.add_special_tokens)
@@ -55,16 +72,36 @@ class InputEncoder:
                                    add_special_tokens=self.add_special_tokens)["input_ids"]
             for i, ids in zip(full, again):
                 out["truncated"][i] = len(ids) > self.max_length
+                if out["truncated"][i] and joined:  # cut from the right, the pair's second text would go first
+                    self._balance_joined(out, i, rows["text"][i], rows["text_pair"][i], len(ids) - self.max_length)
         if "label" in rows:
             out["labels"] = rows["label"]
         return out
 
+    def _balance_joined(self, out: dict[str, list], i: int, text: str, pair: str, overflow: int) -> None:
+        """Re-encode joined row `i` with the longer text cut first (as `longest_first` does for native pairs)."""
+        first, second = (self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in (text, pair))
+        keep_first, keep_second = _longest_first(len(first), len(second), overflow)
+        joined = (self.tokenizer.decode(first[:keep_first]) + PAIR_SEPARATOR
+                  + self.tokenizer.decode(second[:keep_second]))
+        enc = self.tokenizer(joined, truncation=True, max_length=self.max_length,
+                             add_special_tokens=self.add_special_tokens)
+        for key in ("input_ids", "attention_mask", "token_type_ids"):
+            if key in out:
+                out[key][i] = enc[key]
+
     def _joined_pairs(self, rows: dict[str, list]) -> dict[str, list]:
         first = self.tokenizer(rows["text"], add_special_tokens=False)["input_ids"]
         second = self.tokenizer(rows["text_pair"], add_special_tokens=False)["input_ids"]
-        ids = [a + [self.sep_id] + b for a, b in zip(first, second)]
-        out = {"input_ids": [row[:self.max_length] for row in ids],
-               "truncated": [len(row) > self.max_length for row in ids]}
+        ids, truncated = [], []
+        for a, b in zip(first, second):
+            overflow = len(a) + 1 + len(b) - self.max_length
+            truncated.append(overflow > 0)
+            if overflow > 0:  # the longer text is cut first, so the second text is not lost
+                keep_a, keep_b = _longest_first(len(a), len(b), overflow)
+                a, b = a[:keep_a], b[:keep_b]
+            ids.append((a + [self.sep_id] + b)[:self.max_length])
+        out = {"input_ids": ids, "truncated": truncated}
         out["attention_mask"] = [[1] * len(row) for row in out["input_ids"]]
         if "label" in rows:
             out["labels"] = rows["label"]
