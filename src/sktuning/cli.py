@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sktune {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"sktune {args.command}: {'terminated' if isinstance(err, Terminated) else 'interrupted'}; "
-              "`--resume` continues from the last checkpoint.", file=sys.stderr)
+        how = "terminated" if isinstance(err, Terminated) else "interrupted"
+        hint = {"train": "; `--resume` continues from the last checkpoint",
+                "bench": "; `sktune bench` again continues with the runs not finished"}.get(args.command, "")
+        print(f"sktune {args.command}: {how}{hint}.", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
     finally:
         if previous is not None:
