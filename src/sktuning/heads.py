@@ -93,7 +93,7 @@ class LanguageModelHead(nn.Module):
         scales += [getattr(config, name, None) for name in ("logit_scale", "lm_head_multiplier", "output_multiplier")]
         scales = list(dict.fromkeys([float(s) for s in scales if s is not None and float(s) != 1.0] + [1.0]))
         cap = getattr(config, "final_logit_softcapping", None)
-        tolerance = (1e-4 if raw.dtype == torch.float32 and head.weight.dtype == torch.float32 else 2e-2)
+        tolerance = 1e-4 if head.weight.dtype == torch.float32 else 2e-2  # bf16 / fp16 round to ~1e-2
         tolerance *= float(want.abs().max()) + 1e-6
         best = float("inf")
         for softcap in ([float(cap)] if cap else []) + [None]:  # the fullest explanation first
