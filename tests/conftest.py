@@ -21,10 +21,12 @@ TINY_CONFIGS = {
     "phi": lambda: tf.PhiConfig(**SMALL, intermediate_size=64, max_position_embeddings=128),
     "bloom": lambda: tf.BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4),
     "falcon": lambda: tf.FalconConfig(**SMALL, new_decoder_architecture=True, num_kv_heads=2),
+    "opt": lambda: tf.OPTConfig(**SMALL, ffn_dim=64, max_position_embeddings=128, word_embed_proj_dim=32,
+                                pad_token_id=1),
     "bert": lambda: tf.BertConfig(**SMALL, intermediate_size=64, max_position_embeddings=128),
     "roberta": lambda: tf.RobertaConfig(**SMALL, intermediate_size=64, max_position_embeddings=130, pad_token_id=1),
 }
-DECODERS = ["llama", "mistral", "qwen2", "gpt2", "gpt_neox", "phi", "bloom", "falcon"]
+DECODERS = ["llama", "mistral", "qwen2", "gpt2", "gpt_neox", "phi", "bloom", "falcon", "opt"]
 ENCODERS = ["bert", "roberta"]
 # token ids used in tests avoid the low ids (0 = our padding, 1 = RoBERTa's padding_idx)
 LOW_ID = 5

@@ -175,8 +175,9 @@ def test_predict_points_a_causal_lm_to_generate():
         predict(lm("prompt"), None, ["some text"])
 
 
-def test_inputs_past_a_learned_position_table_are_refused_with_the_length_that_fits():
-    model = lm("prefix", arch="gpt2")  # 128 learned positions, 4 taken by the text
+@pytest.mark.parametrize("arch", ["gpt2", "opt"])  # OPT's table has 2 extra rows it offsets ids by
+def test_inputs_past_a_learned_position_table_are_refused_with_the_length_that_fits(arch):
+    model = lm("prefix", arch=arch)  # 128 learned positions, 4 taken by the text
     assert model.max_input_tokens == 124 and lm("prefix").max_input_tokens is None  # rotary: no hard limit
     assert model(input_ids=random_ids(1, 124)).logits.shape == (1, 124, 101)
     with pytest.raises(ValueError, match=r"125 input tokens do not fit: the backbone has 128 positions and the text "

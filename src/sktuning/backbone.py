@@ -80,7 +80,8 @@ def learned_positions(backbone: nn.Module) -> int | None:
     limit = getattr(text_config(backbone), "max_position_embeddings", None)
     words = backbone.get_input_embeddings()
     tables = [m for m in backbone.modules() if isinstance(m, nn.Embedding) and m is not words]
-    if not isinstance(limit, int) or not any(table.num_embeddings == limit for table in tables):
+    # OPT's table holds `offset` extra rows that it adds to every position id itself
+    if not isinstance(limit, int) or not any(t.num_embeddings - getattr(t, "offset", 0) == limit for t in tables):
         return None
     return limit - position_offset(backbone)
 
