@@ -134,3 +134,22 @@ def test_atomic_directory_replaces_a_folder_holding_sub_folders(tmp_path):
             (tmp / "state.json").write_text(value)
     assert (tmp_path / "ckpt" / "adapter" / "w.txt").read_text() == "new"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_atomic_writes_keep_an_existing_files_mode_and_give_a_new_one_the_umasks(tmp_path):
+    import os
+    import stat
+
+    from sktuning.files import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "new.md", "x")
+        (tmp_path / "private.md").write_text("old")
+        os.chmod(tmp_path / "private.md", 0o600)
+        atomic_write_text(tmp_path / "private.md", "new")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.md").stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE((tmp_path / "private.md").stat().st_mode) == 0o600
+    assert (tmp_path / "private.md").read_text() == "new"
