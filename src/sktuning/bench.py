@@ -136,8 +136,10 @@ def _subprocess_run(settings: BenchSettings, method: str, lr: float, seed: int, 
         raise RuntimeError(f"{method} lr={lr} seed={seed} failed:\n{result.stderr[-3000:]}")
     record = json.loads(result.stdout.strip().splitlines()[-1])
     record.update(settings=asdict(settings), seconds=round(time.perf_counter() - started, 1))
+    cut = log.exists() and log.stat().st_size > 0 and not log.read_bytes().endswith(b"\n")
     with log.open("a", encoding="utf-8") as handle:  # every finished run is kept, so a rerun can skip it
-        handle.write(json.dumps(record) + "\n")
+        # a line cut short by a crash must not swallow this one too
+        handle.write(("\n" if cut else "") + json.dumps(record) + "\n")
     return record
 
 
@@ -222,6 +224,10 @@ class Suite:
             for key in self.planned(phase):
                 if key not in self.done:
                     method, lr, seed = key
+                    if lr is None:  # the seeds phase needs a rate chosen on seed 0 first
+                        raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to "
+                                         "choose a learning rate from; run the 'first' or 'grid' phase before "
+                                         "'seeds'.")
                     plan = self.plan()
                     print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed} "
                           f"(run {sum(k in self.done for k in plan) + 1} of {len(plan)})", flush=True)
@@ -244,24 +250,22 @@ class Suite:
         if not self.records:
             raise ValueError(f"{self.log} holds no finished run with these settings; run the suite first.")
         metric = self.records[0]["metric"]
-        baselines = [m for m in by_method if m in BASELINES]
-        target = max((statistics.mean(r["curve"][-1][1] for r in by_method[m]) for m in baselines), default=None)
-
-        def steps_to(curve, goal):
-            return next((step for step, score in curve if goal is not None and score >= goal), None)
+        finals = [_mean_curve(by_method[m])[-1][1] for m in by_method if m in BASELINES]
+        target = max((f for f in finals if f == f), default=None)  # NaN (constant predictions) is no mark
 
         rows = {}
         for method, runs in by_method.items():
             tests = [r["test"][metric] for r in runs]
-            own = [steps_to(r["curve"], 0.95 * max(score for _, score in r["curve"])) for r in runs]
-            reach = [steps_to(r["curve"], target) for r in runs]
+            own = [_steps_to(r["curve"], _near_best(r["curve"])) for r in runs]
             rows[method] = {
                 "mean": statistics.mean(tests), "seeds": len(runs),
-                "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                "std": statistics.stdev(tests) if len(tests) > 1 else None,  # one seed has no spread
                 "trainable": runs[0]["trainable"], "share": 100 * runs[0]["trainable"] / runs[0]["total"],
                 "step": statistics.mean(r["step_seconds"] for r in runs),
                 "memory": max(r["peak_rss_mib"] for r in runs), "lr": runs[0]["lr"],
-                "to95": statistics.mean(own), "to_target": None if None in reach else statistics.mean(reach)}
+                "to95": None if None in own else statistics.mean(own),
+                # on the seed-mean curve, as the mark is: the best baseline reaches it by its last step
+                "to_target": _steps_to(_mean_curve(runs), target)}
         return by_method, rows, target
 
     def step_time_spread(self) -> tuple[str, float, float] | None:
@@ -289,8 +293,7 @@ class Suite:
         figure, axis = plt.subplots(figsize=(9, 5.5))
         axis.set_prop_cycle(color=plt.cm.tab20.colors)  # 16 methods: no colour used twice
         for method, runs in by_method.items():
-            steps = [step for step, _ in runs[0]["curve"]]
-            mean = [statistics.mean(r["curve"][i][1] for r in runs) for i in range(len(steps))]
+            steps, mean = zip(*_mean_curve(runs))
             axis.plot(steps, mean, label=method, linewidth=2.2 if method.startswith("sk-") else 1.2,
                       linestyle="-" if method.startswith("sk-") else "--")
         axis.set(xlabel="training step", ylabel=f"validation {metric}", title=f"{name} (mean of seeds {self.seeds})")
@@ -324,12 +327,18 @@ class Suite:
                   f"(MiB) | steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for method, r in sorted(rows.items(), key=lambda kv: -kv[1]["mean"]):
-            lines.append(f"| {method} | {r['mean']:.3f} ± {r['std']:.3f} | {r['seeds']} | {r['trainable']:,d} | "
-                         f"{r['share']:.3f} | {r['lr']:g} | {r['step']:.2f} | {r['memory']:.0f} | {r['to95']:.0f} | "
-                         f"{fmt(r['to_target'], '.0f')} |")
-        lines += ["", "Both step columns give the first evaluated step at which a run's validation score reached the "
-                  "mark, averaged over the method's seeds; — where some seed never reached it. The best baseline is "
-                  "the best of prompt, prefix and P-tuning by mean final validation score.",
+            lines.append(f"| {method} | {r['mean']:.3f} ± {fmt(r['std'], '.3f')} | {r['seeds']} | "
+                         f"{r['trainable']:,d} | {r['share']:.3f} | {r['lr']:g} | {r['step']:.2f} | "
+                         f"{r['memory']:.0f} | {fmt(r['to95'], '.0f')} | {fmt(r['to_target'], '.0f')} |")
+        lines += ["", "Steps to 95% of own best: the first evaluated step at which a seed's validation score came "
+                  "within 5% of that seed's best, averaged over the seeds. Steps to the best baseline's final "
+                  "validation score: the first evaluated step at which the method's validation score, averaged "
+                  "over its seeds, reached the final score of the best of prompt, prefix and P-tuning, averaged the "
+                  "same way (so that baseline reaches it by its last step at the latest); — where never. "
+                  "Standard deviations are over seeds (— with one seed).",
+                  "", "Peak RSS is the training process's; it includes the harness's copies of the trainable "
+                  "parameters at each new best validation score (up to two at once), which matters only for full "
+                  "fine-tuning (about 0.5 GiB a copy on SmolLM2-135M).",
                   "", "Step time is the median over a run's steps, averaged over the method's runs at its chosen rate."]
         spread = self.step_time_spread()
         if spread and spread[2] > 1.2 * spread[1]:
@@ -340,70 +349,99 @@ class Suite:
                           "column ranks the methods only roughly; `python benchmarks/overhead.py` times them side by "
                           "side in one process.")
         lines += ["", "## The paper's claims, on this task", ""]
-        lines += [f"- {claim}: **{'held' if held else 'did not hold'}** ({detail})." for claim, held, detail in
-                  self.claims(rows)]
+        lines += [f"- {claim}: **{verdict}** ({detail})." for claim, verdict, detail in self.claims(rows)]
         pairs = self.like_for_like(rows)
         if pairs:
             lines += ["", "## Like for like", "",
                       "The first claim takes the best of every SK variant against the best of five baselines, so "
                       "the choice alone favours SK. Here each SK kind meets only the baselines that put their "
                       "vectors in the same place (test metric, mean ± sd over the seeds done):", ""]
-            lines += [f"- {kind}: best {ours} {r_ours['mean']:.3f} ± {r_ours['std']:.3f} vs best {theirs} "
-                      f"{r_theirs['mean']:.3f} ± {r_theirs['std']:.3f}: **{gap:+.3f}**{noise}."
-                      for kind, ours, r_ours, theirs, r_theirs, gap, noise in pairs]
+            lines += [f"- {kind}: best {ours} {r_ours['mean']:.3f} ± {fmt(r_ours['std'], '.3f')} vs best {theirs} "
+                      f"{r_theirs['mean']:.3f} ± {fmt(r_theirs['std'], '.3f')}: **{gap:+.3f}**{_noise(gap, spread)}."
+                      for kind, ours, r_ours, theirs, r_theirs, gap, spread in pairs]
         path = self.output / f"{name}.md"
         atomic_write_text(path, "\n".join(lines) + "\n")
         return path
 
     @staticmethod
     def like_for_like(rows: dict[str, dict]) -> list[tuple]:
-        """(kind, best SK method, its row, best counterpart, its row, gap, noise remark) per SK kind."""
+        """(kind, best SK method, its row, best counterpart, its row, gap, spread) per SK kind."""
         out = []
         for kind, rivals in COUNTERPARTS.items():
             ours = {m: r for m, r in rows.items() if m.startswith(kind.lower() + "-")}
             theirs = {m: rows[m] for m in rivals if m in rows}
             if ours and theirs:
                 best_ours, best_theirs, gap, spread = _best_against_best(ours, theirs)
-                noise = f" (within one sd, {spread:.3f})" if spread else ""
-                out.append((kind, best_ours, ours[best_ours], best_theirs, theirs[best_theirs], gap, noise))
+                out.append((kind, best_ours, ours[best_ours], best_theirs, theirs[best_theirs], gap, spread))
         return out
 
     @staticmethod
-    def claims(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
-        """(claim, held, the numbers behind the verdict) for each claim of the paper these rows can test."""
+    def claims(rows: dict[str, dict]) -> list[tuple[str, str, str]]:
+        """(claim, verdict, the numbers behind it) for each claim of the paper these rows can test.
+
+        The verdict is "held", "did not hold", or "inconclusive" where a gap in test metric is within one
+        standard deviation: a lead smaller than the noise is not a lead."""
         sk = {m: r for m, r in rows.items() if m.startswith("sk-")}
         base = {m: r for m, r in rows.items() if m in BASELINES}
         out = []
         if sk and base:
             best_sk, best_base, gap, spread = _best_against_best(sk, base)
-            noise = f"; the gap, {gap:+.3f}, is within one standard deviation ({spread:.3f})" if spread else ""
-            out.append((CLAIMS[0], gap > 0, f"best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those "
-                                            f"{best_base} {base[best_base]['mean']:.3f}{noise}"))
+            tie = spread is not None and abs(gap) <= spread
+            out.append((CLAIMS[0], "inconclusive" if tie else _held(gap > 0),
+                        f"best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those {best_base} "
+                        f"{base[best_base]['mean']:.3f}: {gap:+.3f}{_noise(gap, spread)}"))
             fast_sk = min((r["to_target"] for r in sk.values() if r["to_target"] is not None), default=None)
             fast_base = min((r["to_target"] for r in base.values() if r["to_target"] is not None), default=None)
-            out.append((CLAIMS[1], fast_sk is not None and (fast_base is None or fast_sk < fast_base),
+            out.append((CLAIMS[1], _held(fast_sk is not None and (fast_base is None or fast_sk < fast_base)),
                         f"SK: {_steps(fast_sk)}, baselines: {_steps(fast_base)}"))
         if sk and "lora" in rows:
             lora = rows["lora"]
             close = [m for m, r in sk.items() if r["mean"] >= lora["mean"] - 0.01 and r["trainable"] < lora["trainable"]]
-            out.append((CLAIMS[2], bool(close), f"LoRA {lora['mean']:.3f} with {lora['trainable']:,d} parameters; " + (
-                ", ".join(f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close)
-                or "no SK variant within 1 point with fewer parameters")))
+            out.append((CLAIMS[2], _held(bool(close)), f"LoRA {lora['mean']:.3f} with {lora['trainable']:,d} parameters; "
+                        + (", ".join(f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close)
+                           or "no SK variant within 1 point with fewer parameters")))
         return out
+
+
+def _held(held: bool) -> str:
+    return "held" if held else "did not hold"
+
+
+def _mean_curve(runs: list[dict]) -> list[tuple[int, float]]:
+    """(step, validation score averaged over the seeds) at each evaluated step (every seed evaluates alike)."""
+    return [(step, statistics.mean(r["curve"][i][1] for r in runs)) for i, (step, _) in enumerate(runs[0]["curve"])]
+
+
+def _steps_to(curve: list[tuple[int, float]], goal: float | None) -> int | None:
+    """The first evaluated step whose score reaches `goal` (NaN never does), else None."""
+    return next((step for step, score in curve if goal is not None and score >= goal), None)
+
+
+def _near_best(curve: list[tuple[int, float]]) -> float | None:
+    """Within 5% of the curve's best score: 95% of it, and right for a negative best (e.g. MCC) too."""
+    best = max((score for _, score in curve if score == score), default=None)
+    return None if best is None else best - 0.05 * abs(best)
 
 
 def _steps(step: float | None) -> str:
     return "never" if step is None else f"{step:.0f} steps"
 
 
-def _best_against_best(ours: dict[str, dict], theirs: dict[str, dict]) -> tuple[str, str, float, float]:
-    """The best method of each side, the gap in mean, and the larger standard deviation of the two when
-    the gap is within it (a tie to report), else 0."""
+def _best_against_best(ours: dict[str, dict], theirs: dict[str, dict]) -> tuple[str, str, float, float | None]:
+    """The best method of each side, the gap in mean, and the larger standard deviation of the two
+    (None when a side ran one seed: no spread to judge the gap by)."""
     best_ours = max(ours, key=lambda m: ours[m]["mean"])
     best_theirs = max(theirs, key=lambda m: theirs[m]["mean"])
     gap = ours[best_ours]["mean"] - theirs[best_theirs]["mean"]
-    spread = max(ours[best_ours]["std"], theirs[best_theirs]["std"])
-    return best_ours, best_theirs, gap, (spread if spread > 0 and abs(gap) <= spread else 0.0)
+    spreads = (ours[best_ours]["std"], theirs[best_theirs]["std"])
+    return best_ours, best_theirs, gap, None if None in spreads else max(spreads)
+
+
+def _noise(gap: float, spread: float | None) -> str:
+    """What the spread says about a gap, for the reports."""
+    if spread is None:
+        return " (one seed: no spread to judge it by)"
+    return f" (within one sd, {spread:.3f})" if abs(gap) <= spread else ""
 
 
 #: each SK kind and the baselines that put their trainable vectors in the same place
@@ -413,6 +451,10 @@ COUNTERPARTS = {"SK-Prompt": ["prompt-tuning", "prompt-tuning-text", "p-tuning"]
 CLAIMS = ("Higher accuracy than prompt / prefix / P-tuning",
           "Fewer steps to the same accuracy (the best baseline's final validation score)",
           "Fewer parameters than LoRA at comparable accuracy (within 1 point)")
+
+
+def _mark(gap: float, spread: float | None) -> str:
+    return "†" if spread is None else "*" if abs(gap) <= spread else ""
 
 
 def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
@@ -427,12 +469,12 @@ def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
         if not suite.records:
             continue
         _, rows, _ = suite.table()
-        verdicts = {claim: ("held" if held else "**did not hold**") + f" ({detail})"
-                    for claim, held, detail in suite.claims(rows)}
+        verdicts = {claim: (f"**{verdict}**" if verdict == "did not hold" else verdict) + f" ({detail})"
+                    for claim, verdict, detail in suite.claims(rows)}
         plan = suite.plan()
         lines.append(f"| [{suite._name()}]({suite._name()}.md) | {len(plan) - len(suite.missing())} of {len(plan)} | "
                      + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " | "
-                     + " / ".join(f"{gap:+.3f}{'*' if noise else ''}" for *_, gap, noise in suite.like_for_like(rows))
+                     + " / ".join(f"{gap:+.3f}{_mark(gap, spread)}" for *_, gap, spread in suite.like_for_like(rows))
                      + " |")
     if any(suite.missing() for suite in suites if suite.records):
         lines += ["", "Where fewer runs are done than planned, the verdicts are provisional: until the grid is "
@@ -440,7 +482,8 @@ def write_summary(suites: list[Suite], output: Path, command: str) -> Path:
                   "until seeds 1 and 2 are done there is no spread to tell a real gap from noise. Rerunning the "
                   "command continues the suite where it stopped."]
     lines += ["", "Like for like: the best SK-Prompt minus the best of its input-level counterparts, and the best "
-              "SK-Prefix minus the best prefix tuning, in test metric; * marks a gap within one standard deviation."]
+              "SK-Prefix minus the best prefix tuning, in test metric; * marks a gap within one standard deviation, "
+              "† a gap measured on one seed (no spread yet)."]
     path = output / "summary.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
