@@ -153,3 +153,13 @@ def test_atomic_writes_keep_an_existing_files_mode_and_give_a_new_one_the_umasks
     assert stat.S_IMODE((tmp_path / "new.md").stat().st_mode) == 0o644  # not mkstemp's 0600
     assert stat.S_IMODE((tmp_path / "private.md").stat().st_mode) == 0o600
     assert (tmp_path / "private.md").read_text() == "new"
+
+
+def test_strict_json_writes_non_finite_numbers_as_null():
+    import json
+
+    from sktuning.files import strict_json
+
+    text = strict_json({"metrics": {"pearson": float("nan")}, "best": float("-inf"), "history": [(1, 0.5)]})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == \
+        {"metrics": {"pearson": None}, "best": None, "history": [[1, 0.5]]}

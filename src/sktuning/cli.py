@@ -224,7 +224,7 @@ def _add_model_and_data(parser: argparse.ArgumentParser, model_default: str | No
 # -- commands --------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from sktuning import distributed as dist
-    from sktuning.files import atomic_write_text
+    from sktuning.files import atomic_write_text, strict_json
 
     dist.init_from_env()  # a no-op unless started by torchrun / accelerate launch
     output, replace = _prepare_output(args)  # every process checks before any process writes
@@ -311,14 +311,14 @@ def cmd_train(args: argparse.Namespace) -> int:
               "sharding": plan.engine if plan else None, "backbone_parameters_per_process": held,
               "environment": _environment()}
     model.save_pretrained(output / "adapter", metadata)
-    atomic_write_text(output / "metrics.json", json.dumps(result, indent=2))
+    atomic_write_text(output / "metrics.json", strict_json(result, indent=2))
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from sktuning.files import atomic_write_text
+    from sktuning.files import atomic_write_text, strict_json
     from sktuning.trainer import predict_rows
     from sktuning.metrics import compute_metrics
 
@@ -350,7 +350,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = {"task": data.name, "split": args.split, "metrics": scores, "adapter": str(args.adapter),
               "examples": len(rows), "environment": _environment()}
     target = Path(args.output_file) if args.output_file else Path(args.adapter).parent / f"eval-{data.name}-{args.split}.json"
-    atomic_write_text(target, json.dumps(result, indent=2))
+    atomic_write_text(target, strict_json(result, indent=2))
     print(f"{args.split} {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + f"  (written to {target})")
     return 0
 
