@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from sktuning.baselines import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
@@ -23,6 +24,62 @@ def test_every_method_trains_and_reports(tiny_settings, method):
         assert record["trainable"] == record["total"]
     elif method != "head-only":
         assert record["trainable"] < record["total"]  # the backbone stays frozen
+
+
+def test_prompt_tuning_text_starts_from_exactly_the_tokens_sk_reads(tmp_path):
+    """PEFT's TEXT init tokenizes with special tokens and cuts to m: a BERT-style [CLS] ... [SEP] tokenizer
+    would start from [CLS] and lose the last word."""
+    from conftest import tiny_backbone, tiny_tokenizer
+    from tokenizers import processors
+
+    from sktuning import SKTuningConfig
+    from sktuning.baselines import build_method
+    from sktuning.model import tokenize_text
+
+    tokenizer = tiny_tokenizer()
+    tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+        single="<sep> $A </s>", special_tokens=[("<sep>", 4), ("</s>", 3)])  # no BOS: SK takes no special token
+    tokenizer.bos_token = None
+    tokenizer.save_pretrained(tmp_path)
+    text_ids = tokenize_text(tokenizer, "w7 w8 w9")
+    assert text_ids == [7, 8, 9] and tokenizer("w7 w8 w9")["input_ids"][:3] == [4, 7, 8]
+    backbone = tiny_backbone("llama")
+    config = SKTuningConfig(text="w7 w8 w9", task="sequence-classification", num_labels=2)
+    model = build_method("prompt-tuning-text", backbone, text_ids, config, tokenizer_path=str(tmp_path))
+    start = model.backbone.prompt_encoder["default"].embedding.weight
+    assert torch.equal(start, backbone.get_input_embeddings().weight[text_ids]) and start.requires_grad
+
+
+@pytest.mark.parametrize("method", ["lora", "head-only", "full-ft"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_baselines_without_virtual_tokens_count_positions_over_real_tokens_as_sk_does(method, arch):
+    from conftest import padded_batch, tiny_backbone
+
+    from sktuning import SKTuningConfig
+    from sktuning.baselines import build_method
+
+    config = SKTuningConfig(text="t", task="sequence-classification", num_labels=3, pooling="last")
+    model = build_method(method, tiny_backbone(arch), [5, 6], config).eval()
+    ids, mask, rows = padded_batch([5, 3], "left")
+    _, logits = model(input_ids=ids, attention_mask=mask)
+    for b, row in enumerate(rows):  # left padding must not shift the real tokens' positions
+        _, alone = model(input_ids=row[None], attention_mask=torch.ones(1, len(row), dtype=torch.long))
+        torch.testing.assert_close(logits[b], alone[0])
+
+
+def test_baselines_without_virtual_tokens_pass_token_type_ids_on():
+    from conftest import random_ids, tiny_backbone
+
+    from sktuning import SKTuningConfig
+    from sktuning.baselines import build_method
+
+    config = SKTuningConfig(text="t", task="sequence-classification", num_labels=3, pooling="mean")
+    model = build_method("head-only", tiny_backbone("bert"), [5, 6], config).eval()
+    ids, mask = random_ids(1, 6), torch.ones(1, 6, dtype=torch.long)
+    second = torch.tensor([[0, 0, 0, 1, 1, 1]])  # a sentence pair's segments
+    _, plain = model(input_ids=ids, attention_mask=mask)
+    _, paired = model(input_ids=ids, attention_mask=mask, token_type_ids=second)
+    assert not torch.allclose(plain, paired)
 
 
 def test_report_has_the_table_the_plot_and_the_claims(tiny_settings, tmp_path):

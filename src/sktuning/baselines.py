@@ -11,21 +11,37 @@ from __future__ import annotations
 import peft
 from torch import nn
 
+from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
 from sktuning.heads import TaskHead, task_loss
 from sktuning.model import SKModel
 
 
 class HeadOnTop(nn.Module):
-    """A (PEFT-wrapped, frozen or fully trainable) backbone + SKModel's own pooling and head."""
+    """A (PEFT-wrapped, frozen or fully trainable) backbone + SKModel's own pooling and head.
 
-    def __init__(self, backbone: nn.Module, config: SKTuningConfig, hidden_size: int, skip: int = 0):
+    `inputs_only`: the method adds no virtual tokens (LoRA, probe, full fine-tuning), so it gets what
+    SKModel gives a backbone: token type ids, and positions counted over real tokens (left padding
+    does not shift them). PEFT's prompt methods place their virtual tokens themselves.
+    """
+
+    def __init__(self, backbone: nn.Module, config: SKTuningConfig, hidden_size: int, skip: int = 0,
+                 inputs_only: bool = False, raw_backbone: nn.Module | None = None):
         super().__init__()
         self.backbone, self.config, self.skip = backbone, config, skip
         self.head = TaskHead(config, hidden_size)
+        raw = raw_backbone if raw_backbone is not None else backbone
+        self.position_offset = bb.position_offset(raw) if inputs_only and bb.accepts(raw, "position_ids") else None
+        self.token_types = inputs_only and bb.accepts(raw, "token_type_ids")
 
-    def forward(self, input_ids, attention_mask, labels=None, **_):
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, self.skip:]
+    def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None, **_):
+        kwargs = {}
+        if self.position_offset is not None:
+            kwargs["position_ids"] = bb.position_ids_from_mask(attention_mask, self.position_offset)
+        if self.token_types and token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        hidden = hidden[:, self.skip:]
         logits = self.head(hidden, attention_mask)
         return (task_loss(logits, labels, self.config) if labels is not None else None), logits
 
@@ -58,9 +74,14 @@ def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SK
     if name == "prompt-tuning-text":
         if tokenizer_path is None:
             raise ValueError("prompt-tuning-text needs the tokenizer's folder.")
-        return _peft(backbone, peft.PromptTuningConfig(
+        model = _peft(backbone, peft.PromptTuningConfig(
             task_type=features, num_virtual_tokens=m, prompt_tuning_init=peft.PromptTuningInit.TEXT,
             prompt_tuning_init_text=config.text, tokenizer_name_or_path=tokenizer_path), config, m)
+        # PEFT tokenizes the text with the special tokens and cuts it to m: on BERT that starts from
+        # [CLS] and drops the last word. Start from exactly the tokens SK reads.
+        words = backbone.get_input_embeddings().weight
+        model.backbone.prompt_encoder["default"].embedding.weight.data.copy_(words[text_ids])
+        return model
     if name == "prefix-tuning":  # = P-tuning v2's deep prompts: trainable keys/values at every layer
         return _peft(backbone, peft.PrefixTuningConfig(task_type=features, num_virtual_tokens=m), config)
     if name == "prefix-tuning-mlp":
@@ -71,11 +92,12 @@ def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SK
                                                         encoder_hidden_size=128), config, m)
     if name == "lora":
         # PEFT's default targets for the architecture: the query and value projections of attention
-        return _peft(backbone, peft.LoraConfig(task_type=features, r=8, lora_alpha=16, lora_dropout=0.0), config)
+        lora = peft.get_peft_model(backbone, peft.LoraConfig(task_type=features, r=8, lora_alpha=16, lora_dropout=0.0))
+        return HeadOnTop(lora, config, backbone.config.hidden_size, inputs_only=True, raw_backbone=backbone)
     if name == "head-only":
-        return HeadOnTop(backbone.requires_grad_(False), config, backbone.config.hidden_size)
+        return HeadOnTop(backbone.requires_grad_(False), config, backbone.config.hidden_size, inputs_only=True)
     if name == "full-ft":
-        return HeadOnTop(backbone.requires_grad_(True), config, backbone.config.hidden_size)
+        return HeadOnTop(backbone.requires_grad_(True), config, backbone.config.hidden_size, inputs_only=True)
     raise ValueError(f"Unknown method {name!r}: choose from {', '.join(METHODS)}.")
 
 
