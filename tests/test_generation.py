@@ -185,3 +185,8 @@ def test_inputs_past_a_learned_position_table_are_refused_with_the_length_that_f
         model(input_ids=random_ids(1, 125))
     with pytest.raises(ValueError, match="130 prompt and new tokens do not fit"):
         model.generate(random_ids(1, 120), max_new_tokens=10)
+
+
+def test_inputs_without_tokens_are_refused():
+    with pytest.raises(ValueError, match="no tokens \\(sequence length 0\\); pass at least one token per row"):
+        lm("prefix")(input_ids=torch.zeros(2, 0, dtype=torch.long))

@@ -51,7 +51,7 @@ def test_causality_probe_holds_in_bf16(arch, expect_prefix):
 
 def test_merged_model_refuses_training_until_unmerged():
     model = trained("llama", "prefix").merge().train()
-    with pytest.raises(RuntimeError, match="call unmerge"):
+    with pytest.raises(RuntimeError, match=r"in training mode: call model.eval\(\).*or unmerge\(\) to train it"):
         model(input_ids=random_ids(2, 4), labels=torch.tensor([0, 1]))
     model.unmerge()
     model(input_ids=random_ids(2, 4), labels=torch.tensor([0, 1])).loss.backward()
@@ -65,3 +65,15 @@ def test_merge_survives_save_and_load(tmp_path):
     model.merge().save_pretrained(tmp_path / "a")
     loaded = SKModel.from_pretrained(tiny_backbone("llama"), tmp_path / "a").merge()
     assert (loaded(input_ids=ids).logits - want).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("mode", ["prompt", "prefix"])
+def test_a_merged_embedding_adapter_is_a_copy_and_saves(tmp_path, mode):
+    """The embedding adapter returns its own Parameter; merging must not register it a second time."""
+    arch = "bert" if mode == "prompt" else "llama"  # an encoder keeps the merged prompt as embeddings
+    model = SKModel(tiny_backbone(arch), SKTuningConfig(mode=mode, text="t", adapter="embedding"),
+                    random_ids(5, seed=9)).eval().merge()
+    assert all("merged" not in name for name, _ in model.named_parameters())
+    assert model.semantic.merged.data_ptr() != model.semantic.adapter.weight.data_ptr()
+    model.save_pretrained(tmp_path / "a")
+    assert (tmp_path / "a").is_dir()

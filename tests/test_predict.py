@@ -64,3 +64,12 @@ def test_each_tag_goes_to_its_word_even_where_a_word_has_no_sub_token(caplog):
     assert cut["tokens"] == ["w7", "w8", "w9", "w10", "w11"] and cut["tags"][3:] == [None, None]
     assert None not in cut["tags"][:3]
     assert "1 of 1 rows are longer than 3 tokens and were truncated" in caplog.text
+
+
+def test_long_inputs_are_cut_to_what_a_learned_position_table_leaves_after_the_text():
+    torch.manual_seed(0)
+    model = get_sk_model(tiny_backbone("gpt2"), tiny_tokenizer(), SKTuningConfig(text="w5 w6", num_labels=2)).eval()
+    room = model.max_input_tokens  # 128 positions less the text's
+    long = " ".join(f"w{5 + i % 90}" for i in range(200))
+    records = predict(model, tiny_tokenizer(), [long, "w7 w8"]).records  # max_length 128 > room
+    assert room < 128 and len(records) == 2

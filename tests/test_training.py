@@ -90,3 +90,13 @@ def test_gradient_checkpointing_gives_the_same_gradients(arch, mode):
     for name in grads[0]:
         assert grads[0][name].abs().sum() > 0 or name.endswith("down"), name  # lowrank: up's grad flows first
         torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5)
+
+
+def test_sk_prefix_under_reentrant_checkpointing_is_refused_with_the_setting_that_works():
+    model = make("llama", "prefix")
+    model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    ids = random_ids(2, 5)
+    with pytest.raises(ValueError, match=r"reentrant activation checkpointing.*'use_reentrant': False"):
+        model.train()(input_ids=ids, labels=torch.tensor([0, 1]))
+    with torch.no_grad():  # inference does not backpropagate: nothing to refuse
+        assert model.eval()(input_ids=ids).logits.shape == (2, 2)

@@ -90,6 +90,8 @@ class SKModel(nn.Module):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         batch, seq = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if seq == 0:
+            raise ValueError("The inputs have no tokens (sequence length 0); pass at least one token per row.")
         if attention_mask is None:
             attention_mask = torch.ones(batch, seq, dtype=torch.long, device=self.semantic.text_input_ids.device)
         if tuple(attention_mask.shape) != (batch, seq):
@@ -103,7 +105,8 @@ class SKModel(nn.Module):
             raise ValueError(f"SKModel sets {', '.join(reserved)} itself (the semantic text comes first); "
                              "leave them out and pass attention_mask.")
         if self.merged and self.training and torch.is_grad_enabled():
-            raise RuntimeError("This SKModel is merged (its adapter output is frozen): call unmerge() before training.")
+            raise RuntimeError("This SKModel is merged (its adapter output is frozen) but in training mode: call "
+                               "model.eval() (or run under torch.no_grad()) to use it, or unmerge() to train it.")
         out = self.semantic(self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids,
                             output_hidden_states=output_hidden_states, **kwargs)
         skip = self.semantic.virtual_positions  # the text's own positions in SK-Prompt

@@ -42,6 +42,8 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
     token_task = config.task == "token-classification"
     if token_task:
         rows = [{"tokens": row["text"].split()} for row in rows]
+    if model.max_input_tokens is not None:  # a learned position table: the text takes positions too
+        max_length = min(max_length, model.max_input_tokens)
     encoder = InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), config.task, max_length)
     encoded = encoder.encode(datasets.Dataset.from_list(rows), "inputs").to_list()
     started = time.perf_counter()

@@ -64,7 +64,7 @@ class SemanticPrefix(SemanticText):
 
     @torch.no_grad()
     def merge(self, backbone: nn.Module) -> None:
-        self.merged = self.prefix().detach()
+        self.merged = self.prefix().detach().clone()  # not a view of an adapter weight that may train on
 
     def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
         keys, values = self.prefix()
@@ -161,6 +161,10 @@ def prefix_inputs(keys, values, argument, input_ids, inputs_embeds, attention_ma
 
 def run_with_prefix(backbone: nn.Module, backbone_kwargs: dict, argument: str, **kwargs):
     """Call the backbone and check that every layer really read its prefix."""
+    if torch.is_grad_enabled() and _reentrant_checkpointing(backbone):
+        raise ValueError("SK-Prefix cannot train under reentrant activation checkpointing (every checkpointed "
+                         "layer would backpropagate through the shared adapter again); enable it with "
+                         "gradient_checkpointing_kwargs={'use_reentrant': False}, the transformers default.")
     with _layers_keep_cache_under_checkpointing(backbone):
         out = backbone(**backbone_kwargs, **kwargs)
     cache = backbone_kwargs[argument]
@@ -169,6 +173,13 @@ def run_with_prefix(backbone: nn.Module, backbone_kwargs: dict, argument: str, *
         raise RuntimeError(f"{type(backbone).__name__} ignored the SK-Prefix keys/values in layer(s) {unused}, "
                            "so the text was not read; use mode='prompt' with this backbone.")
     return out
+
+
+def _reentrant_checkpointing(backbone: nn.Module) -> bool:
+    """Whether the backbone checkpoints its layers with the reentrant implementation."""
+    return any(getattr(m, "gradient_checkpointing", False) is True and m.training
+               and getattr(getattr(m, "_gradient_checkpointing_func", None), "keywords", {}).get("use_reentrant")
+               for m in backbone.modules() if isinstance(m, GradientCheckpointingLayer))
 
 
 @contextmanager

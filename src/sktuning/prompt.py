@@ -47,7 +47,9 @@ class SemanticPrompt(SemanticText):
         dtype = backbone.get_input_embeddings().weight.dtype
         prompt = self.adapter(self.representation).to(dtype)
         if not _is_causal(backbone, prompt):
-            self.merged = prompt  # bidirectional: the prompt's states depend on the input; keep prepending it
+            # bidirectional: the prompt's states depend on the input; keep prepending it. A copy: the
+            # embedding adapter returns its own Parameter, which would be registered a second time
+            self.merged = prompt.detach().clone()
             return
         argument = require_cache_argument(backbone)
         mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
