@@ -242,6 +242,23 @@ def test_seconds_left_uses_each_methods_own_wall_time(tiny_settings, tmp_path):
     assert suite.seconds_left() == (110.0, 0)
 
 
+def test_a_rate_at_the_edge_of_a_tried_grid_is_marked(tiny_settings, tmp_path):
+    grid = [1e-3, 3e-3, 1e-2]  # head-only's
+    runs = [_run("head-only", 0, [(10, score)], score) for score in (0.5, 0.6, 0.7)]
+    for run, lr in zip(runs, grid):
+        run["lr"] = lr
+    suite = Suite(tiny_settings, ["head-only"], seeds=[0, 1], grid=True, output=tmp_path)
+    suite.done = {(r["method"], r["lr"], 0): r for r in runs[:2]}
+    assert suite.grid_edge("head-only") is None  # 1e-2 not tried yet: no verdict
+    suite.done[("head-only", 1e-2, 0)] = runs[2]
+    assert suite.grid_edge("head-only") == "top"
+    assert "| head-only | 0.700 ± — | 1 | 10 | 10.000 | 0.01 (top) |" in suite.report("sktune bench").read_text()
+    runs[0]["best_validation"] = 0.9
+    assert suite.grid_edge("head-only") == "bottom"
+    runs[1]["best_validation"] = 0.95
+    assert suite.grid_edge("head-only") is None
+
+
 def test_format_duration():
     from sktuning.bench import format_duration
 

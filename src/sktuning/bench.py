@@ -184,6 +184,14 @@ class Suite:
         tried = [lr for lr in self.rates(method) if (method, lr, self.seeds[0]) in self.done]
         return max(tried, key=lambda lr: self.done[(method, lr, self.seeds[0])]["best_validation"], default=None)
 
+    def grid_edge(self, method: str) -> str | None:
+        """"top" or "bottom" when the chosen rate is at that edge of a fully tried grid: a rate beyond
+        it might have done better, so the method may be under-tuned."""
+        rates, chosen = sorted(self.rates(method)), self.chosen_lr(method)
+        if len(rates) < 2 or any((method, lr, self.seeds[0]) not in self.done for lr in rates):
+            return None
+        return "top" if chosen == rates[-1] else "bottom" if chosen == rates[0] else None
+
     def planned(self, phase: str) -> list[tuple[str, float, int]]:
         from sktuning.baselines import DEFAULT_LR
 
@@ -326,16 +334,19 @@ class Suite:
                   f"| method | test {metric} (mean ± sd) | seeds | trainable | % of model | lr | step (s) | peak RSS "
                   f"(MiB) | steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        edges = {m: f" ({edge})" for m in rows if (edge := self.grid_edge(m))}
         for method, r in sorted(rows.items(), key=lambda kv: -kv[1]["mean"]):
             lines.append(f"| {method} | {r['mean']:.3f} ± {fmt(r['std'], '.3f')} | {r['seeds']} | "
-                         f"{r['trainable']:,d} | {r['share']:.3f} | {r['lr']:g} | {r['step']:.2f} | "
+                         f"{r['trainable']:,d} | {r['share']:.3f} | {r['lr']:g}{edges.get(method, '')} | {r['step']:.2f} | "
                          f"{r['memory']:.0f} | {fmt(r['to95'], '.0f')} | {fmt(r['to_target'], '.0f')} |")
         lines += ["", "Steps to 95% of own best: the first evaluated step at which a seed's validation score came "
                   "within 5% of that seed's best, averaged over the seeds. Steps to the best baseline's final "
                   "validation score: the first evaluated step at which the method's validation score, averaged "
                   "over its seeds, reached the final score of the best of prompt, prefix and P-tuning, averaged the "
                   "same way (so that baseline reaches it by its last step at the latest); — where never. "
-                  "Standard deviations are over seeds (— with one seed).",
+                  "Standard deviations are over seeds (— with one seed)."
+                  + (f" A rate marked (top) or (bottom) is at that edge of the method's grid, so a rate beyond it "
+                     f"might have done better: {len(edges)} of {len(rows)} methods here." if edges else ""),
                   "", "Peak RSS is the training process's; it includes the harness's copies of the trainable "
                   "parameters at each new best validation score (up to two at once), which matters only for full "
                   "fine-tuning (about 0.5 GiB a copy on SmolLM2-135M).",
