@@ -48,18 +48,9 @@ def barrier() -> None:
 
 def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
     """Mean of every rank's gradients, in one collective over a flat buffer."""
-    if not dist.is_initialized() or not params:
+    if not dist.is_initialized():
         return
-    # every rank must reduce the same layout: a parameter that got a gradient on some ranks only
-    # (unused by the others' batches) counts as zero there; one unused everywhere stays None, as alone
-    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=params[0].device)
-    dist.all_reduce(used)
-    for p, anywhere in zip(params, used.tolist()):
-        if anywhere and p.grad is None:
-            p.grad = torch.zeros_like(p)
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
