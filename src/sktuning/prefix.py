@@ -161,10 +161,6 @@ def prefix_inputs(keys, values, argument, input_ids, inputs_embeds, attention_ma
 
 def run_with_prefix(backbone: nn.Module, backbone_kwargs: dict, argument: str, **kwargs):
     """Call the backbone and check that every layer really read its prefix."""
-    if torch.is_grad_enabled() and _reentrant_checkpointing(backbone):
-        raise ValueError("SK-Prefix cannot train under reentrant activation checkpointing (every checkpointed "
-                         "layer would backpropagate through the shared adapter again); enable it with "
-                         "gradient_checkpointing_kwargs={'use_reentrant': False}, the transformers default.")
     with _layers_keep_cache_under_checkpointing(backbone):
         out = backbone(**backbone_kwargs, **kwargs)
     cache = backbone_kwargs[argument]
@@ -175,13 +171,6 @@ def run_with_prefix(backbone: nn.Module, backbone_kwargs: dict, argument: str, *
     return out
 
 
-def _reentrant_checkpointing(backbone: nn.Module) -> bool:
-    """Whether the backbone checkpoints its layers with the reentrant implementation."""
-    return any(getattr(m, "gradient_checkpointing", False) is True and m.training
-               and getattr(getattr(m, "_gradient_checkpointing_func", None), "keywords", {}).get("use_reentrant")
-               for m in backbone.modules() if isinstance(m, GradientCheckpointingLayer))
-
-
 @contextmanager
 def _layers_keep_cache_under_checkpointing(backbone: nn.Module) -> Iterator[None]:
     """Keep the read-only prefix cache alive while the backbone checkpoints its layers.
@@ -190,9 +179,18 @@ def _layers_keep_cache_under_checkpointing(backbone: nn.Module) -> Iterator[None
     declares itself safe to replay (`_can_checkpoint_with_cache`). Some models also drop the cache
     one level up, in the loop over layers, when their own `gradient_checkpointing` flag is set;
     that flag does no checkpointing itself, so it is lowered for the duration of the call.
+    Reentrant checkpointing is refused: every checkpointed layer would backpropagate through the
+    shared adapter again.
     """
-    lowered = [m for m in backbone.modules()
-               if getattr(m, "gradient_checkpointing", False) is True and not isinstance(m, GradientCheckpointingLayer)]
+    flagged = [m for m in backbone.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    layers = [m for m in flagged if isinstance(m, GradientCheckpointingLayer)]
+    if torch.is_grad_enabled() and any(
+            m.training and getattr(getattr(m, "_gradient_checkpointing_func", None), "keywords", {}).get("use_reentrant")
+            for m in layers):
+        raise ValueError("SK-Prefix cannot train under reentrant activation checkpointing (every checkpointed "
+                         "layer would backpropagate through the shared adapter again); enable it with "
+                         "gradient_checkpointing_kwargs={'use_reentrant': False}, the transformers default.")
+    lowered = [m for m in flagged if not isinstance(m, GradientCheckpointingLayer)]
     for module in lowered:
         module.gradient_checkpointing = False
     try:
