@@ -190,3 +190,31 @@ def test_accelerate_launch_runs_sktune_train_plain_and_with_the_7b_recipes(tiny_
         assert metrics[name]["processes"] == 2 and metrics[name]["metrics"] == metrics["one"]["metrics"]
         assert metrics[name]["sharding"] == (None if name == "ddp" else name)
 
+
+
+def _average_on_two_ranks(rank: int, init: str, out: str) -> None:
+    import torch
+    import torch.distributed as td
+
+    from sktuning.distributed import average_gradients
+
+    td.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    shared, one_sided, unused = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))
+    shared.grad = torch.full((3,), float(rank + 1))  # 1 and 2: mean 1.5
+    if rank == 0:
+        one_sided.grad = torch.tensor([4.0, 4.0, 4.0])  # rank 1's batch did not use it
+    average_gradients([shared, one_sided, unused])
+    torch.save({"shared": shared.grad, "one_sided": one_sided.grad, "unused": unused.grad}, f"{out}.{rank}")
+    td.destroy_process_group()
+
+
+def test_gradients_used_on_some_ranks_only_are_averaged_with_zeros_there(tmp_path):
+    import torch
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'store'}"
+    mp.spawn(_average_on_two_ranks, args=(init, str(tmp_path / "grads")), nprocs=2)
+    for rank in (0, 1):
+        grads = torch.load(tmp_path / f"grads.{rank}")
+        assert grads["shared"].tolist() == [1.5] * 3 and grads["one_sided"].tolist() == [2.0] * 3
+        assert grads["unused"] is None  # as AdamW would skip it in one process

@@ -47,17 +47,29 @@ def barrier() -> None:
 
 
 def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
-    """Mean of every rank's gradients, in one collective over a flat buffer."""
-    if not dist.is_initialized():
+    """Mean of every rank's gradients, in one collective over a flat buffer.
+
+    Every rank must reduce the same layout, so a parameter without a gradient here (unused by this
+    rank's batch) enters as zeros, and a flag per parameter, reduced in the same buffer, says which
+    ranks had one: a parameter no rank used keeps no gradient, as AdamW would skip it in one process.
+    """
+    if not dist.is_initialized() or not params:
         return
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    like = next((p.grad for p in params if p.grad is not None), params[0])
+    parts = [p.grad.reshape(-1) if p.grad is not None else like.new_zeros(p.numel()) for p in params]
+    parts.append(like.new_tensor([float(p.grad is not None) for p in params]))
+    flat = torch.cat(parts)
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
+    used = flat[-len(params):].tolist()
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for p, anywhere in zip(params, used):
+        mean = flat[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+        if p.grad is not None:
+            p.grad.copy_(mean)
+        elif anywhere:
+            p.grad = mean.to(p.dtype).clone()
 
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
