@@ -191,7 +191,6 @@ def test_accelerate_launch_runs_sktune_train_plain_and_with_the_7b_recipes(tiny_
         assert metrics[name]["sharding"] == (None if name == "ddp" else name)
 
 
-
 def _average_on_two_ranks(rank: int, init: str, out: str) -> None:
     import torch
     import torch.distributed as td
