@@ -55,9 +55,9 @@ def average_gradients(params: Sequence[torch.nn.Parameter]) -> None:
     """
     if not dist.is_initialized() or not params:
         return
-    like = next((p.grad for p in params if p.grad is not None), params[0])
-    parts = [p.grad.reshape(-1) if p.grad is not None else like.new_zeros(p.numel()) for p in params]
-    parts.append(like.new_tensor([float(p.grad is not None) for p in params]))
+    # each part in its parameter's own dtype, so the buffer's layout and dtype are the same on every rank
+    parts = [(p.grad if p.grad is not None else p.new_zeros(p.shape)).reshape(-1) for p in params]
+    parts.append(params[0].new_tensor([float(p.grad is not None) for p in params]))
     flat = torch.cat(parts)
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
