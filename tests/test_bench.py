@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from sktuning.baselines import DEFAULT_LR, METHODS
+from sktuning.bench.settings import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
 
 
@@ -33,7 +33,7 @@ def test_prompt_tuning_text_starts_from_exactly_the_tokens_sk_reads(tmp_path):
     from tokenizers import processors
 
     from sktuning import SKTuningConfig
-    from sktuning.baselines import build_method
+    from sktuning.bench.baselines import build_method
     from sktuning.model import tokenize_text
 
     tokenizer = tiny_tokenizer()
@@ -56,14 +56,14 @@ def test_baselines_without_virtual_tokens_count_positions_over_real_tokens_as_sk
     from conftest import padded_batch, tiny_backbone
 
     from sktuning import SKTuningConfig
-    from sktuning.baselines import build_method
+    from sktuning.bench.baselines import build_method
 
     config = SKTuningConfig(text="t", task="sequence-classification", num_labels=3, pooling="last")
     model = build_method(method, tiny_backbone(arch), [5, 6], config).eval()
     ids, mask, rows = padded_batch([5, 3], "left")
-    _, logits = model(input_ids=ids, attention_mask=mask)
+    logits = model(input_ids=ids, attention_mask=mask).logits
     for b, row in enumerate(rows):  # left padding must not shift the real tokens' positions
-        _, alone = model(input_ids=row[None], attention_mask=torch.ones(1, len(row), dtype=torch.long))
+        alone = model(input_ids=row[None], attention_mask=torch.ones(1, len(row), dtype=torch.long)).logits
         torch.testing.assert_close(logits[b], alone[0])
 
 
@@ -71,14 +71,14 @@ def test_baselines_without_virtual_tokens_pass_token_type_ids_on():
     from conftest import random_ids, tiny_backbone
 
     from sktuning import SKTuningConfig
-    from sktuning.baselines import build_method
+    from sktuning.bench.baselines import build_method
 
     config = SKTuningConfig(text="t", task="sequence-classification", num_labels=3, pooling="mean")
     model = build_method("head-only", tiny_backbone("bert"), [5, 6], config).eval()
     ids, mask = random_ids(1, 6), torch.ones(1, 6, dtype=torch.long)
     second = torch.tensor([[0, 0, 0, 1, 1, 1]])  # a sentence pair's segments
-    _, plain = model(input_ids=ids, attention_mask=mask)
-    _, paired = model(input_ids=ids, attention_mask=mask, token_type_ids=second)
+    plain = model(input_ids=ids, attention_mask=mask).logits
+    paired = model(input_ids=ids, attention_mask=mask, token_type_ids=second).logits
     assert not torch.allclose(plain, paired)
 
 

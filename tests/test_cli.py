@@ -174,8 +174,9 @@ def test_empty_text_to_predict_is_refused(tiny_model_dir, data_dir, tmp_path, ca
 # A command that is killed (SIGTERM) while it writes a file and waits on a subprocess, as `sktune bench` does.
 KILLED_MID_WRITE = textwrap.dedent("""
     import subprocess, sys
-    import sktuning.cli as cli
-    from sktuning.files import atomic_path
+    import sktuning.cli.listing as listing
+    from sktuning.atomic import atomic_path
+    from sktuning.cli import main
 
     def slow(args):
         with atomic_path(sys.argv[1]) as tmp:
@@ -183,8 +184,8 @@ KILLED_MID_WRITE = textwrap.dedent("""
             child = "import os, pathlib, time; pathlib.Path(%r).write_text(str(os.getpid())); time.sleep(120)"
             subprocess.run([sys.executable, "-c", child % sys.argv[2]])
 
-    cli.cmd_tasks = slow
-    sys.exit(cli.main(["tasks"]))
+    listing.run_tasks = slow  # the parser, built by main, binds the command to it
+    sys.exit(main(["tasks"]))
 """)
 
 

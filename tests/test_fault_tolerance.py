@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from sktuning import SKTuningConfig
-from sktuning.tasks import load_files
+from sktuning.data import load_files
 
 
 def sktune(*args: str) -> list[str]:

@@ -8,6 +8,8 @@ from tokenizers import normalizers
 from conftest import tiny_backbone, tiny_tokenizer
 
 from sktuning import SKTuningConfig, get_sk_model, predict
+from sktuning.data.encoding import InputEncoder
+from sktuning.predict import predict_rows
 
 TEXTS = ["w7 w8", "w9 w10 w11 w12 w13 w14", "w15", "w16 w17 w18", "w19 w20 w21 w22"]
 
@@ -73,3 +75,16 @@ def test_long_inputs_are_cut_to_what_a_learned_position_table_leaves_after_the_t
     long = " ".join(f"w{5 + i % 90}" for i in range(200))
     records = predict(model, tiny_tokenizer(), [long, "w7 w8"]).records  # max_length 128 > room
     assert room < 128 and len(records) == 2
+
+
+def test_predict_rows_keeps_input_order():
+    torch.manual_seed(0)
+    model = get_sk_model(tiny_backbone("llama"), tiny_tokenizer(), SKTuningConfig(text="w5 w6", num_labels=2))
+    encoder = InputEncoder.for_model(model, tiny_tokenizer(), 32)
+    rows = encoder.encode([{"text": " ".join(f"w{10 + (3 * i + j) % 80}" for j in range(1 + i % 6)), "label": i % 2}
+                           for i in range(40)])
+    predictions, references, probabilities = predict_rows(model, encoder, rows, batch_size=7)
+    assert references == [r["labels"] for r in rows]
+    assert all(abs(sum(p) - 1) < 1e-5 for p in probabilities)
+    one_by_one = [predict_rows(model, encoder, [r], 1)[0][0] for r in rows[:10]]
+    assert one_by_one == predictions[:10]

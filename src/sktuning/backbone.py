@@ -7,7 +7,8 @@ signature and the Cache API answer every question, so models written after this 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -70,7 +71,6 @@ def max_positions(backbone: PreTrainedModel) -> int | None:
     return limit - position_offset(backbone)
 
 
-
 def learned_positions(backbone: nn.Module) -> int | None:
     """Rows of a learned position table (GPT-2, BERT, OPT...) that real tokens can use, else None.
 
@@ -84,6 +84,7 @@ def learned_positions(backbone: nn.Module) -> int | None:
     if not isinstance(limit, int) or not any(t.num_embeddings - getattr(t, "offset", 0) == limit for t in tables):
         return None
     return limit - position_offset(backbone)
+
 
 def position_ids_from_mask(attention_mask: torch.Tensor, start: int = 0) -> torch.Tensor:
     """Positions that count only real tokens, so left padding does not shift them.
@@ -114,3 +115,14 @@ def check_fingerprint(saved: dict[str, Any], backbone: PreTrainedModel, where: s
                 f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
                 f"{key}={actual[key]} ({actual['name_or_path'] or actual['model_type']}). "
                 "Load it onto the backbone it was trained with.")
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Run `module` (a frozen backbone, read once for the text) without dropout, then restore its flag."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("prefix", "prompt")
-TASKS = ("sequence-classification", "token-classification", "regression", "causal-lm")
+TASK_TYPES = ("sequence-classification", "token-classification", "regression", "causal-lm")
 POOLINGS = ("last", "mean", "cls")
+#: the adapter kinds of `sktuning.adapters.ADAPTERS`, named here so that checking a choice loads no torch
+ADAPTER_KINDS = ("embedding", "lowrank", "linear", "scale")
 
 
 @dataclass
@@ -18,7 +20,7 @@ class SKTuningConfig:
 
     mode: str = field(default="prefix", metadata={"help": "'prefix': the text's per-layer keys/values; 'prompt': its input embeddings."})
     text: str = field(default="", metadata={"help": "The semantic text, e.g. 'Classify the sentiment of this review:'."})
-    task: str = field(default="sequence-classification", metadata={"help": "One of " + ", ".join(TASKS) + "."})
+    task: str = field(default="sequence-classification", metadata={"help": "One of " + ", ".join(TASK_TYPES) + "."})
     num_labels: int = field(default=2, metadata={"help": "Classes (classification) or outputs (regression); "
                                                           "unused for causal-lm (the backbone's own LM head)."})
     multi_label: bool = field(default=False, metadata={"help": "Sequence classification with independent labels (BCE loss)."})
@@ -29,14 +31,12 @@ class SKTuningConfig:
     label_names: list[str] | None = field(default=None, metadata={"help": "Optional names of the labels, in id order."})
 
     def __post_init__(self) -> None:
-        from sktuning.adapters import ADAPTERS  # local import: adapters do not depend on config
-
         if not isinstance(self.text, str) or not self.text.strip():
             raise ValueError("SKTuningConfig.text is empty: give the task text the backbone should read, "
                              "e.g. text='Classify the sentiment of this review as positive or negative:'.")
         _check_choice("mode", self.mode, MODES)
-        _check_choice("task", self.task, TASKS)
-        _check_choice("adapter", self.adapter, tuple(ADAPTERS))
+        _check_choice("task", self.task, TASK_TYPES)
+        _check_choice("adapter", self.adapter, ADAPTER_KINDS)
         _check_choice("pooling", self.pooling, POOLINGS)
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
             raise ValueError(f"SKTuningConfig.num_labels must be an integer >= 1, got {self.num_labels!r}.")
@@ -77,3 +77,17 @@ class SKTuningConfig:
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"Unknown {name} {value!r}: choose one of {', '.join(repr(c) for c in choices)}.")
+
+
+def default_pooling(tokenizer) -> str:
+    """Mean pooling for encoders (a tokenizer with a [CLS] token), the last real token for decoders."""
+    return "mean" if getattr(tokenizer, "cls_token", None) is not None else "last"
+
+
+def task_config(task_data: Any, tokenizer, *, text: str | None = None, pooling: str | None = None,
+                **choices: Any) -> SKTuningConfig:
+    """The config for a task (`sktuning.data.TaskData`): its type, labels and default text, the
+    backbone's default pooling, and any other field in `choices` (mode, adapter, adapter_rank, ...)."""
+    return SKTuningConfig(text=task_data.default_text if text is None else text, task=task_data.task,
+                          num_labels=max(1, len(task_data.label_names)), label_names=task_data.label_names or None,
+                          pooling=pooling or default_pooling(tokenizer), **choices)

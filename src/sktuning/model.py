@@ -22,14 +22,19 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from sktuning import backbone as bb
+from sktuning.atomic import atomic_directory, sha256_of, verify_sha256
 from sktuning.config import SKTuningConfig
-from sktuning.files import atomic_directory, sha256_of, verify_sha256
 from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
 from sktuning.semantic import SemanticText
+from sktuning.special_tokens import tokenize_text
+from sktuning.version import __version__
 
-MODES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "prefix": SemanticPrefix}
+__all__ = ["SKModel", "SKModelOutput", "get_sk_model", "read_adapter_meta", "tokenize_text"]
+
+#: each mode's semantic-text module, by `SKTuningConfig.mode`
+SEMANTIC_CLASSES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "prefix": SemanticPrefix}
 CONFIG_NAME = "sk_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT_VERSION = 1
@@ -42,16 +47,6 @@ class SKModelOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
-
-
-def tokenize_text(tokenizer, text: str) -> list[int]:
-    """The text's token ids; it takes the sequence-start token when the tokenizer puts one first."""
-    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    bos = getattr(tokenizer, "bos_token_id", None)
-    first = tokenizer(text)["input_ids"][:1]
-    if bos is not None and first == [bos] and ids[:1] != [bos]:
-        ids = [bos] + ids
-    return ids
 
 
 class SKModel(nn.Module):
@@ -74,7 +69,7 @@ class SKModel(nn.Module):
         self.sk_config = config
         self.backbone = backbone
         device = backbone.get_input_embeddings().weight.device
-        self.semantic = MODES[config.mode](backbone, text_input_ids.to(device), config).to(device)
+        self.semantic = SEMANTIC_CLASSES[config.mode](backbone, text_input_ids.to(device), config).to(device)
         initializer_range = getattr(bb.text_config(backbone), "initializer_range", 0.02)
         # causal-lm reads the backbone's own (frozen) LM head; every other task trains a new head
         self.lm_head = lm_head.requires_grad_(False) if lm_head is not None else None
@@ -82,6 +77,19 @@ class SKModel(nn.Module):
         table = bb.learned_positions(backbone)
         # the longest input that fits after the text, for a backbone that cannot read past its table
         self.max_input_tokens = table - self.semantic.num_text_tokens if table is not None else None
+        limit = bb.max_positions(backbone)
+        # the longest input the backbone was made to read after the text (any position table, rotary too)
+        self.input_room = limit - self.semantic.num_text_tokens if limit is not None else None
+
+    def input_length(self, requested: int) -> int:
+        """The one input-length rule, for training, evaluation and prediction alike: `requested` tokens,
+        fewer where the backbone's positions (of any kind) leave less room after the text."""
+        return requested if self.input_room is None else min(requested, self.input_room)
+
+    @property
+    def text_token_ids(self) -> list[int]:
+        """The semantic text's token ids (the start token first, where the tokenizer has one)."""
+        return self.semantic.text_input_ids.tolist()
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -188,7 +196,7 @@ class SKModel(nn.Module):
 
         `training` is free JSON kept beside the config (the CLI records the model name and input length).
         """
-        meta = {"format_version": FORMAT_VERSION, "sktuning_version": _version(),
+        meta = {"format_version": FORMAT_VERSION, "sktuning_version": __version__,
                 "config": self.sk_config.to_dict(), "backbone": bb.fingerprint(self.backbone),
                 "training": training or {}}
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
@@ -292,8 +300,3 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path} was written by a newer sktuning (format {meta['format_version']}); upgrade sktuning.")
     return meta
 
-
-def _version() -> str:
-    from sktuning import __version__
-
-    return __version__

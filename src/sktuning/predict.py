@@ -3,19 +3,25 @@ length-sorted batches, labels with per-label probabilities (per-word tags for to
 
     >>> result = predict(model.merge(), tokenizer, ["a gorgeous film", "a tedious mess"])
     >>> result.records[0]["label"], result.examples_per_second
+
+`predict_rows` is the loop under it, shared with evaluation during training; under torchrun each
+process predicts its share and the shares are gathered back in order.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import datasets
+import torch
 
-from sktuning.encoding import InputEncoder
+from sktuning import distributed as dist
+from sktuning.data.encoding import InputEncoder
 from sktuning.model import SKModel
-from sktuning.trainer import predict_rows
+from sktuning.runtime import autocast, to_device
+from sktuning.sharding import reshard
 
 
 @dataclass
@@ -30,7 +36,10 @@ class Predictions:
 
 def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], batch_size: int = 64,
             sort_by_length: bool = True, max_length: int = 128) -> Predictions:
-    """Label `inputs` (texts, or {"text", "text_pair"} rows; token tasks split texts on whitespace)."""
+    """Label `inputs` (texts, or {"text", "text_pair"} rows; token tasks split texts on whitespace).
+
+    Inputs are cut to `max_length` tokens, fewer where the backbone's positions leave less room after
+    the text: the rule training applies (`SKModel.input_length`)."""
     rows = [{"text": item} if isinstance(item, str) else dict(item) for item in inputs]
     empty = [i for i, row in enumerate(rows) if not str(row.get("text", "")).strip()]
     if empty:
@@ -42,17 +51,21 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
     token_task = config.task == "token-classification"
     if token_task:
         rows = [{"tokens": row["text"].split()} for row in rows]
-    if model.max_input_tokens is not None:  # a learned position table: the text takes positions too
-        max_length = min(max_length, model.max_input_tokens)
-    encoder = InputEncoder(tokenizer, model.semantic.text_input_ids.tolist(), config.task, max_length)
-    encoded = encoder.encode(datasets.Dataset.from_list(rows), "inputs").to_list()
+    encoder = InputEncoder.for_model(model, tokenizer, max_length)
+    encoded = encoder.encode(rows, "inputs")
     started = time.perf_counter()
     predictions, _, probabilities = predict_rows(model, encoder, encoded, batch_size, sort_by_length)
     seconds = time.perf_counter() - started
+    return Predictions(_records(config, rows, encoded, predictions, probabilities), seconds)
+
+
+def _records(config, rows, encoded, predictions, probabilities) -> list[dict[str, Any]]:
+    """One record per input: a label and its probabilities, labels (multi-label), a value (regression),
+    or a tag per word (token tasks)."""
     names = config.label_names or [str(i) for i in range(config.num_labels)]
     records = []
     for row, encoded_row, pred, probs in zip(rows, encoded, predictions, probabilities):
-        if token_task:  # each tag goes to its word; a word with no sub-token (cut, or dropped) gets None
+        if config.task == "token-classification":  # each tag to its word; a word with no sub-token gets None
             tags = [None] * len(row["tokens"])
             for word, p in zip((w for w in encoded_row["word_ids"] if w >= 0), pred):
                 tags[word] = names[p]
@@ -65,4 +78,64 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
         else:
             records.append({**row, "label": names[pred],
                             "probabilities": {n: round(p, 6) for n, p in zip(names, probs)}})
-    return Predictions(records, seconds)
+    return records
+
+
+@torch.no_grad()
+def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict], batch_size: int = 64,
+                 sort_by_length: bool = True, bf16: bool = False):
+    """(predictions, references, probabilities) for encoded rows, in the rows' order.
+
+    Batches are padded dynamically; sorting by length first keeps padding (wasted work) small.
+    `model` is an SKModel, or any module with an `sk_config` whose output has `logits` (the baselines).
+    """
+    config = model.sk_config
+    was_training = model.training
+    model.eval()
+    order = list(range(len(rows)))
+    if sort_by_length:
+        order.sort(key=lambda i: len(rows[i]["input_ids"]))
+    order = order[dist.rank()::dist.world_size()]  # under torchrun each process predicts its share
+    predictions: list = [None] * len(rows)
+    references: list = [None] * len(rows)
+    probabilities: list = [None] * len(rows)
+    task = config.task
+    # every rank runs the same number of forwards: on a sharded backbone each forward is a collective
+    rounds = math.ceil(math.ceil(len(rows) / dist.world_size()) / batch_size)
+    for start in range(0, rounds * batch_size, batch_size):
+        chunk = order[start:start + batch_size]
+        if not chunk:  # this rank's share ran out one batch early: an idle forward keeps the ranks in step
+            idle = encoder.collate(rows[:1])
+            model(**to_device({k: v for k, v in idle.items() if k not in ("word_ids", "labels")}, model))
+            continue
+        batch = encoder.collate([rows[i] for i in chunk])
+        word_ids = batch.pop("word_ids", None)
+        labels = batch.pop("labels", None)
+        with autocast(model, bf16):
+            out = model(**to_device(batch, model))
+            logits = out.logits.float().cpu()
+        for j, i in enumerate(chunk):
+            if task == "token-classification":
+                keep = word_ids[j] >= 0
+                probabilities[i] = logits[j][keep].softmax(-1).tolist()
+                predictions[i] = logits[j][keep].argmax(-1).tolist()
+                references[i] = labels[j][keep].tolist() if labels is not None else None
+            elif task == "regression":
+                predictions[i] = logits[j].squeeze(-1).tolist()
+                references[i] = labels[j].tolist() if labels is not None else None
+            elif config.multi_label:
+                probabilities[i] = logits[j].sigmoid().tolist()
+                predictions[i] = (logits[j] > 0).long().tolist()
+                references[i] = labels[j].tolist() if labels is not None else None
+            else:
+                probabilities[i] = logits[j].softmax(-1).tolist()
+                predictions[i] = int(logits[j].argmax())
+                references[i] = int(labels[j]) if labels is not None else None
+    model.train(was_training)
+    if dist.world_size() > 1:
+        reshard(model)  # FSDP without resharding after forward keeps what a no-grad forward gathered
+        mine = sorted(order)
+        predictions, references, probabilities = (
+            dist.gather_in_order([values[i] for i in mine], mine, len(rows))
+            for values in (predictions, references, probabilities))
+    return predictions, references, probabilities

@@ -11,14 +11,13 @@ as a key/value prefix, and the backbone then runs on the input tokens only.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
-from sktuning.backbone import accepts
-from sktuning.prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
-                             text_key_values, unflatten_key_values)
-from sktuning.semantic import SemanticText, eval_mode
+from sktuning.backbone import accepts, eval_mode
+from sktuning.kv_prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
+                                text_key_values, unflatten_key_values)
+from sktuning.semantic import SemanticText
 
 
 class SemanticPrompt(SemanticText):
@@ -33,10 +32,11 @@ class SemanticPrompt(SemanticText):
         return 0 if self.cache_argument is not None else self.num_text_tokens
 
     @torch.no_grad()
-    def encode(self, backbone: nn.Module) -> torch.Tensor:
+    def encode(self, backbone: nn.Module) -> tuple[torch.Tensor, tuple[int, ...]]:
         embedding = backbone.get_input_embeddings()
         ids = self.text_input_ids.to(embedding.weight.device)
-        return embedding(ids).float().unsqueeze(0)  # (1, m, d)
+        representation = embedding(ids).float().unsqueeze(0)  # (1, m, d)
+        return representation, tuple(representation.shape)
 
     def prompt(self, dtype: torch.dtype) -> torch.Tensor:
         """(1, m, d): the adapter runs once, at batch size 1."""

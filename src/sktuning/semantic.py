@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,6 +10,7 @@ from torch import nn
 from sktuning.adapters import build_adapter
 from sktuning.backbone import accepts, position_ids_from_mask, position_offset
 from sktuning.config import SKTuningConfig
+from sktuning.kv_prefix import run_with_prefix
 
 
 class SemanticText(nn.Module):
@@ -30,7 +30,7 @@ class SemanticText(nn.Module):
         self.register_buffer("text_input_ids", text_input_ids.detach().clone().long(), persistent=True)
         self.position_offset = position_offset(backbone)
         self.takes_position_ids = accepts(backbone, "position_ids")
-        representation = self.encode(backbone)
+        representation, self.shape = self.encode(backbone)
         self.register_buffer("representation", representation, persistent=False)
         self.register_buffer("merged", None, persistent=False)  # the adapter's output, frozen by merge()
         self.adapter = build_adapter(config.adapter, representation, rank=config.adapter_rank)
@@ -39,8 +39,9 @@ class SemanticText(nn.Module):
     def num_text_tokens(self) -> int:
         return int(self.text_input_ids.numel())
 
-    def encode(self, backbone: nn.Module) -> torch.Tensor:
-        """The frozen representation of the text, (groups, tokens, dim), in fp32."""
+    def encode(self, backbone: nn.Module) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """The frozen representation of the text, (groups, tokens, dim) in fp32, and the mode's own
+        shape of it (what `inject` unflattens the adapter's output to)."""
         raise NotImplementedError
 
     def inject(self, backbone: nn.Module, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None,
@@ -64,8 +65,6 @@ class SemanticText(nn.Module):
         backbone_kwargs = self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
         if self.cache_argument is None:
             return backbone(**backbone_kwargs, **kwargs)
-        from sktuning.prefix import run_with_prefix  # prefix.py builds on this module
-
         return run_with_prefix(backbone, backbone_kwargs, self.cache_argument, **kwargs)
 
     def _positions(self, full_mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -73,13 +72,3 @@ class SemanticText(nn.Module):
             return {}
         return {"position_ids": position_ids_from_mask(full_mask, self.position_offset)}
 
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    """Run `module` without dropout, then restore its training flag."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)

@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
+
+from sktuning.special_tokens import inputs_take_special_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +41,17 @@ def _longest_first(first: int, second: int, overflow: int) -> tuple[int, int]:
 
 
 class InputEncoder:
+    """Tokenizes task rows for one semantic text and pads them into batches."""
+
+    @classmethod
+    def for_model(cls, model, tokenizer, max_length: int = 128, task: str | None = None) -> "InputEncoder":
+        """The encoder for an `SKModel`: its text's special-token rule and its input-length rule
+        (`max_length`, fewer where the backbone's positions leave less room after the text)."""
+        return cls(tokenizer, model.text_token_ids, task or model.sk_config.task, model.input_length(max_length))
+
     def __init__(self, tokenizer, text_input_ids: Sequence[int], task: str, max_length: int = 128):
         self.tokenizer, self.task, self.max_length = tokenizer, task, max_length
-        bos = getattr(tokenizer, "bos_token_id", None)
-        self.add_special_tokens = not (bos is not None and len(text_input_ids) and int(text_input_ids[0]) == bos)
+        self.add_special_tokens = inputs_take_special_tokens(tokenizer, text_input_ids)
         # native pair encoding puts the separator in only together with the other special tokens
         self.sep_id = getattr(tokenizer, "sep_token_id", None)
         self.native_pairs = self.add_special_tokens and self.sep_id is not None
@@ -126,15 +135,23 @@ class InputEncoder:
             del out["labels"]
         return out
 
-    def encode(self, dataset, name: str = "data"):
-        """Encode a `datasets.Dataset`; log how many rows were cut to `max_length`."""
-        columns = [c for c in dataset.column_names]
-        encoded = dataset.map(self.encode_rows, batched=True, remove_columns=columns, desc=f"tokenizing {name}")
-        truncated = sum(encoded["truncated"])
+    def encode(self, rows: Iterable[dict[str, Any]], name: str = "data") -> list[dict[str, Any]]:
+        """Encode rows (a `datasets.Dataset` or a list of dicts); log how many were cut to `max_length`.
+
+        Works in columnar chunks of 1,000 rows, as `datasets.map(batched=True)` would, without needing
+        the `datasets` package."""
+        rows = list(rows)
+        encoded: list[dict[str, Any]] = []
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start:start + 1000]
+            columns = {key: [row[key] for row in chunk] for key in chunk[0]}
+            out = self.encode_rows(columns)
+            encoded += [{key: out[key][i] for key in out} for i in range(len(chunk))]
+        truncated = sum(row.pop("truncated") for row in encoded)
         if truncated:
             logger.warning("%s: %d of %d rows are longer than %d tokens and were truncated", name, truncated,
                            len(encoded), self.max_length)
-        return encoded.remove_columns("truncated")
+        return encoded
 
     # -- batching ------------------------------------------------------------------------------
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

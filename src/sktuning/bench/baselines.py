@@ -1,4 +1,5 @@
-"""Every method the benchmark compares, behind one interface: `model(**batch) -> (loss, logits)`.
+"""Every method the benchmark compares, behind the interface of the training loop: `model(**batch)`
+returns an output with `loss` and `logits`, and `trainable_state_dict` gives what trains.
 
 SK-Tuning runs as SKModel; the baselines are PEFT's own implementations (prompt tuning with random
 or TEXT initialisation, prefix tuning with and without the projection MLP, P-tuning, LoRA), plus a
@@ -8,13 +9,17 @@ same masked pooling and the same linear `TaskHead`, so that only the method diff
 
 from __future__ import annotations
 
-import peft
+import torch
 from torch import nn
 
 from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
+from sktuning.extras import require
 from sktuning.heads import TaskHead, task_loss
-from sktuning.model import SKModel
+from sktuning.bench.settings import METHODS
+from sktuning.model import SKModel, SKModelOutput
+
+peft = require("peft", "bench")
 
 
 class HeadOnTop(nn.Module):
@@ -28,7 +33,7 @@ class HeadOnTop(nn.Module):
     def __init__(self, backbone: nn.Module, config: SKTuningConfig, hidden_size: int, skip: int = 0,
                  inputs_only: bool = False, raw_backbone: nn.Module | None = None):
         super().__init__()
-        self.backbone, self.config, self.skip = backbone, config, skip
+        self.backbone, self.sk_config, self.skip = backbone, config, skip
         self.head = TaskHead(config, hidden_size)
         raw = raw_backbone if raw_backbone is not None else backbone
         self.position_offset = bb.position_offset(raw) if inputs_only and bb.accepts(raw, "position_ids") else None
@@ -43,17 +48,18 @@ class HeadOnTop(nn.Module):
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         hidden = hidden[:, self.skip:]
         logits = self.head(hidden, attention_mask)
-        return (task_loss(logits, labels, self.config) if labels is not None else None), logits
+        return SKModelOutput(loss=task_loss(logits, labels, self.sk_config) if labels is not None else None,
+                             logits=logits)
 
+    # what the training loop keeps of the best model: every trainable tensor (the whole model for full-ft)
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: p for name, p in self.named_parameters() if p.requires_grad}
 
-class SKCandidate(nn.Module):
-    def __init__(self, model: SKModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, **batch):
-        out = self.model(**batch)
-        return out.loss, out.logits
+    @torch.no_grad()
+    def load_trainable_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, p in self.named_parameters():
+            if name in tensors:
+                p.copy_(tensors[name])
 
 
 def _peft(backbone, peft_config, config, skip=0) -> HeadOnTop:
@@ -68,7 +74,7 @@ def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SK
     if name.startswith("sk-"):
         _, mode, adapter = name.split("-", 2)
         sk_config = SKTuningConfig(**{**config.to_dict(), "mode": mode, "adapter": adapter})
-        return SKCandidate(SKModel(backbone, sk_config, text_ids))
+        return SKModel(backbone, sk_config, text_ids)
     if name == "prompt-tuning":
         return _peft(backbone, peft.PromptTuningConfig(task_type=features, num_virtual_tokens=m), config, m)
     if name == "prompt-tuning-text":
@@ -99,13 +105,3 @@ def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SK
     if name == "full-ft":
         return HeadOnTop(backbone.requires_grad_(True), config, backbone.config.hidden_size, inputs_only=True)
     raise ValueError(f"Unknown method {name!r}: choose from {', '.join(METHODS)}.")
-
-
-SK_METHODS = [f"sk-{mode}-{adapter}" for mode in ("prefix", "prompt") for adapter in ("lowrank", "embedding",
-                                                                                      "linear", "scale")]
-METHODS = SK_METHODS + ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-mlp", "p-tuning",
-                        "lora", "head-only", "full-ft"]
-#: learning-rate grids, chosen on validation; full fine-tuning and LoRA move the backbone and want less
-LR_GRID: dict[str, list[float]] = {name: [1e-3, 3e-3, 1e-2] for name in METHODS}
-LR_GRID.update({"lora": [3e-4, 1e-3, 3e-3], "full-ft": [1e-5, 3e-5, 1e-4]})
-DEFAULT_LR: dict[str, float] = {name: grid[1] for name, grid in LR_GRID.items()}

@@ -1,0 +1,148 @@
+"""The runs of one model-task pair (`Suite`): resumable, planned in phases, a learning rate chosen per
+method on validation with the first seed. The numbers are judged in `stats` and written out by `report`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sktuning.bench import stats
+from sktuning.bench.runner import subprocess_run
+from sktuning.bench.settings import DEFAULT_LR, LR_GRID, BenchSettings
+
+# -- the suite -----------------------------------------------------------------------------------
+#: the order of the work, so that an interrupted suite has the most useful part done: every method
+#: once at its default rate (a full single-seed table), then the rest of the grid, then more seeds
+PHASES = ("first", "grid", "seeds")
+
+
+@dataclass
+class Suite:
+    """The runs of one model-task pair, resumable: finished runs live in ``<name>.runs.jsonl``."""
+
+    settings: BenchSettings
+    methods: list[str]
+    seeds: list[int]
+    grid: bool
+    output: Path
+    done: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.log = self.output / f"{self._name()}.runs.jsonl"
+        self.ignored = 0
+        if self.log.exists():
+            for line in self.log.read_text(encoding="utf-8").splitlines():
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash: that run is simply done again
+                    continue
+                if r.get("settings") == asdict(self.settings):  # a run with another budget is not reused
+                    self.done[(r["method"], r["lr"], r["seed"])] = r
+                else:
+                    self.ignored += 1
+
+    def rates(self, method: str) -> list[float]:
+        return LR_GRID[method] if self.grid else [DEFAULT_LR[method]]
+
+    def chosen_lr(self, method: str) -> float | None:
+        """The rate with the best validation score among the finished seed-0 runs of the grid."""
+        tried = [lr for lr in self.rates(method) if (method, lr, self.seeds[0]) in self.done]
+        return max(tried, key=lambda lr: self.done[(method, lr, self.seeds[0])]["best_validation"], default=None)
+
+    def grid_edge(self, method: str) -> str | None:
+        """"top" or "bottom" when the chosen rate is at that edge of a fully tried grid: a rate beyond
+        it might have done better, so the method may be under-tuned."""
+        rates, chosen = sorted(self.rates(method)), self.chosen_lr(method)
+        if len(rates) < 2 or any((method, lr, self.seeds[0]) not in self.done for lr in rates):
+            return None
+        return "top" if chosen == rates[-1] else "bottom" if chosen == rates[0] else None
+
+    def planned(self, phase: str) -> list[tuple[str, float, int]]:
+        if phase == "first":
+            return [(m, DEFAULT_LR[m], self.seeds[0]) for m in self.methods]
+        if phase == "grid":
+            return [(m, lr, self.seeds[0]) for m in self.methods for lr in self.rates(m)]
+        return [(m, self.chosen_lr(m), seed) for m in self.methods for seed in self.seeds[1:]]
+
+    def plan(self) -> list[tuple[str, float | None, int]]:
+        """Every run of the suite (the seeds at each method's rate as chosen so far)."""
+        return self.planned("grid") + [(m, self.chosen_lr(m), s) for m in self.methods for s in self.seeds[1:]]
+
+    def missing(self) -> list[tuple[str, float | None, int]]:
+        return [key for key in self.plan() if key not in self.done]
+
+    def seconds_left(self) -> tuple[float, int]:
+        """(estimated seconds, runs with nothing to estimate them by) for the runs still missing.
+
+        Each run is estimated by the median wall time of its method's finished runs here (a method's
+        runs do the same work), else by the median of all of them: a 12-hour suite should say so."""
+        times: dict[str, list[float]] = {}
+        for (method, _, _), record in self.done.items():
+            if "seconds" in record:  # the earliest runs did not record it
+                times.setdefault(method, []).append(record["seconds"])
+        anywhere = [t for ts in times.values() for t in ts]
+        total, unknown = 0.0, 0
+        for method, _, _ in self.missing():
+            if method in times or anywhere:
+                total += statistics.median(times.get(method) or anywhere)
+            else:
+                unknown += 1
+        return total, unknown
+
+    def run(self, phases=PHASES) -> None:
+        self.output.mkdir(parents=True, exist_ok=True)
+        for phase in phases:
+            for key in self.planned(phase):
+                if key not in self.done:
+                    method, lr, seed = key
+                    if lr is None:  # the seeds phase needs a rate chosen on seed 0 first
+                        raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to "
+                                         "choose a learning rate from; run the 'first' or 'grid' phase before "
+                                         "'seeds'.")
+                    plan = self.plan()
+                    print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed} "
+                          f"(run {sum(k in self.done for k in plan) + 1} of {len(plan)})", flush=True)
+                    self.done[key] = subprocess_run(self.settings, method, lr, seed, self.log)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The finished runs at each method's chosen rate: what the report is made of."""
+        rates = {m: self.chosen_lr(m) for m in self.methods}
+        return [self.done[(m, rates[m], s)] for m in self.methods for s in self.seeds if (m, rates[m], s) in self.done]
+
+    def _name(self) -> str:
+        return f"{Path(self.settings.model).name}-{self.settings.task}"  # a local folder: its name
+
+    def name(self) -> str:
+        return self._name()
+
+    def table(self) -> tuple[dict[str, list[dict]], dict[str, dict], float | None]:
+        """(runs by method, one summary row per method, the best baseline's mean final validation score)."""
+        if not self.records:
+            raise ValueError(f"{self.log} holds no finished run with these settings; run the suite first.")
+        return stats.table(self.records)
+
+    def step_time_spread(self) -> tuple[str, float, float] | None:
+        """(method, fastest, slowest step time) over every finished run of the method whose runs differ most.
+
+        Runs of one method do the same work per step at any rate or seed, so their spread is the machine's:
+        the suite runs across sessions, on machines whose speed is not the same."""
+        times: dict[str, list[float]] = {}
+        for (method, _, _), record in self.done.items():
+            times.setdefault(method, []).append(record["step_seconds"])
+        spread = [(m, min(t), max(t)) for m, t in times.items() if len(t) > 1]
+        return max(spread, key=lambda m_lo_hi: m_lo_hi[2] / m_lo_hi[1], default=None)
+
+    def report(self, command: str) -> Path:
+        """Write <model>-<task>.md and its learning-curve PNG beside the run log."""
+        from sktuning.bench.report import write_report
+
+        return write_report(self, command)
+
+    like_for_like = staticmethod(stats.like_for_like)
+    claims = staticmethod(stats.claims)

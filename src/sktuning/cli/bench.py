@@ -1,0 +1,99 @@
+"""`sktune bench`: train every method with the same backbone, data, head, optimiser, steps and seeds;
+write docs/results/<model>-<task>.md, a learning-curve PNG and the summary of the paper's claims."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sktuning.bench.settings import METHODS
+from sktuning.cli.options import positive_int
+
+logger = logging.getLogger("sktuning")
+
+
+def add_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="compare SK-Tuning with the baselines",
+                           description="Train every method with the same backbone, data, head, optimiser, steps "
+                                       "and seeds; write docs/results/<model>-<task>.md and a learning-curve PNG.")
+    bench.add_argument("--quick", action="store_true",
+                       help="rt-polarity on SmolLM2, seed 0, default learning rates, small budget (< 15 min)")
+    bench.add_argument("--pairs", nargs="+", metavar="MODEL:TASK",
+                       help="model:task pairs (default: the full suite, or rt-polarity on SmolLM2 with --quick)")
+    bench.add_argument("--methods", nargs="+", metavar="METHOD",
+                       help="methods to run (default: all): " + ", ".join(METHODS))
+    bench.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0 1 2; 0 with --quick)")
+    bench.add_argument("--no-grid", action="store_true", help="skip the learning-rate grid")
+    bench.add_argument("--steps", type=positive_int)
+    bench.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                       help="other budget settings, e.g. batch_size=8 eval_every=30 max_eval=300 max_test=600")
+    bench.add_argument("--output", help="report folder (default docs/results; docs/results/quick with --quick)")
+    bench.add_argument("--phases", nargs="+", choices=["first", "grid", "seeds"],
+                       help="run only these phases: first (every method once at its default rate), grid (the "
+                            "other rates), seeds (the other seeds); default all three, in that order")
+    bench.add_argument("--report-only", action="store_true",
+                       help="write the reports from the runs finished so far (of an interrupted suite); run nothing")
+    bench.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, format_duration, write_summary
+    from sktuning.cli.common import quiet_libraries
+
+    pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
+        [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError("--pairs takes MODEL:TASK items, e.g. smollm2-135m:trec.")
+    unknown = sorted(set(args.methods or []) - set(METHODS))
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}: choose from {', '.join(METHODS)}.")
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    command = " ".join(["sktune bench", *(a for a in sys.argv[2:] if a != "--report-only")])
+    output = Path(args.output or ("docs/results/quick" if args.quick else "docs/results"))
+    quiet_libraries()
+
+    def suite_of(settings: BenchSettings) -> Suite:
+        return Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid), output=output)
+
+    suites = []
+    for model, task in pairs:
+        settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}))
+        if args.steps:
+            settings.steps = args.steps
+        for item in args.set:
+            name, _, value = item.partition("=")
+            if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task") or not value:
+                raise ValueError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
+                                 "max_train, max_eval, max_test, max_length, warmup_ratio.")
+            setattr(settings, name, type(getattr(settings, name))(value))
+        suites.append(suite_of(settings))
+        if suites[-1].ignored:
+            logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
+                           suites[-1].ignored)
+    # the summary also covers the suite's other pairs already run in this folder with the same budget
+    listed = {(s.settings.model, s.settings.task) for s in suites}
+    summarised = suites + [other for other in (suite_of(dataclasses.replace(suites[0].settings, model=m, task=t))
+                                               for m, t in FULL_SUITE if (m, t) not in listed) if other.records]
+    if not args.report_only:
+        left = [suite.seconds_left() for suite in suites]
+        runs = sum(len(suite.missing()) for suite in suites)
+        seconds, unknown = sum(s for s, _ in left), sum(u for _, u in left)
+        print(f"{runs} runs to do: about {format_duration(seconds)} at the median wall time of each method's "
+              f"finished runs in {output}" + (f", plus {unknown} runs with none to go by" if unknown else ""),
+              flush=True)
+    # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
+    for phase in [] if args.report_only else [p for p in PHASES if p in (args.phases or PHASES)]:
+        for suite in suites:
+            suite.run([phase])
+            print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
+            write_summary(summarised, output, command)
+    if args.report_only:
+        for suite in suites:
+            if suite.records:
+                print(f"{suite.settings.model} {suite.settings.task}: report in {suite.report(command)}")
+        print(f"summary in {write_summary(summarised, output, command)}")
+    return 0

@@ -1,0 +1,90 @@
+"""What several commands load: the backbone, a saved adapter, a task's data, the environment record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+
+def quiet_libraries() -> None:
+    """transformers' and datasets' own logs and bars off: the commands report for themselves."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    try:
+        import datasets
+    except ImportError:  # the data extra is not installed: predict still works
+        return
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+def device_for(device: str | None) -> str:
+    """`auto`: this process's GPU (LOCAL_RANK, as set by the launchers) if there is one, else the CPU."""
+    import torch
+
+    if device in (None, "auto"):
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_model(name: str, trust_remote_code: bool = False, device: str | None = "auto", dtype: str | None = None):
+    import torch
+
+    from sktuning.zoo import load_backbone
+
+    backbone, tokenizer = load_backbone(name, dtype=getattr(torch, dtype or "float32"),
+                                        trust_remote_code=trust_remote_code)
+    return backbone.to(device_for(device)), tokenizer
+
+
+def model_reference(name: str) -> str:
+    """How the adapter records its backbone: a local folder as an absolute path, so that `eval` and
+    `predict` find it from any directory; a named model or hub id as given."""
+    from sktuning.zoo import MODELS
+
+    return name if name in MODELS or not Path(name).exists() else str(Path(name).resolve())
+
+
+def load_adapter(adapter: str, model: str | None, trust_remote_code: bool = False, device: str | None = "auto",
+                 dtype: str | None = None):
+    """(SKModel, tokenizer, AdapterRecord) for a saved adapter, on its own backbone unless `model` is given."""
+    from sktuning.model import SKModel, read_adapter_meta
+    from sktuning.training.spec import AdapterRecord
+
+    record = AdapterRecord.from_meta(read_adapter_meta(adapter))
+    model_name = model or record.model
+    if not model_name:
+        raise ValueError(f"{adapter} does not record its backbone; pass --model.")
+    backbone, tokenizer = load_model(model_name, trust_remote_code, device, dtype)
+    return SKModel.from_pretrained(backbone, adapter, tokenizer=tokenizer), tokenizer, record
+
+
+def load_data(name: str | None, train: str | None = None, validation: str | None = None, test: str | None = None,
+              task_type: str | None = None, **file_options: Any):
+    """The named task `name`, or a task from files (`file_options`: columns and label names)."""
+    from sktuning.data.registry import load_task
+    from sktuning.data.user_files import load_files
+
+    if name and train:
+        raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+    if train or test:
+        return load_files(train or test, validation, test, task=task_type, **file_options)
+    return load_task(name or "rt-polarity")
+
+
+def environment() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    from sktuning.version import __version__
+
+    return {"sktuning": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}

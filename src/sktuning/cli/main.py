@@ -1,0 +1,83 @@
+"""`sktune`: train, evaluate and use SK-Tuning adapters from the command line.
+
+    sktune train                          # SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed
+    sktune train --task trec --mode prompt --adapter linear --steps 400 --output runs/trec
+    sktune eval --adapter runs/trec/adapter
+    sktune predict --adapter runs/trec/adapter "Who wrote Hamlet?" "How far is the Moon?"
+    sktune tasks | sktune models
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from sktuning.cli import bench, evaluate, listing, predict, train
+
+COMMANDS = (train, evaluate, predict, bench, listing)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sktune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(message)s")
+    previous = _terminate_like_interrupt()
+    try:
+        return args.handler(args) or 0
+    except ValueError as err:
+        print(f"sktune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:  # an optional dependency's extra is missing: the message names it
+        print(f"sktune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        how = "terminated" if isinstance(err, Terminated) else "interrupted"
+        hint = {"train": "; `--resume` continues from the last checkpoint",
+                "bench": "; `sktune bench` again continues with the runs not finished"}.get(args.command, "")
+        print(f"sktune {args.command}: {how}{hint}.", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if "torch.distributed" in sys.modules:  # never imported just to tear down
+            import torch.distributed
+
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler's preemption, torchrun stopping its workers) as an exception.
+
+    Python's default SIGTERM ends the process on the spot: half-written temporary files stay behind
+    and a bench's training subprocess runs on, orphaned. Raised instead, it unwinds like Ctrl-C:
+    atomic writes delete their temporaries and `subprocess.run` kills its child.
+    """
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _terminate_like_interrupt() -> Any:
+    """Install the SIGTERM handler; return the one it replaced (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signal handlers can only be set there
+    return signal.signal(signal.SIGTERM, _raise_terminated)

@@ -1,0 +1,233 @@
+"""`sktune train`: train an adapter and head; writes DIR/run.json, DIR/adapter, DIR/metrics.json.
+
+Every option is checked (`RunSpec`) before anything heavy loads; the data are read before the model;
+nothing is written until the run is known to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from sktuning.cli.options import add_model_and_data, default, positive_float, positive_int
+from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS
+from sktuning.training.spec import DEFAULT_STEPS, SHARD_ENGINES, AdapterRecord, RunSpec
+
+logger = logging.getLogger("sktuning")
+
+RUN_FILE = "run.json"
+#: options that steer this invocation and are not part of the run's record
+_INVOCATION = ("resume", "overwrite", "quiet")
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("train", help="train an adapter and report test metrics",
+                            description="Train an SK-Tuning adapter and head; writes DIR/adapter and DIR/metrics.json.",
+                            argument_default=argparse.SUPPRESS)
+    add_model_and_data(parser)
+    group = parser.add_argument_group("method")
+    group.add_argument("--mode", choices=MODES, help=f"(default {default('mode')})")
+    group.add_argument("--text", help="semantic text (default: the task's own)")
+    group.add_argument("--adapter", choices=ADAPTER_KINDS, help=f"(default {default('adapter')})")
+    group.add_argument("--rank", type=positive_int, help=f"rank of the lowrank adapter (default {default('rank')})")
+    group.add_argument("--pooling", choices=POOLINGS, help="sequence pooling (default: last for decoders, mean for "
+                                                           "encoders)")
+    group = parser.add_argument_group("training")
+    length = group.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=positive_int, help=f"optimiser steps (default {DEFAULT_STEPS})")
+    length.add_argument("--epochs", type=positive_float, help="passes over the training set")
+    group.add_argument("--batch-size", type=positive_int, help=f"(default {default('batch_size')})")
+    group.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {default('lr')})")
+    group.add_argument("--weight-decay", type=float, help=f"(default {default('weight_decay')})")
+    group.add_argument("--warmup-ratio", type=float, help=f"(default {default('warmup_ratio')})")
+    group.add_argument("--eval-every", type=positive_int, help="evaluate on validation every N steps (default 100)")
+    group.add_argument("--save-every", type=positive_int, help="checkpoint every N steps (default 100)")
+    group.add_argument("--patience", type=positive_int, help="stop after N evaluations without improvement")
+    group.add_argument("--max-train-examples", type=positive_int, help="use a seeded subset of the training split")
+    group.add_argument("--max-eval-examples", type=positive_int, help="use a seeded subset of the validation split")
+    group.add_argument("--seed", type=int, help="(default 0)")
+    group.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
+    group.add_argument("--gradient-checkpointing", action="store_true",
+                       help="recompute the frozen backbone's activations in the backward pass (less memory)")
+    group.add_argument("--shard", choices=SHARD_ENGINES,
+                       help="shard the frozen backbone over the processes: PyTorch FSDP2 or DeepSpeed ZeRO-3 "
+                            "(accelerate launch with an FSDP or DeepSpeed config chooses by itself)")
+    group.add_argument("--deepspeed-config", metavar="JSON",
+                       help="DeepSpeed config whose zero_optimization section --shard zero3 uses")
+    group = parser.add_argument_group("output")
+    group.add_argument("--output", help="run folder (default runs/<task>-<mode>-<time>)")
+    group.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
+    group.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    group.add_argument("--quiet", action="store_true", help="no progress bar or info logs")
+    parser.set_defaults(handler=run)
+
+
+def spec_from_args(args: argparse.Namespace) -> tuple[RunSpec, set[str]]:
+    """The run the options describe (checked), and which options were given."""
+    fields = {f.name for f in dataclasses.fields(RunSpec)}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    return RunSpec(**given), set(given)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec, given = spec_from_args(args)  # bad options fail here, before torch loads
+    resume, overwrite, quiet = (getattr(args, name, False) for name in _INVOCATION)
+    from sktuning.cli.common import environment, load_data, load_model, model_reference, quiet_libraries
+
+    quiet_libraries()
+    from sktuning import distributed as dist
+    from sktuning.atomic import atomic_write_text, strict_json
+
+    dist.init_from_env()  # a no-op unless started by torchrun / accelerate launch
+    output, replace = prepare_output(spec, resume, overwrite)  # every process checks before any process writes
+    if resume:  # the interrupted run's settings, over today's defaults for anything it predates
+        ignored = sorted(given - {"output"})
+        if ignored:
+            logger.warning("--resume continues with the settings in %s; ignoring %s", output / RUN_FILE,
+                           ", ".join("--" + k.replace("_", "-") for k in ignored))
+        spec = RunSpec.read(output / RUN_FILE).replace(output=str(output))
+    # everything that can fail on bad input happens before the first file is written
+    data = load_data(spec.task, spec.train, spec.validation, spec.test, text_column=spec.text_column,
+                     text_pair_column=spec.text_pair_column, label_column=spec.label_column,
+                     label_names=spec.label_names, task_type=spec.task_type)
+    spec, plan = with_sharding_plan(spec)
+    from sktuning.cli.common import device_for
+
+    device = device_for(spec.device)
+    # to shard, the whole model is read on the CPU, its text encoded, and only then sharded to `device`
+    backbone, tokenizer = load_model(spec.model, spec.trust_remote_code, "cpu" if plan else device, spec.dtype)
+    if spec.gradient_checkpointing:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    import torch
+
+    from sktuning.config import task_config
+    from sktuning.data.encoding import InputEncoder
+    from sktuning.model import get_sk_model
+    from sktuning.training.loop import Trainer, TrainingArguments
+
+    config = task_config(data, tokenizer, text=spec.text, pooling=spec.pooling, mode=spec.mode,
+                         adapter=spec.adapter, adapter_rank=spec.rank)
+    torch.manual_seed(spec.seed)  # the adapter's and head's initial values come from the seed too
+    model = get_sk_model(backbone, tokenizer, config)
+    held = None
+    if plan:
+        from sktuning.sharding import shard_backbone
+
+        held = shard_backbone(model, device, plan)
+        logger.info("backbone sharded over %d processes with %s: %s parameters here", dist.world_size(),
+                    plan.engine, f"{held:,d}")
+    spec = spec.replace(steps=spec.training_steps)
+    if model.input_length(spec.max_length) < spec.max_length:  # the text takes positions too
+        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text takes %d",
+                    spec.max_length, model.input_length(spec.max_length),
+                    model.input_room + model.semantic.num_text_tokens, model.semantic.num_text_tokens)
+    encoder = InputEncoder.for_model(model, tokenizer, spec.max_length)
+    spec = spec.replace(max_length=encoder.max_length)
+    splits = encoded_splits(data, encoder, spec)
+    training = TrainingArguments(output_dir=str(output), steps=spec.steps, epochs=spec.epochs,
+                                 batch_size=spec.batch_size, learning_rate=spec.lr, weight_decay=spec.weight_decay,
+                                 warmup_ratio=spec.warmup_ratio, eval_every=spec.eval_every,
+                                 save_every=spec.save_every, patience=spec.patience, seed=spec.seed,
+                                 progress=not quiet, bf16=spec.bf16)
+    record = AdapterRecord(model=model_reference(spec.model), task=data.name,
+                           task_source="files" if spec.train else "named", max_length=spec.max_length,
+                           text_column=spec.text_column, text_pair_column=spec.text_pair_column,
+                           label_column=spec.label_column)
+    trainer = Trainer(model, encoder, splits["train"], splits["validation"], data.metrics, data.label_names,
+                      training, adapter_metadata=record.to_dict())
+    dist.barrier()
+    if dist.is_main():
+        if replace:  # --overwrite: the previous run goes only now that the new one is known to start
+            shutil.rmtree(output)
+        output.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            atomic_write_text(output / RUN_FILE, spec.to_json())
+    dist.barrier()
+    logger.info("%s on %s, SK-%s (%s adapter): %s trainable parameters (%.4f%% of %s)", spec.model, data.name,
+                spec.mode.capitalize(), spec.adapter, f"{model.num_trainable_parameters():,d}",
+                100 * model.num_trainable_parameters() / model.num_parameters(), f"{model.num_parameters():,d}")
+    state = trainer.train(resume=resume)
+    scores = trainer.evaluate(splits["test"])  # gathered across processes, each example once
+    if not dist.is_main():
+        return 0
+    result = {"task": data.name, "split": "test", "metrics": scores, "model": spec.model, "mode": spec.mode,
+              "adapter": spec.adapter, "seed": spec.seed, "steps": state.step, "best_step": state.best_step,
+              "best_validation": state.best_metric, "trainable_parameters": model.num_trainable_parameters(),
+              "total_parameters": model.num_parameters(), "train_seconds": round(state.train_seconds, 2),
+              "history": state.history, "processes": dist.world_size(),
+              "sharding": plan.engine if plan else None, "backbone_parameters_per_process": held,
+              "environment": environment()}
+    model.save_pretrained(output / "adapter", record.to_dict())
+    atomic_write_text(output / "metrics.json", strict_json(result, indent=2))
+    print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+          + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
+    return 0
+
+
+def prepare_output(spec: RunSpec, resume: bool, overwrite: bool) -> tuple[Path, bool]:
+    """The run folder, and whether a previous run in it is to be replaced (--overwrite)."""
+    if resume:
+        if not spec.output:
+            raise ValueError("--resume needs --output DIR, the folder of the run to continue.")
+        output = Path(spec.output)
+        if not (output / RUN_FILE).is_file():
+            raise ValueError(f"{output} holds no run to resume ({RUN_FILE} is missing); start without --resume.")
+        return output, False
+    if spec.output:
+        output = Path(spec.output)
+    else:
+        name = spec.task or (Path(spec.train).stem if spec.train else "rt-polarity")
+        from sktuning.distributed import broadcast_object
+
+        # one name for every process, even if their clocks read different seconds
+        output = Path(broadcast_object(f"runs/{name}-{spec.mode}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{output} already holds files of another run; pass --overwrite to replace them, "
+                             "--resume to continue it, or choose another --output.")
+        return output, True
+    return output, False
+
+
+def with_sharding_plan(spec: RunSpec):
+    """--shard, or the FSDP / DeepSpeed config of `accelerate launch`, whose checkpointing and bf16 count.
+
+    Returns the spec with the plan recorded (run.json keeps it for --resume) and the plan (or None)."""
+    from sktuning.sharding import ShardingPlan, plan_from_env
+
+    plan = plan_from_env()
+    if plan is None and spec.sharding_plan:  # --resume: the plan the run started with
+        plan = ShardingPlan(**spec.sharding_plan)
+    elif plan is None and spec.shard:
+        plan = ShardingPlan(spec.shard)
+        if spec.deepspeed_config:
+            try:
+                plan.zero_optimization = json.loads(Path(spec.deepspeed_config).read_text())["zero_optimization"]
+            except (OSError, ValueError, KeyError) as err:
+                raise ValueError(f"--deepspeed-config {spec.deepspeed_config}: a JSON file with a "
+                                 f"zero_optimization section is needed ({err}).") from None
+    if plan is not None:
+        spec = spec.replace(shard=plan.engine, sharding_plan=dataclasses.asdict(plan),
+                            gradient_checkpointing=spec.gradient_checkpointing or plan.activation_checkpointing)
+    precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if precision == "bf16":
+        spec = spec.replace(bf16=True)
+    elif precision == "fp16":
+        raise ValueError("fp16 mixed precision is not supported for training (no loss scaling): use bf16.")
+    return spec, plan
+
+
+def encoded_splits(data, encoder, spec: RunSpec) -> dict[str, list[dict]]:
+    splits = {}
+    for split, limit in (("train", spec.max_train_examples), ("validation", spec.max_eval_examples), ("test", None)):
+        dataset = data.splits[split]
+        if limit is not None and limit < len(dataset):
+            dataset = dataset.shuffle(seed=spec.seed).select(range(limit))
+        splits[split] = encoder.encode(dataset, split)
+    return splits

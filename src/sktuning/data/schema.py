@@ -1,0 +1,65 @@
+"""The one shape every task takes (`TaskData`), whether bundled, from the Hub or from files.
+
+Sequence tasks have columns `text`, optionally `text_pair`, and `label` (class id, or a float for
+regression); token tasks have `tokens` and `tags` (one id per token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from sktuning.extras import require
+
+datasets = require("datasets", "data")
+
+SEQUENCE, TOKEN, REGRESSION = "sequence-classification", "token-classification", "regression"
+SPLITS = ("train", "validation", "test")
+SEED = 0  # every split of every task is drawn with this seed
+
+
+@dataclass
+class TaskData:
+    """A task's splits in the common shape, with what a run needs to know about them.
+
+    `metrics` lists the headline metric first. `label_names` is empty for regression.
+    """
+
+    name: str
+    task: str
+    label_names: list[str]
+    metrics: list[str]
+    default_text: str
+    splits: datasets.DatasetDict
+    pair: bool = False
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    task: str
+    description: str
+    source: str  # "bundled" (offline) or "hub"
+    sizes: dict[str, int] | None  # train / validation / test rows of a bundled task
+    load: Callable[..., TaskData]
+
+
+def task_features(task: str, pair: bool = False) -> datasets.Features:
+    if task == TOKEN:
+        return datasets.Features({"tokens": datasets.List(datasets.Value("string")),
+                                  "tags": datasets.List(datasets.Value("int64"))})
+    columns = {"text": datasets.Value("string")}
+    if pair:
+        columns["text_pair"] = datasets.Value("string")
+    columns["label"] = datasets.Value("float32" if task == REGRESSION else "int64")
+    return datasets.Features(columns)
+
+
+def dataset_dict(columns: dict[str, list], parts: dict[str, np.ndarray], features: datasets.Features
+                  ) -> datasets.DatasetDict:
+    return datasets.DatasetDict({
+        split: datasets.Dataset.from_dict({k: [v[i] for i in parts[split]] for k, v in columns.items()},
+                                          features=features)
+        for split in SPLITS})

@@ -1,0 +1,166 @@
+"""Key/value prefixes through transformers' Cache API: what every mode that hands the backbone a
+fixed prefix needs (SK-Prefix always, SK-Prompt once merged on a causal decoder).
+
+- `text_key_values`: one frozen pass over a text -> its keys and values, (2 * layers, m, kv_heads * head_dim);
+- `unflatten_key_values`: back to (2, layers, 1, kv_heads, m, head_dim);
+- `prefix_inputs`: the backbone arguments that put such keys and values before every input, as a
+  read-only cache expanded (not copied) to the batch, or a writable one for generation;
+- `run_with_prefix`: the backbone call that checks every layer read its prefix.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from sktuning.backbone import cache_argument, eval_mode, num_layers
+
+
+class PrefixLayer(DynamicLayer):
+    """A cache layer that prepends a fixed prefix and stores nothing.
+
+    Because `update` has no side effect, a layer may run twice (gradient checkpointing replays it
+    in the backward pass) and still see the same keys and values.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.device = keys.device
+        self.is_initialized = True
+        self.used = False
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        self.used = True
+        # the layer's own device and dtype: a backbone split over devices (device_map) or run under autocast
+        keys = torch.cat([self.keys.to(key_states.device, key_states.dtype), key_states], dim=-2)
+        values = torch.cat([self.values.to(value_states.device, value_states.dtype), value_states], dim=-2)
+        return keys, values
+
+
+def require_cache_argument(backbone: nn.Module) -> str:
+    argument = cache_argument(backbone)
+    if argument is None:
+        raise ValueError(f"{type(backbone).__name__} takes no key/value cache, so SK-Prefix cannot inject "
+                         "the text into its layers; use mode='prompt' instead.")
+    return argument
+
+
+def allow_checkpointing_with_prefix(backbone: nn.Module) -> None:
+    """The prefix cache is read-only, so replaying a layer under gradient checkpointing is safe;
+    transformers' documented switch for such caches keeps the layers from dropping it."""
+    for module in backbone.modules():
+        if isinstance(module, GradientCheckpointingLayer):
+            module._can_checkpoint_with_cache = True
+
+
+@torch.no_grad()
+def text_key_values(backbone: nn.Module, argument: str, positions: dict, **text) -> tuple[torch.Tensor, tuple]:
+    """One frozen pass over the text (ids or embeddings) -> its keys and values, read off the cache.
+
+    Returns (2 * layers, m, kv_heads * head_dim) in fp32 and the (kv_heads, m, head_dim) shape.
+    """
+    layers = num_layers(backbone)
+    first = next(iter(text.values()))
+    cache = DynamicCache(config=backbone.config)
+    mask = torch.ones(first.shape[:2], dtype=torch.long, device=first.device)
+    with eval_mode(backbone):
+        backbone(**text, attention_mask=mask, use_cache=True, **{argument: cache}, **positions)
+    filled = [layer for layer in cache.layers if getattr(layer, "keys", None) is not None and layer.keys.numel() > 0]
+    if len(filled) != layers:
+        raise ValueError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "
+                         "cache for the text, so SK-Prefix cannot be used with it; use mode='prompt' instead.")
+    shapes = {tuple(layer.keys.shape) for layer in filled} | {tuple(layer.values.shape) for layer in filled}
+    if len(shapes) != 1:
+        raise ValueError(f"{type(backbone).__name__} caches keys/values of differing shapes {sorted(shapes)}; "
+                         "SK-Prefix needs one shape for every layer; use mode='prompt' instead.")
+    _, heads, tokens, head_dim = shapes.pop()
+    if tokens != first.shape[1]:
+        raise ValueError(f"{type(backbone).__name__} cached {tokens} positions for a text of {first.shape[1]} "
+                         "tokens; use mode='prompt' instead.")
+    device = first.device  # layers may live on several devices (device_map); the adapter lives on one
+    keys = torch.stack([layer.keys[0].to(device) for layer in filled])      # (layers, heads, m, head_dim)
+    values = torch.stack([layer.values[0].to(device) for layer in filled])
+    kv = torch.stack([keys, values])                               # (2, layers, heads, m, head_dim)
+    return kv.permute(0, 1, 3, 2, 4).reshape(2 * layers, tokens, heads * head_dim).float(), (heads, tokens, head_dim)
+
+
+def unflatten_key_values(kv: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """(2 * layers, m, heads * head_dim) -> (2, layers, 1, heads, m, head_dim)."""
+    heads, tokens, head_dim = shape
+    return kv.view(2, -1, 1, tokens, heads, head_dim).transpose(3, 4)
+
+
+def prefix_inputs(keys, values, argument, input_ids, inputs_embeds, attention_mask, token_type_ids, positions,
+                  writable=False, dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Backbone arguments that put `keys`/`values` (layers, 1, heads, m, head_dim) before every input.
+
+    `writable` gives an ordinary DynamicCache that generation can extend, in the backbone's `dtype`;
+    otherwise the cache is read-only (PrefixLayer), which training under gradient checkpointing needs.
+    """
+    batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
+    tokens = keys.shape[-2]
+    if writable:
+        cache = DynamicCache()
+        for i, (k, v) in enumerate(zip(keys, values)):
+            k, v = (t.to(dtype or t.dtype).expand(batch, -1, -1, -1) for t in (k, v))
+            cache.update(k, v, i)
+    else:
+        cache = Cache(layers=[PrefixLayer(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                              for k, v in zip(keys, values)])
+    full_mask = torch.cat([attention_mask.new_ones(batch, tokens), attention_mask], dim=1)
+    kwargs = {"attention_mask": full_mask, argument: cache, "use_cache": True}
+    if input_ids is not None:
+        kwargs["input_ids"] = input_ids
+    else:
+        kwargs["inputs_embeds"] = inputs_embeds
+    kwargs.update({k: v[:, tokens:] for k, v in positions(full_mask).items()})
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    return kwargs
+
+
+def run_with_prefix(backbone: nn.Module, backbone_kwargs: dict, argument: str, **kwargs):
+    """Call the backbone and check that every layer really read its prefix."""
+    with _layers_keep_cache_under_checkpointing(backbone):
+        out = backbone(**backbone_kwargs, **kwargs)
+    cache = backbone_kwargs[argument]
+    unused = [i for i, layer in enumerate(cache.layers) if not getattr(layer, "used", True)]
+    if unused:
+        raise RuntimeError(f"{type(backbone).__name__} ignored the SK-Prefix keys/values in layer(s) {unused}, "
+                           "so the text was not read; use mode='prompt' with this backbone.")
+    return out
+
+
+@contextmanager
+def _layers_keep_cache_under_checkpointing(backbone: nn.Module) -> Iterator[None]:
+    """Keep the read-only prefix cache alive while the backbone checkpoints its layers.
+
+    Checkpointed layers are transformers' `GradientCheckpointingLayer`s; they keep a cache that
+    declares itself safe to replay (`_can_checkpoint_with_cache`). Some models also drop the cache
+    one level up, in the loop over layers, when their own `gradient_checkpointing` flag is set;
+    that flag does no checkpointing itself, so it is lowered for the duration of the call.
+    Reentrant checkpointing is refused: every checkpointed layer would backpropagate through the
+    shared adapter again.
+    """
+    flagged = [m for m in backbone.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    layers = [m for m in flagged if isinstance(m, GradientCheckpointingLayer)]
+    if torch.is_grad_enabled() and any(
+            m.training and getattr(getattr(m, "_gradient_checkpointing_func", None), "keywords", {}).get("use_reentrant")
+            for m in layers):
+        raise ValueError("SK-Prefix cannot train under reentrant activation checkpointing (every checkpointed "
+                         "layer would backpropagate through the shared adapter again); enable it with "
+                         "gradient_checkpointing_kwargs={'use_reentrant': False}, the transformers default.")
+    lowered = [m for m in flagged if not isinstance(m, GradientCheckpointingLayer)]
+    for module in lowered:
+        module.gradient_checkpointing = False
+    try:
+        yield
+    finally:
+        for module in lowered:
+            module.gradient_checkpointing = True

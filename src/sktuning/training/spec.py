@@ -1,0 +1,193 @@
+"""The typed records of a run: `RunSpec` (everything `sktune train` was asked, kept in DIR/run.json for
+`--resume`) and `AdapterRecord` (what `eval` and `predict` need to read inputs the way the adapter was
+trained, saved with the adapter as its "training" entry).
+
+Both are validated when built, load no torch, and round-trip through JSON; folders written by
+sktuning 0.1.0 (run.json = the argparse namespace, a free-form "training" dict) still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS
+
+#: training length when neither steps nor epochs is given (chosen on rt-polarity's validation split)
+DEFAULT_STEPS = 200
+DTYPES = ("float32", "bfloat16", "float16")
+SHARD_ENGINES = ("fsdp", "zero3")
+FILE_TASK_TYPES = ("sequence-classification", "token-classification", "regression")
+#: keys of a 0.1.0 run.json that are not settings (the subcommand's name)
+_LEGACY_KEYS = ("command",)
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One `sktune train` run. Field names are the CLI's options (`batch_size` is `--batch-size`)."""
+
+    # model and data
+    model: str = field(default="smollm2-135m", metadata=_help("named model, Hugging Face id or local folder"))
+    task: str | None = field(default=None, metadata=_help("named task; rt-polarity when no files are given"))
+    train: str | None = field(default=None, metadata=_help("training file"))
+    validation: str | None = field(default=None, metadata=_help("validation file (default: 10% of train)"))
+    test: str | None = field(default=None, metadata=_help("test file (default: 10% of train)"))
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    label_names: list[str] | None = None
+    task_type: str | None = field(default=None, metadata=_help("what a file's labels are (default: guessed)"))
+    max_length: int = field(default=128, metadata=_help("input tokens kept per example"))
+    trust_remote_code: bool = False
+    device: str = "auto"
+    dtype: str = "float32"
+    # method
+    mode: str = "prefix"
+    text: str | None = field(default=None, metadata=_help("semantic text (default: the task's own)"))
+    adapter: str = "lowrank"
+    rank: int = 8
+    pooling: str | None = field(default=None, metadata=_help("default: last for decoders, mean for encoders"))
+    # training
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.06
+    eval_every: int = 100
+    save_every: int = 100
+    patience: int | None = None
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    seed: int = 0
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    shard: str | None = None
+    deepspeed_config: str | None = None
+    sharding_plan: dict[str, Any] | None = field(default=None, metadata=_help("the plan the run started with"))
+    # output
+    output: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice("--mode", self.mode, MODES)
+        _choice("--adapter", self.adapter, ADAPTER_KINDS)
+        _choice("--dtype", self.dtype, DTYPES)
+        if self.pooling is not None:
+            _choice("--pooling", self.pooling, POOLINGS)
+        if self.shard is not None:
+            _choice("--shard", self.shard, SHARD_ENGINES)
+        if self.task_type is not None:
+            _choice("--task-type", self.task_type, FILE_TASK_TYPES)
+        if self.text is not None and not (isinstance(self.text, str) and self.text.strip()):
+            raise ValueError("--text is empty: give the text the backbone should read, or leave --text out to use "
+                             "the task's own.")
+        for name in ("rank", "batch_size", "eval_every", "save_every", "max_length"):
+            _at_least_one(name, getattr(self, name))
+        for name in ("steps", "patience", "max_train_examples", "max_eval_examples"):
+            if getattr(self, name) is not None:
+                _at_least_one(name, getattr(self, name))
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("Give --steps or --epochs, not both.")
+        if self.epochs is not None and not (_is_number(self.epochs) and self.epochs > 0):
+            raise ValueError(f"--epochs must be > 0, got {self.epochs!r}.")
+        if not (_is_number(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr must be > 0, got {self.lr!r}.")
+        if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay!r}.")
+        if not (_is_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1):
+            raise ValueError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"--seed must be a whole number, got {self.seed!r}.")
+        if self.task and self.train:
+            raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+        if self.deepspeed_config and self.shard != "zero3":
+            raise ValueError("--deepspeed-config goes with --shard zero3.")
+        if self.label_names is not None and (len(set(self.label_names)) != len(self.label_names)
+                                             or len(self.label_names) < 2):
+            raise ValueError(f"--label-names must be at least 2 distinct names, got {self.label_names!r}.")
+
+    @property
+    def training_steps(self) -> int | None:
+        """--steps, else the default length unless --epochs is given."""
+        return self.steps if self.steps is not None or self.epochs is not None else DEFAULT_STEPS
+
+    def replace(self, **changes: Any) -> "RunSpec":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "run settings") -> "RunSpec":
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} must be a JSON object, got {type(data).__name__}.")
+        data = {k: v for k, v in data.items() if k not in _LEGACY_KEYS}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{where} has unknown setting(s) {unknown}; it was written by another version of "
+                             "sktuning.")
+        return cls(**data)
+
+    @classmethod
+    def read(cls, path) -> "RunSpec":
+        """A run.json, as written by this version or by 0.1.0."""
+        try:
+            data = json.loads(open(path, encoding="utf-8").read())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} is not a readable run record ({err}); start the run again without "
+                             "--resume.") from None
+        return cls.from_dict(data, str(path))
+
+
+@dataclass(frozen=True)
+class AdapterRecord:
+    """How an adapter was trained, as far as reading new inputs goes; saved beside its weights."""
+
+    model: str | None = None             # the backbone: a named model, hub id, or absolute folder
+    task: str | None = None              # the task's name (a named task, or the training file's stem)
+    task_source: str | None = None       # "named" or "files"
+    max_length: int = 128                # input tokens kept per example (after the length rule)
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> "AdapterRecord":
+        """From an adapter's metadata (`read_adapter_meta`). Its "training" entry is free JSON for adapters
+        saved through the Python API, so keys this record does not know are ignored."""
+        training = meta.get("training") or {}
+        if not isinstance(training, dict):
+            raise ValueError(f"The adapter's 'training' entry must be a JSON object, got {type(training).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in training.items() if k in known and v is not None}
+        record = cls(**values)
+        if isinstance(record.max_length, bool) or not isinstance(record.max_length, int) or record.max_length < 1:
+            raise ValueError(f"The adapter records max_length {record.max_length!r}; it must be a whole number >= 1.")
+        return record
+
+
+def _choice(option: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{option} {value!r} is not one of {', '.join(choices)}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _at_least_one(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}.")
