@@ -20,8 +20,8 @@ from common import quiet_cpu_setup
 
 from sktuning import SKModel, SKTuningConfig
 from sktuning.model import tokenize_text
-from sktuning.models import load_backbone
-from sktuning.tasks import load_task
+from sktuning.zoo import load_backbone
+from sktuning.data import load_task
 
 TEXT = "Classify the sentiment of this movie review as positive or negative. Review:"
 

@@ -25,7 +25,7 @@ from common import PeftWithHead, quiet_cpu_setup
 from sktuning import SKModel, SKTuningConfig
 from sktuning.heads import pool
 from sktuning.model import tokenize_text
-from sktuning.models import load_backbone
+from sktuning.zoo import load_backbone
 
 TEXT = "Classify the sentiment of this movie review as positive or negative. Review:"
 

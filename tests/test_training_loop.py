@@ -7,6 +7,7 @@ from conftest import tiny_backbone, tiny_tokenizer
 
 from sktuning import SKTuningConfig, get_sk_model
 from sktuning.data.encoding import InputEncoder
+from sktuning.predict import predict_rows
 from sktuning.training import Trainer, TrainingArguments
 
 
@@ -120,3 +121,70 @@ def test_resuming_an_early_stopped_run_does_not_train_again(tmp_path):
 def test_patience_below_one_is_refused(tmp_path):
     with pytest.raises(ValueError, match="patience must be >= 1.*leave it out to never stop early"):
         TrainingArguments(output_dir=str(tmp_path), steps=10, patience=0)
+
+
+def former_bench_loop(model, encoder, train, val, steps, batch_size, eval_every, lr, seed, warmup_ratio=0.06):
+    """The benchmark's own loop before its runs went through Trainer (0.1.0's `bench.run_one`), kept as
+    the reference the committed benchmark numbers were made with."""
+    import math
+
+    from transformers import get_linear_schedule_with_warmup
+
+    from sktuning.metrics import compute_metrics
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * steps), steps)
+    generator = torch.Generator().manual_seed(seed)
+    order, curve, best, best_state = [], [], -math.inf, None
+    for step in range(1, steps + 1):
+        if len(order) < batch_size:
+            order += torch.randperm(len(train), generator=generator).tolist()
+        batch = encoder.collate([train[i] for i in order[:batch_size]])
+        del order[:batch_size]
+        batch.pop("word_ids", None)
+        model.train()
+        model(**batch).loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % eval_every == 0 or step == steps:
+            predictions, references, _ = predict_rows(model, encoder, val, 64)
+            score = compute_metrics(["accuracy"], predictions, references)["accuracy"]
+            curve.append((step, score))
+            if score > best:
+                best, best_state = score, [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, kept in zip(params, best_state):
+            p.copy_(kept)
+    return curve, params
+
+
+@pytest.mark.parametrize("method", ["sk-prefix-lowrank", "head-only"])
+def test_the_benchs_options_reproduce_its_former_loop_bit_for_bit(method):
+    from sktuning.bench.baselines import build_method
+    from sktuning.bench.runner import BENCH_WEIGHT_DECAY
+
+    tok = tiny_tokenizer()
+    config = SKTuningConfig(text="w5 w6", num_labels=2, pooling="mean")
+    text_ids = [2, 5, 6]
+    encoder = InputEncoder(tok, text_ids, "sequence-classification", 32)
+    train, val = encoder.encode(toy_rows(50, 1)), encoder.encode(toy_rows(24, 2))  # 50 rows: batches cross epochs
+
+    def build():
+        torch.manual_seed(3)  # the bench seeds before it builds the model
+        return build_method(method, tiny_backbone("llama"), text_ids, config)
+
+    curve, reference = former_bench_loop(build(), encoder, train, val, steps=15, batch_size=8, eval_every=5,
+                                         lr=1e-2, seed=3)
+    model = build()
+    args = TrainingArguments(output_dir=None, steps=15, batch_size=8, eval_batch_size=64, learning_rate=1e-2,
+                             weight_decay=BENCH_WEIGHT_DECAY, eval_every=5, seed=3, progress=False,
+                             data_order="stream", seed_at_start=False)
+    trainer = Trainer(model, encoder, train, val, ["accuracy"], ["no", "yes"], args)
+    state = trainer.train()
+    assert [(h["step"], h["validation"]["accuracy"]) for h in state.history] == curve
+    for ours, theirs in zip(trainer.params, reference):
+        assert torch.equal(ours, theirs)
+    assert len(trainer.step_seconds) == 15 and trainer.output is None

@@ -1,0 +1,145 @@
+"""The house's shape, kept: no import circle, no file over 400 lines, inference never reaching into
+training, the benchmark or the CLI, a light `import sktuning`, and the documented imports working."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sktuning"
+HEAVY = ("peft", "matplotlib", "pandas", "sklearn", "datasets", "deepspeed", "seqeval", "scipy")
+INFERENCE = ("sktuning.model", "sktuning.predict", "sktuning.generation")
+NOT_FOR_INFERENCE = ("sktuning.training", "sktuning.bench", "sktuning.cli")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Every sktuning module `name` imports, at the top or inside a function (TYPE_CHECKING blocks too)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            out |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    # a package's __init__ is its face, not a dependency (it re-exports lazily)
+    return {m for m in out if m in known and m != name and known[m].name != "__init__.py"}
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports_of(name, path, known) for name, path in known.items()}
+
+
+def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for dep in edges[todo.pop()]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_no_import_cycle_among_sktunings_modules():
+    edges = graph()
+    circles = sorted(name for name in edges if name in reachable(name, edges))
+    assert not circles, f"modules on an import circle: {circles}"
+
+
+def test_no_source_file_over_400_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long
+
+
+@pytest.mark.parametrize("start", INFERENCE)
+def test_inference_reaches_no_training_bench_or_cli(start):
+    reached = reachable(start, graph())
+    assert not sorted(m for m in reached if m.startswith(NOT_FOR_INFERENCE))
+
+
+def loaded_after(code: str) -> set[str]:
+    """The top-level packages in sys.modules after running `code` in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted({m.split('.')[0] for m in "
+                          "sys.modules})))"], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_import_sktuning_loads_nothing_heavy():
+    assert not loaded_after("import sktuning") & set(HEAVY + ("torch", "transformers"))
+
+
+def test_the_core_api_loads_torch_and_transformers_but_no_extra():
+    loaded = loaded_after("from sktuning import SKModel, SKTuningConfig, get_sk_model, predict")
+    assert {"torch", "transformers", "safetensors"} <= loaded
+    # transformers' PreTrainedModel itself imports scipy (its detection losses): not ours to avoid
+    assert not loaded & (set(HEAVY) - {"scipy"})
+
+
+def test_help_and_argument_errors_load_no_torch():
+    code = """
+import contextlib, io
+from sktuning.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    for argv in (["--help"], ["train", "--steps", "-5"], ["train", "--batch-size", "0"]):
+        try:
+            main(argv)
+        except SystemExit as exit:  # argparse: help, or a value its type refuses
+            assert exit.code in (0, 2), argv
+    assert main(["train", "--text", ""]) == 2
+    assert main(["train", "--task", "trec", "--train", "a.csv"]) == 2
+"""
+    assert "torch" not in loaded_after(code)
+
+
+def test_documented_imports_work_and_old_paths_warn():
+    from sktuning import Predictions, SKModel, SKModelOutput, SKTuningConfig, get_sk_model, predict  # noqa: F401
+    from sktuning.heads import pool  # noqa: F401
+    from sktuning.model import tokenize_text  # noqa: F401
+
+    for old, name, new in (("sktuning.models", "load_backbone", "sktuning.zoo"),
+                           ("sktuning.tasks", "load_task", "sktuning.data.registry"),
+                           ("sktuning.trainer", "Trainer", "sktuning.training.loop")):
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = __import__(old, fromlist=[name])
+        assert any(issubclass(w.category, DeprecationWarning) and new.rsplit(".", 1)[0] in str(w.message)
+                   for w in caught)
+        assert getattr(module, name) is getattr(__import__(new, fromlist=[name]), name)
+
+
+def test_names_kept_in_two_places_agree():
+    import sktuning
+    from sktuning.adapters import ADAPTERS
+    from sktuning.config import ADAPTER_KINDS
+    from sktuning.data.bundled import BUNDLED_TASKS
+    from sktuning.data.registry import NAMED_TASKS
+    from sktuning.version import __version__
+
+    assert sktuning.__version__ == __version__
+    assert tuple(ADAPTERS) == ADAPTER_KINDS
+    assert BUNDLED_TASKS == tuple(name for name, spec in NAMED_TASKS.items() if spec.source == "bundled")
+
+
+def test_a_missing_extra_is_named_with_the_command_that_installs_it():
+    from sktuning.extras import require
+
+    with pytest.raises(ImportError, match=r"comes with sktuning's 'bench' extra .*pip install 'sktuning\[bench\]'"):
+        require("a_package_that_is_not_installed", "bench")
+    assert require("json", "data").dumps([1]) == "[1]"
