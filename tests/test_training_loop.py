@@ -188,3 +188,12 @@ def test_the_benchs_options_reproduce_its_former_loop_bit_for_bit(method):
     for ours, theirs in zip(trainer.params, reference):
         assert torch.equal(ours, theirs)
     assert len(trainer.step_seconds) == 15 and trainer.output is None
+
+
+def test_a_nan_score_is_never_the_best_not_even_the_first(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, steps=40)
+    scores = iter([float("nan"), 0.5, float("nan"), 0.25])
+    monkeypatch.setattr(trainer, "evaluate", lambda rows: {"accuracy": next(scores)})
+    state = trainer.train()
+    assert (state.best_metric, state.best_step) == (0.5, 20)
+    assert state.evals_without_improvement == 2  # the NaN at step 30 and the lower score at 40

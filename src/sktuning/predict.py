@@ -83,13 +83,14 @@ def _records(config, rows, encoded, predictions, probabilities) -> list[dict[str
 
 @torch.no_grad()
 def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict], batch_size: int = 64,
-                 sort_by_length: bool = True, bf16: bool = False):
+                 sort_by_length: bool = True, bf16: bool = False, config=None):
     """(predictions, references, probabilities) for encoded rows, in the rows' order.
 
     Batches are padded dynamically; sorting by length first keeps padding (wasted work) small.
-    `model` is an SKModel, or any module with an `sk_config` whose output has `logits` (the baselines).
+    `model` is an SKModel, or any module with an `sk_config` (or given `config`) whose output has
+    `logits` or is a `(loss, logits)` tuple.
     """
-    config = model.sk_config
+    config = config or model.sk_config
     was_training = model.training
     model.eval()
     order = list(range(len(rows)))
@@ -113,7 +114,7 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
         labels = batch.pop("labels", None)
         with autocast(model, bf16):
             out = model(**to_device(batch, model))
-            logits = out.logits.float().cpu()
+            logits = (out.logits if hasattr(out, "logits") else out[1]).float().cpu()
         for j, i in enumerate(chunk):
             if task == "token-classification":
                 keep = word_ids[j] >= 0

@@ -9,13 +9,28 @@ optimiser, step budget and seeds; a markdown report and a learning-curve plot pe
     report     the markdown reports and plots
 
 Learning rates come from a small per-method grid, chosen on the validation split with seed 0; the
-test split is read only for the final numbers, at the best validation step.
+test split is read only for the final numbers, at the best validation step. Names resolve lazily.
 """
 
-from sktuning.bench.report import write_summary
-from sktuning.bench.runner import run_one
-from sktuning.bench.settings import FULL_SUITE, METHODS, QUICK, BenchSettings, format_duration
-from sktuning.bench.suite import PHASES, Suite
+from __future__ import annotations
 
-__all__ = ["FULL_SUITE", "METHODS", "PHASES", "QUICK", "BenchSettings", "Suite", "format_duration", "run_one",
-           "write_summary"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BenchSettings": "sktuning.bench.settings", "FULL_SUITE": "sktuning.bench.settings",
+    "QUICK": "sktuning.bench.settings", "METHODS": "sktuning.bench.settings", "LR_GRID": "sktuning.bench.settings",
+    "DEFAULT_LR": "sktuning.bench.settings", "format_duration": "sktuning.bench.settings",
+    "run_one": "sktuning.bench.runner", "Suite": "sktuning.bench.suite", "PHASES": "sktuning.bench.suite",
+    "BASELINES": "sktuning.bench.stats", "CLAIMS": "sktuning.bench.stats", "COUNTERPARTS": "sktuning.bench.stats",
+    "write_summary": "sktuning.bench.report",
+}
+
+__all__ = ["BASELINES", "CLAIMS", "COUNTERPARTS", "DEFAULT_LR", "FULL_SUITE", "LR_GRID", "METHODS", "PHASES", "QUICK",
+           "BenchSettings", "Suite", "format_duration", "run_one", "write_summary"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'sktuning.bench' has no attribute {name!r}")

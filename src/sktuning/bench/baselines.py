@@ -16,7 +16,7 @@ from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
 from sktuning.extras import require
 from sktuning.heads import TaskHead, task_loss
-from sktuning.bench.settings import METHODS
+from sktuning.bench.settings import DEFAULT_LR, LR_GRID, METHODS, SK_METHODS  # noqa: F401 (re-exported)
 from sktuning.model import SKModel, SKModelOutput
 
 peft = require("peft", "bench")

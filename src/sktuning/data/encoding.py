@@ -141,10 +141,11 @@ class InputEncoder:
         Works in columnar chunks of 1,000 rows, as `datasets.map(batched=True)` would, without needing
         the `datasets` package."""
         rows = list(rows)
+        keys = list(rows[0]) if rows else []  # the first row names the columns, as Dataset.from_list does
         encoded: list[dict[str, Any]] = []
         for start in range(0, len(rows), 1000):
             chunk = rows[start:start + 1000]
-            columns = {key: [row[key] for row in chunk] for key in chunk[0]}
+            columns = {key: [row.get(key) for row in chunk] for key in keys}
             out = self.encode_rows(columns)
             encoded += [{key: out[key][i] for key in out} for i in range(len(chunk))]
         truncated = sum(row.pop("truncated") for row in encoded)

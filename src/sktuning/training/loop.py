@@ -133,7 +133,7 @@ class Trainer:
         if resume:
             if self.output is None:
                 raise ValueError("Resuming needs the run's output_dir, where its checkpoints are.")
-            load_checkpoint(self)
+            self.load_checkpoint()
         model, args, state = self.model, self.args, self.state
         model.train()
         # an interrupted run that had already decided to stop early stays stopped
@@ -172,7 +172,7 @@ class Trainer:
                 last_time = time.perf_counter()  # evaluation is not training time
             if self.output is not None and (state.step % args.save_every == 0 or state.step == self.total_steps
                                             or stop):
-                save_checkpoint(self)
+                self.save_checkpoint()
                 last_time = time.perf_counter()
             if stop:
                 logger.info("early stopping at step %d: no improvement in %d evaluations", state.step,
@@ -205,11 +205,10 @@ class Trainer:
         if not scores:
             return False
         main = scores[self.metrics[0]]
-        if main != main:  # NaN (e.g. a correlation of constant predictions) never counts as the best
-            main = float("-inf")
         if dist.is_main():
             tqdm.write(f"step {state.step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-        if state.best_metric is None or main > state.best_metric:
+        # NaN (e.g. a correlation of constant predictions) never counts as the best, not even the first time
+        if main == main and (state.best_metric is None or main > state.best_metric):
             state.best_metric, state.best_step, state.evals_without_improvement = main, state.step, 0
             self.best_tensors = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()}
             if dist.is_main() and self.output is not None:
@@ -223,6 +222,13 @@ class Trainer:
         """The best adapter, from memory: `best/` on disk may hold a later, killed run's choice."""
         if self.best_tensors is not None:
             self.model.load_trainable_state_dict(self.best_tensors)
+
+    # -- checkpoints (training.checkpoints) ------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self)
+
+    def load_checkpoint(self) -> None:
+        load_checkpoint(self)
 
     # -- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
