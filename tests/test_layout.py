@@ -143,3 +143,23 @@ def test_a_missing_extra_is_named_with_the_command_that_installs_it():
     with pytest.raises(ImportError, match=r"comes with sktuning's 'bench' extra .*pip install 'sktuning\[bench\]'"):
         require("a_package_that_is_not_installed", "bench")
     assert require("json", "data").dumps([1]) == "[1]"
+
+
+def test_inference_works_without_the_data_extra(tmp_path):
+    """predict() and SKModel need neither datasets nor pandas nor sklearn: blocked here, they are not missed."""
+    code = f"""
+import sys
+for name in ("datasets", "pandas", "sklearn", "scipy.stats", "peft", "matplotlib"):
+    sys.modules[name] = None  # any import of them now fails
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import torch
+from conftest import tiny_backbone, tiny_tokenizer
+from sktuning import SKTuningConfig, get_sk_model, predict
+torch.manual_seed(0)
+model = get_sk_model(tiny_backbone("llama"), tiny_tokenizer(), SKTuningConfig(text="w5 w6", num_labels=2)).eval()
+records = predict(model.merge(), tiny_tokenizer(), ["w7 w8", "w9"]).records
+assert [sorted(r) for r in records] == [["label", "probabilities", "text"]] * 2, records
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr[-2000:]
