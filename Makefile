@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-# The main job: SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed (about 10 minutes on 2 cores).
+# The main job: SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed (about 13 minutes on 2 cores).
 demo: install
 	$(VENV)/bin/sktune train
 

@@ -7,7 +7,8 @@ import torch
 from tokenizers import normalizers
 from conftest import tiny_backbone, tiny_tokenizer
 
-from sktuning import SKTuningConfig, get_sk_model, predict
+from sktuning import SKTuningConfig, get_sk_model
+from sktuning.predict import predict
 from sktuning.data.encoding import InputEncoder
 from sktuning.predict import predict_rows
 
