@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sktuning"
 HEAVY = ("peft", "matplotlib", "pandas", "sklearn", "datasets", "deepspeed", "seqeval", "scipy")
-INFERENCE = ("sktuning.model", "sktuning.predict", "sktuning.generation")
+INFERENCE = ("sktuning.model", "sktuning.prediction", "sktuning.generation")
 NOT_FOR_INFERENCE = ("sktuning.training", "sktuning.bench", "sktuning.cli")
 
 
@@ -122,6 +122,30 @@ def test_documented_imports_work_and_old_paths_warn():
         assert any(issubclass(w.category, DeprecationWarning) and new.rsplit(".", 1)[0] in str(w.message)
                    for w in caught)
         assert getattr(module, name) is getattr(__import__(new, fromlist=[name]), name)
+
+
+def test_no_public_name_is_shadowed_by_a_submodule():
+    """Importing `pkg.x` sets the attribute `pkg.x` to the module, so a lazy name `x` beside a
+    submodule `x` turns into the module once anything imports it (`from sktuning import predict`
+    returned the module `sktuning.predict` after the training loop had imported it)."""
+    import importlib
+
+    known = modules()
+    for package in ("sktuning", "sktuning.data", "sktuning.training", "sktuning.bench"):
+        exports = importlib.import_module(package)._EXPORTS
+        clashes = sorted(name for name in exports if f"{package}.{name}" in known)
+        assert not clashes, f"{package} exports {clashes}, which are also its submodules"
+
+
+def test_public_names_survive_their_modules_being_imported_first():
+    code = """
+import sktuning.prediction, sktuning.model, sktuning.training.loop  # the submodules first, as the CLI does
+from sktuning import Predictions, SKModel, get_sk_model, predict
+import types
+assert not isinstance(predict, types.ModuleType) and callable(predict), predict
+assert predict.__module__ == "sktuning.prediction"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_names_kept_in_two_places_agree():

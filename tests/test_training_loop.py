@@ -7,7 +7,7 @@ from conftest import tiny_backbone, tiny_tokenizer
 
 from sktuning import SKTuningConfig, get_sk_model
 from sktuning.data.encoding import InputEncoder
-from sktuning.predict import predict_rows
+from sktuning.prediction import predict_rows
 from sktuning.training import Trainer, TrainingArguments
 
 

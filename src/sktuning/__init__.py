@@ -19,8 +19,8 @@ _EXPORTS = {
     "SKModel": "sktuning.model",
     "SKModelOutput": "sktuning.model",
     "get_sk_model": "sktuning.model",
-    "Predictions": "sktuning.predict",
-    "predict": "sktuning.predict",
+    "Predictions": "sktuning.prediction",
+    "predict": "sktuning.prediction",
 }
 
 __all__ = ["ADAPTERS", "Predictions", "SKModel", "SKModelOutput", "SKTuningConfig", "build_adapter", "get_sk_model",
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ does th
     from sktuning.adapters import ADAPTERS, build_adapter
     from sktuning.config import SKTuningConfig
     from sktuning.model import SKModel, SKModelOutput, get_sk_model
-    from sktuning.predict import Predictions, predict
+    from sktuning.prediction import Predictions, predict
 
 
 def __getattr__(name: str) -> Any:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.atomic import atomic_write_text, strict_json
     from sktuning.data.encoding import InputEncoder
     from sktuning.metrics import compute_metrics
-    from sktuning.predict import predict_rows
+    from sktuning.prediction import predict_rows
 
     model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device, args.dtype)
     encoder = InputEncoder.for_model(model, tokenizer, args.max_length or record.max_length, data.task)

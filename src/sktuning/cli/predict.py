@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{text_pair_column!r}): give --input a table with both columns.")
     quiet_libraries()
     from sktuning.atomic import atomic_write_text
-    from sktuning.predict import predict
+    from sktuning.prediction import predict
 
     model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device)
     # serving: the adapter's output is a constant

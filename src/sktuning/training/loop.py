@@ -29,7 +29,7 @@ from sktuning import distributed as dist
 from sktuning.data.encoding import InputEncoder
 from sktuning.heads import check_labels, counted_targets, task_loss
 from sktuning.metrics import compute_metrics
-from sktuning.predict import predict_rows
+from sktuning.prediction import predict_rows
 from sktuning.runtime import autocast, to_device
 from sktuning.training.checkpoints import TrainState, load_checkpoint, save_checkpoint
 
