@@ -22,11 +22,11 @@ _EXPORTS = {
     "QUICK": "sktuning.bench.settings", "METHODS": "sktuning.bench.settings", "LR_GRID": "sktuning.bench.settings",
     "DEFAULT_LR": "sktuning.bench.settings", "format_duration": "sktuning.bench.settings",
     "run_one": "sktuning.bench.runner", "Suite": "sktuning.bench.suite", "PHASES": "sktuning.bench.suite",
-    "BASELINES": "sktuning.bench.stats", "CLAIMS": "sktuning.bench.stats", "COUNTERPARTS": "sktuning.bench.stats",
+    "BASELINES": "sktuning.bench.stats", "CLAIMS": "sktuning.bench.stats", "TEXT_COUNTERPART": "sktuning.bench.stats",
     "write_summary": "sktuning.bench.report",
 }
 
-__all__ = ["BASELINES", "CLAIMS", "COUNTERPARTS", "DEFAULT_LR", "FULL_SUITE", "LR_GRID", "METHODS", "PHASES", "QUICK",
+__all__ = ["BASELINES", "CLAIMS", "TEXT_COUNTERPART", "DEFAULT_LR", "FULL_SUITE", "LR_GRID", "METHODS", "PHASES", "QUICK",
            "BenchSettings", "Suite", "format_duration", "run_one", "write_summary"]
 
 

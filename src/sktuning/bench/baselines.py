@@ -2,7 +2,8 @@
 returns an output with `loss` and `logits`, and `trainable_state_dict` gives what trains.
 
 SK-Tuning runs as SKModel; the baselines are PEFT's own implementations (prompt tuning with random
-or TEXT initialisation, prefix tuning with and without the projection MLP, P-tuning, LoRA), plus a
+or TEXT initialisation, prefix tuning with random initialisation, from the text's key/value cache or
+with the projection MLP, P-tuning, LoRA), plus a
 linear probe and full fine-tuning. All of them read the backbone's last hidden states through the
 same masked pooling and the same linear `TaskHead`, so that only the method differs.
 """
@@ -66,11 +67,26 @@ def _peft(backbone, peft_config, config, skip=0) -> HeadOnTop:
     return HeadOnTop(peft.get_peft_model(backbone, peft_config), config, backbone.config.hidden_size, skip)
 
 
+@torch.no_grad()
+def text_cache(backbone: nn.Module, text_ids: list[int]):
+    """The frozen backbone's key/value cache of exactly SK's text tokens (no chat template, no special
+    tokens added), read at positions 0..m-1 as SK-Prefix reads it."""
+    ids = torch.tensor([text_ids], device=backbone.get_input_embeddings().weight.device)
+    with bb.eval_mode(backbone):
+        return backbone(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True).past_key_values
+
+
 def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SKTuningConfig,
                  tokenizer_path: str | None = None) -> nn.Module:
     """A fresh model for method `name` on `backbone` (which it may modify: pass a fresh copy)."""
     m = len(text_ids)
     features = peft.TaskType.FEATURE_EXTRACTION
+    if name == "sk-prefix-frozen":  # the adapter stays at the identity: the text as the frozen model reads it
+        model = build_method("sk-prefix-lowrank", backbone, text_ids, config)
+        model.semantic.adapter.requires_grad_(False)
+        return model
+    if name == "sk-prefix-unrelated":  # the runner hands it the unrelated text's ids
+        return build_method("sk-prefix-lowrank", backbone, text_ids, config)
     if name.startswith("sk-"):
         _, mode, adapter = name.split("-", 2)
         sk_config = SKTuningConfig(**{**config.to_dict(), "mode": mode, "adapter": adapter})
@@ -90,6 +106,11 @@ def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SK
         return model
     if name == "prefix-tuning":  # = P-tuning v2's deep prompts: trainable keys/values at every layer
         return _peft(backbone, peft.PrefixTuningConfig(task_type=features, num_virtual_tokens=m), config)
+    if name == "prefix-tuning-text":  # the same parametrisation as sk-prefix-embedding, built by PEFT
+        model = _peft(backbone, peft.PrefixTuningConfig(task_type=features, num_virtual_tokens=m), config)
+        require("peft.tuners.cartridge.utils", "bench").initialize_kv_prefix_from_past_key_values(
+            model.backbone, past_key_values=text_cache(backbone, text_ids))
+        return model
     if name == "prefix-tuning-mlp":
         return _peft(backbone, peft.PrefixTuningConfig(task_type=features, num_virtual_tokens=m,
                                                        prefix_projection=True, encoder_hidden_size=128), config)

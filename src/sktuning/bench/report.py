@@ -8,8 +8,17 @@ import platform
 from pathlib import Path
 
 from sktuning.atomic import atomic_path, atomic_write_text
-from sktuning.bench.stats import CLAIMS, COUNTERPARTS, claims, like_for_like, mark, mean_curve, noise
+from sktuning.bench.settings import ABLATIONS, UNRELATED_TEXT
+from sktuning.bench.stats import CLAIMS, COMPARABLE, TEXT_COUNTERPART, mean_curve
 from sktuning.extras import require
+
+RULES = ("Each side's best method is picked on validation (mean over seeds of each run's best validation "
+         "score), never on test. Intervals are 95 % and count both the seeds and the test set's sampling "
+         "noise: a paired bootstrap over test examples and seeds where the runs kept their per-example "
+         "predictions, else a normal interval (seed variance with Welch's degrees of freedom, plus a binomial "
+         "term per method); each line says which. A gap is held when its interval lies above zero, did not "
+         "hold when it lies below, inconclusive otherwise.")
+
 
 def write_report(suite, command: str) -> Path:
     """A `Suite`'s <model>-<task>.md (table, claims, like for like) and its learning-curve PNG."""
@@ -23,7 +32,7 @@ def write_report(suite, command: str) -> Path:
     by_method, rows, target = suite.table()
     metric = next(iter(by_method.values()))[0]["metric"]
     figure, axis = plt.subplots(figsize=(9, 5.5))
-    axis.set_prop_cycle(color=plt.cm.tab20.colors)  # 16 methods: no colour used twice
+    axis.set_prop_cycle(color=plt.cm.tab20.colors + plt.cm.tab20b.colors)  # 20 methods: no colour used twice
     for method, runs in by_method.items():
         steps, mean = zip(*mean_curve(runs))
         axis.plot(steps, mean, label=method, linewidth=2.2 if method.startswith("sk-") else 1.2,
@@ -54,7 +63,15 @@ def write_report(suite, command: str) -> Path:
                   f"({', '.join(sorted({m for m, _, _ in missing}))}). Seeds done per method: {seeds_done} of "
                   f"{len(suite.seeds)}; a learning rate is the best of the rates tried so far. Rerunning the "
                   "command resumes.", ""]
-    lines += [f"![learning curves]({name}.png)", "",
+    headline, claims = suite.judged()
+    lines += headline_lines(headline, metric, rows)
+    lines += ["## The paper's claims, on this task", ""]
+    lines += [f"- {claim}: **{verdict}** ({detail})." for claim, verdict, detail in claims]
+    lines += ["", f"Steps: per seed, the first evaluated step (every {s.eval_every}) at which the validation "
+              "score reaches the mark; held when every SK seed gets there before every baseline seed, did not "
+              "hold when none is faster than the slowest baseline seed, inconclusive when they overlap. "
+              f"Parameters: comparable when the interval of the gap to LoRA lies above -{COMPARABLE}.", ""]
+    lines += ["## Every method", "", f"![learning curves]({name}.png)", "",
               f"| method | test {metric} (mean ± sd) | seeds | trainable | % of model | lr | step (s) | peak RSS "
               f"(MiB) | steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -83,49 +100,60 @@ def write_report(suite, command: str) -> Path:
                       "the machine's speed varied between runs, and the suite runs over several sessions. So this "
                       "column ranks the methods only roughly; `python benchmarks/overhead.py` times them side by "
                       "side in one process.")
-    lines += ["", "## The paper's claims, on this task", ""]
-    lines += [f"- {claim}: **{verdict}** ({detail})." for claim, verdict, detail in claims(rows)]
-    pairs = like_for_like(rows)
-    if pairs:
-        lines += ["", "## Like for like", "",
-                  "The first claim takes the best of every SK variant against the best of five baselines, so "
-                  "the choice alone favours SK. Here each SK kind meets only the baselines that put their "
-                  "vectors in the same place (test metric, mean ± sd over the seeds done):", ""]
-        lines += [f"- {kind}: best {ours} {r_ours['mean']:.3f} ± {fmt(r_ours['std'], '.3f')} vs best {theirs} "
-                  f"{r_theirs['mean']:.3f} ± {fmt(r_theirs['std'], '.3f')}: **{gap:+.3f}**{noise(gap, spread)}."
-                  for kind, ours, r_ours, theirs, r_theirs, gap, spread in pairs]
+    if any(m in rows for m in ABLATIONS):
+        lines += ["", f"Ablations ({', '.join(ABLATIONS)}) are never picked as the best SK method. The unrelated "
+                  f"text is the first tokens of: \"{UNRELATED_TEXT}\" (as many as the task's text has)."]
     path = suite.output / f"{name}.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
+def headline_lines(comparisons, metric: str, rows: dict) -> list[str]:
+    """The report's lead: SK against PEFT's method that starts from the same text, with intervals."""
+    lines = ["## SK against its text-initialised counterpart", "",
+             "PEFT can start prompt tuning from the text's word embeddings and prefix tuning from the text's "
+             "keys and values: the question is whether SK's adapter beats that, not random initialisation.", "",
+             f"| comparison | ours: test {metric} | theirs | gap [95 % interval] | verdict | interval |",
+             "|---|---|---|---|---|---|"]
+    for c in comparisons:
+        ours, theirs = rows[c.ours], rows[c.theirs]
+        lines.append(f"| {c.question} | {c.ours} {ours['mean']:.3f} | {c.theirs} {theirs['mean']:.3f} | "
+                     f"{c.gap} | {c.gap.verdict()} | {c.gap.how} |")
+    if not comparisons:
+        lines.append("| (no pair of these methods has finished runs yet) | | | | | |")
+    return lines + ["", RULES, ""]
+
+
 def write_summary(suites: list, output: Path, command: str) -> Path:
-    """One table for all pairs: did each claim of the paper hold, and on how complete a run."""
-    lines = ["# The paper's claims, per task", "",
+    """One file for all pairs: first SK against its text-initialised counterpart, then the paper's claims."""
+    judged = [(suite, *suite.judged()) for suite in suites if suite.records]
+    questions = [q for mode, rival in TEXT_COUNTERPART.items()
+                 for q in (f"default SK-{mode.capitalize()} (lowrank) vs {rival}",
+                           f"best SK-{mode.capitalize()} other than embedding (on validation) vs {rival}")]
+    lines = ["# SK-Tuning against its rivals, per task", "",
              f"The full suite: `sktune bench`; this file was last written by `{command}`. Each task's report, "
-             "beside this file, has its table, learning curves, machine, versions and seeds.", "",
-             "| model / task | runs done | " + " | ".join(CLAIMS) + " | like for like: "
-             + " / ".join(f"{kind} vs {', '.join(rivals)}" for kind, rivals in COUNTERPARTS.items()) + " |",
-             "|---|---:|" + "---|" * (len(CLAIMS) + 1)]
-    for suite in suites:
-        if not suite.records:
-            continue
-        _, rows, _ = suite.table()
+             "beside this file, has its tables, learning curves, machine, versions and seeds.", "",
+             "## SK against its text-initialised counterpart", "",
+             "Gap in test metric [95 % interval] and verdict; — where a side has no finished runs.", "",
+             "| model / task | " + " | ".join(questions) + " |", "|---|" + "---|" * len(questions)]
+    for suite, headline, _ in judged:
+        found = {c.question: c for c in headline}
+        lines.append(f"| [{suite.name()}]({suite.name()}.md) | " + " | ".join(
+            f"{found[q].ours}: {found[q].gap} {found[q].gap.verdict()}" if q in found else "—" for q in questions)
+            + " |")
+    lines += ["", "## The paper's claims", "", "| model / task | runs done | " + " | ".join(CLAIMS) + " |",
+              "|---|---:|" + "---|" * len(CLAIMS)]
+    for suite, _, claims in judged:
         verdicts = {claim: (f"**{verdict}**" if verdict == "did not hold" else verdict) + f" ({detail})"
-                    for claim, verdict, detail in claims(rows)}
+                    for claim, verdict, detail in claims}
         plan = suite.plan()
         lines.append(f"| [{suite.name()}]({suite.name()}.md) | {len(plan) - len(suite.missing())} of {len(plan)} | "
-                     + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " | "
-                     + " / ".join(f"{gap:+.3f}{mark(gap, spread)}" for *_, gap, spread in like_for_like(rows))
-                     + " |")
-    if any(suite.missing() for suite in suites if suite.records):
+                     + " | ".join(verdicts.get(claim, "—") for claim in CLAIMS) + " |")
+    if any(suite.missing() for suite, *_ in judged):
         lines += ["", "Where fewer runs are done than planned, the verdicts are provisional: until the grid is "
-                  "done every method runs at its default learning rate (which does not suit all of them), and "
-                  "until seeds 1 and 2 are done there is no spread to tell a real gap from noise. Rerunning the "
-                  "command continues the suite where it stopped."]
-    lines += ["", "Like for like: the best SK-Prompt minus the best of its input-level counterparts, and the best "
-              "SK-Prefix minus the best prefix tuning, in test metric; * marks a gap within one standard deviation, "
-              "† a gap measured on one seed (no spread yet)."]
+                  "done a method runs at the best of the rates tried so far, and until seeds 1 and 2 are done the "
+                  "intervals count no seed variance. Rerunning the command continues the suite where it stopped."]
+    lines += ["", RULES]
     path = output / "summary.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

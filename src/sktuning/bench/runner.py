@@ -9,6 +9,7 @@ number reproduces bit for bit from the raw runs' settings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import statistics
@@ -29,9 +30,12 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     import torch
 
     from sktuning.bench.baselines import build_method
+    from sktuning.bench.settings import unrelated_text_ids
     from sktuning.config import task_config
     from sktuning.data.encoding import InputEncoder
     from sktuning.data.registry import load_task
+    from sktuning.metrics import compute_metrics
+    from sktuning.version import code_version, cpu_model
     from sktuning.zoo import load_backbone, model_path
     from sktuning.special_tokens import tokenize_text
     from sktuning.training.loop import Trainer, TrainingArguments
@@ -41,6 +45,9 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     backbone, tokenizer = load_backbone(settings.model)
     text_ids = tokenize_text(tokenizer, data.default_text)
     config = task_config(data, tokenizer)
+    if method == "sk-prefix-unrelated":  # the same token count, none of the task's meaning
+        text_ids = unrelated_text_ids(tokenizer, len(text_ids))
+        config = dataclasses.replace(config, text=tokenizer.decode(text_ids))
     torch.manual_seed(seed)  # the model's initial values come from the seed
     model = build_method(method, backbone, text_ids, config, tokenizer_path=model_path(settings.model))
     encoder = InputEncoder(tokenizer, text_ids, data.task, settings.max_length)
@@ -62,12 +69,18 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     metric = data.metrics[0]
     curve = [(h["step"], h["validation"][metric]) for h in state.history]
     total = sum(p.numel() for p in model.parameters())
+    predictions, references, _ = trainer.predict(test)
     return {"method": method, "lr": lr, "seed": seed, "curve": curve,
             "best_validation": state.best_metric if state.best_metric is not None else float("-inf"),
-            "test": trainer.evaluate(test), "metric": metric, "trainable": sum(p.numel() for p in trainer.params),
-            "total": total,
+            "test": compute_metrics(data.metrics, predictions, references, data.label_names), "metric": metric,
+            "trainable": sum(p.numel() for p in trainer.params), "total": total,
             "step_seconds": statistics.median(trainer.step_seconds),  # the median: robust to a stall of the machine
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            # what later statistics pair examples by, and what the result came from
+            "test_predictions": predictions, "test_references": references, "text": config.text, "text_ids": text_ids,
+            "code": code_version(), "padding_side": getattr(tokenizer, "padding_side", None),
+            "dtype": str(next(backbone.parameters()).dtype).removeprefix("torch."), "cpu": cpu_model(),
+            "threads": torch.get_num_threads()}
 
 
 def subprocess_run(settings: BenchSettings, method: str, lr: float, seed: int, log: Path) -> dict[str, Any]:

@@ -34,9 +34,27 @@ def format_duration(seconds: float) -> str:
 
 SK_METHODS = [f"sk-{mode}-{adapter}" for mode in ("prefix", "prompt") for adapter in ("lowrank", "embedding",
                                                                                       "linear", "scale")]
-METHODS = SK_METHODS + ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-mlp", "p-tuning",
-                        "lora", "head-only", "full-ft"]
+#: SK-Prefix taken apart, to see where its score comes from; reported beside the methods, never picked as
+#: "the best SK": the adapter frozen at the identity (the frozen model's reading of the text, and the head),
+#: and the default adapter trained on an unrelated text of the same token length (`UNRELATED_TEXT`)
+ABLATIONS = ["sk-prefix-frozen", "sk-prefix-unrelated"]
+METHODS = SK_METHODS + ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-text",
+                        "prefix-tuning-mlp", "p-tuning", "lora", "head-only", "full-ft"] + ABLATIONS
 #: learning-rate grids, chosen on validation; full fine-tuning and LoRA move the backbone and want less
 LR_GRID: dict[str, list[float]] = {name: [1e-3, 3e-3, 1e-2] for name in METHODS}
 LR_GRID.update({"lora": [3e-4, 1e-3, 3e-3], "full-ft": [1e-5, 3e-5, 1e-4]})
 DEFAULT_LR: dict[str, float] = {name: grid[1] for name, grid in LR_GRID.items()}
+#: a method with no grid of its own: it runs at the rate chosen for another (the ablation changes the text only)
+RATE_OF = {"sk-prefix-unrelated": "sk-prefix-lowrank"}
+
+#: the unrelated text: about a train journey, no task's words, cut to the task text's token length
+#: (repeated if it is shorter)
+UNRELATED_TEXT = ("The train to the coast leaves the old station at nine in the morning, and the trip takes "
+                  "about three hours through wheat fields, small towns with stone bridges and a long tunnel under "
+                  "the hills, before the line turns south and runs beside the sea to the harbour.")
+
+
+def unrelated_text_ids(tokenizer, length: int) -> list[int]:
+    """`length` token ids of `UNRELATED_TEXT` (no special tokens), the same count as the task's text."""
+    ids = tokenizer(UNRELATED_TEXT, add_special_tokens=False)["input_ids"]
+    return (ids * (length // len(ids) + 1))[:length]

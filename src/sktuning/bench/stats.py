@@ -1,31 +1,65 @@
-"""The benchmark's statistics: a summary row per method, and a verdict on each claim of the paper.
+"""The benchmark's statistics: a summary row per method, the headline comparisons (SK against its
+text-initialised counterpart) and a verdict on each claim of the paper.
 
-A verdict is "held", "did not hold", or "inconclusive" where a gap in test metric is within one standard
-deviation over the seeds: a lead smaller than the noise is not a lead.
+Rules, written once here and stated in every report:
+
+- Each side's best method is picked on **validation** (the mean over seeds of each run's best
+  validation score), never on test.
+- A gap is "held" only when its 95 % interval (`intervals.gap_interval`: seeds and test-set noise)
+  lies above zero, "did not hold" when it lies below, "inconclusive" otherwise.
+- Steps (claim 2): per seed, the first evaluated step at which the validation score reaches the mark
+  (the picked baseline's final validation score, averaged over its seeds). "held" when every SK seed
+  gets there before every baseline seed, "did not hold" when no SK seed is faster than the slowest
+  baseline seed, "inconclusive" when the seeds' steps overlap.
+- Parameters (claim 3): the best SK method (on validation) with fewer parameters than LoRA is
+  "comparable" when the interval of its gap to LoRA lies above -0.01, not when it lies below.
+- Ablations (`settings.ABLATIONS`) are reported, never picked as "the best SK".
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from dataclasses import dataclass
 
-BASELINES = ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-mlp", "p-tuning"]
+from sktuning.bench.intervals import Gap, gap_interval
+from sktuning.bench.settings import ABLATIONS
 
-COUNTERPARTS = {"SK-Prompt": ["prompt-tuning", "prompt-tuning-text", "p-tuning"],  # the input embeddings
-                "SK-Prefix": ["prefix-tuning", "prefix-tuning-mlp"]}  # every layer's keys and values
+BASELINES = ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-text", "prefix-tuning-mlp",
+             "p-tuning"]
+#: each SK mode and PEFT's method that starts from the same text in the same place
+TEXT_COUNTERPART = {"prefix": "prefix-tuning-text", "prompt": "prompt-tuning-text"}
 
 CLAIMS = ("Higher accuracy than prompt / prefix / P-tuning",
           "Fewer steps to the same accuracy (the best baseline's final validation score)",
           "Fewer parameters than LoRA at comparable accuracy (within 1 point)")
+COMPARABLE = 0.01  # claim 3's "within 1 point"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One line of the headline: `ours` against `theirs`, the gap in test metric with its interval."""
+
+    question: str
+    ours: str
+    theirs: str
+    gap: Gap
+
+
+def is_sk(method: str) -> bool:
+    return method.startswith("sk-") and method not in ABLATIONS
 
 
 def table(records: list[dict]) -> tuple[dict[str, list[dict]], dict[str, dict], float | None]:
-    """(runs by method, one summary row per method, the best baseline's mean final validation score)."""
+    """(runs by method, one summary row per method, the mark of claim 2: the validation-picked
+    baseline's mean final validation score)."""
     by_method: dict[str, list[dict]] = {}
     for r in records:
         by_method.setdefault(r["method"], []).append(r)
     metric = records[0]["metric"]
-    finals = [mean_curve(by_method[m])[-1][1] for m in by_method if m in BASELINES]
-    target = max((f for f in finals if f == f), default=None)  # NaN (constant predictions) is no mark
+    base = pick_on_validation(by_method, BASELINES)
+    target = mean_curve(by_method[base])[-1][1] if base else None
+    target = None if target is not None and math.isnan(target) else target  # NaN (constant predictions): no mark
 
     rows = {}
     for method, runs in by_method.items():
@@ -34,55 +68,95 @@ def table(records: list[dict]) -> tuple[dict[str, list[dict]], dict[str, dict], 
         rows[method] = {
             "mean": statistics.mean(tests), "seeds": len(runs),
             "std": statistics.stdev(tests) if len(tests) > 1 else None,  # one seed has no spread
+            "validation": validation_score(runs),
             "trainable": runs[0]["trainable"], "share": 100 * runs[0]["trainable"] / runs[0]["total"],
             "step": statistics.mean(r["step_seconds"] for r in runs),
             "memory": max(r["peak_rss_mib"] for r in runs), "lr": runs[0]["lr"],
             "to95": None if None in own else statistics.mean(own),
-            # on the seed-mean curve, as the mark is: the best baseline reaches it by its last step
+            # on the seed-mean curve, as the mark is: the picked baseline reaches it by its last step
             "to_target": _steps_to(mean_curve(runs), target)}
     return by_method, rows, target
 
 
-def like_for_like(rows: dict[str, dict]) -> list[tuple]:
-    """(kind, best SK method, its row, best counterpart, its row, gap, spread) per SK kind."""
+def validation_score(runs: list[dict]) -> float:
+    """The mean over seeds of each run's best validation score (NaN and unset count as -inf)."""
+    scores = [r["best_validation"] for r in runs]
+    return statistics.mean(s if s is not None and s == s else -math.inf for s in scores)
+
+
+def pick_on_validation(by_method: dict[str, list[dict]], candidates) -> str | None:
+    """The candidate with the best validation score, or None when none has runs."""
+    present = [m for m in candidates if by_method.get(m)]
+    return max(present, key=lambda m: validation_score(by_method[m]), default=None)
+
+
+def n_test(runs: list[dict]) -> int:
+    """Test examples a run was scored on (older records: the budget's cap)."""
+    record = runs[0]
+    if record.get("test_references") is not None:
+        return len(record["test_references"])
+    return record["settings"]["max_test"]
+
+
+def compare(by_method: dict[str, list[dict]], question: str, ours: str | None, theirs: str | None) -> Comparison | None:
+    if not ours or not theirs or not by_method.get(ours) or not by_method.get(theirs):
+        return None
+    a, b = by_method[ours], by_method[theirs]
+    metric = a[0]["metric"]
+    return Comparison(question, ours, theirs, gap_interval(a, b, metric, min(n_test(a), n_test(b))))
+
+
+def headline(by_method: dict[str, list[dict]]) -> list[Comparison]:
+    """SK against PEFT's method that starts from the same text, then the ablations."""
     out = []
-    for kind, rivals in COUNTERPARTS.items():
-        ours = {m: r for m, r in rows.items() if m.startswith(kind.lower() + "-")}
-        theirs = {m: rows[m] for m in rivals if m in rows}
-        if ours and theirs:
-            best_ours, best_theirs, gap, spread = _best_against_best(ours, theirs)
-            out.append((kind, best_ours, ours[best_ours], best_theirs, theirs[best_theirs], gap, spread))
+    for mode, rival in TEXT_COUNTERPART.items():
+        kind = f"SK-{mode.capitalize()}"
+        others = [m for m in by_method if m.startswith(f"sk-{mode}-") and is_sk(m) and m != f"sk-{mode}-embedding"]
+        best = pick_on_validation(by_method, others)
+        out += [compare(by_method, f"default {kind} (lowrank) vs {rival}", f"sk-{mode}-lowrank", rival),
+                compare(by_method, f"best {kind} other than embedding (on validation) vs {rival}", best, rival),
+                compare(by_method, f"{kind} embedding vs {rival}: one parametrisation, two implementations "
+                                   "(should agree)", f"sk-{mode}-embedding", rival)]
+    out += [compare(by_method, "ablation: the adapter trained vs frozen at the identity", "sk-prefix-lowrank",
+                    "sk-prefix-frozen"),
+            compare(by_method, "ablation: the task's text vs an unrelated text of the same length",
+                    "sk-prefix-lowrank", "sk-prefix-unrelated")]
+    return [c for c in out if c is not None]
+
+
+def claims(by_method: dict[str, list[dict]], rows: dict[str, dict], target: float | None) -> list[tuple[str, str, str]]:
+    """(claim, verdict, the numbers behind it) for each claim of the paper these runs can test."""
+    best_sk = pick_on_validation(by_method, [m for m in by_method if is_sk(m)])
+    best_base = pick_on_validation(by_method, BASELINES)
+    out = []
+    if best_sk and best_base:
+        c = compare(by_method, CLAIMS[0], best_sk, best_base)
+        out.append((CLAIMS[0], c.gap.verdict(), f"best SK on validation {best_sk} {rows[best_sk]['mean']:.3f} vs "
+                    f"best baseline on validation {best_base} {rows[best_base]['mean']:.3f}: {c.gap} ({c.gap.how})"))
+        sk_steps = [_steps_to(r["curve"], target) for r in by_method[best_sk]]
+        base_steps = [_steps_to(r["curve"], target) for r in by_method[best_base]]
+        out.append((CLAIMS[1], steps_verdict(sk_steps, base_steps),
+                    f"mark {_fmt(target)}; per seed, {best_sk}: {_steps(sk_steps)}; {best_base}: {_steps(base_steps)}"))
+    if "lora" in by_method:
+        fewer = [m for m in by_method if is_sk(m) and rows[m]["trainable"] < rows["lora"]["trainable"]]
+        candidate = pick_on_validation(by_method, fewer)
+        if candidate:
+            c = compare(by_method, CLAIMS[2], candidate, "lora")
+            out.append((CLAIMS[2], c.gap.verdict(margin=-COMPARABLE),
+                        f"{candidate} {rows[candidate]['mean']:.3f} with {rows[candidate]['trainable']:,d} parameters "
+                        f"vs LoRA {rows['lora']['mean']:.3f} with {rows['lora']['trainable']:,d}: {c.gap}, held if "
+                        f"above -{COMPARABLE} ({c.gap.how})"))
     return out
 
-def claims(rows: dict[str, dict]) -> list[tuple[str, str, str]]:
-    """(claim, verdict, the numbers behind it) for each claim of the paper these rows can test.
 
-    The verdict is "held", "did not hold", or "inconclusive" where a gap in test metric is within one
-    standard deviation: a lead smaller than the noise is not a lead."""
-    sk = {m: r for m, r in rows.items() if m.startswith("sk-")}
-    base = {m: r for m, r in rows.items() if m in BASELINES}
-    out = []
-    if sk and base:
-        best_sk, best_base, gap, spread = _best_against_best(sk, base)
-        tie = spread is not None and abs(gap) <= spread
-        out.append((CLAIMS[0], "inconclusive" if tie else _held(gap > 0),
-                    f"best SK {best_sk} {sk[best_sk]['mean']:.3f} vs best of those {best_base} "
-                    f"{base[best_base]['mean']:.3f}: {gap:+.3f}{noise(gap, spread)}"))
-        fast_sk = min((r["to_target"] for r in sk.values() if r["to_target"] is not None), default=None)
-        fast_base = min((r["to_target"] for r in base.values() if r["to_target"] is not None), default=None)
-        out.append((CLAIMS[1], _held(fast_sk is not None and (fast_base is None or fast_sk < fast_base)),
-                    f"SK: {_steps(fast_sk)}, baselines: {_steps(fast_base)}"))
-    if sk and "lora" in rows:
-        lora = rows["lora"]
-        close = [m for m, r in sk.items() if r["mean"] >= lora["mean"] - 0.01 and r["trainable"] < lora["trainable"]]
-        out.append((CLAIMS[2], _held(bool(close)), f"LoRA {lora['mean']:.3f} with {lora['trainable']:,d} parameters; "
-                    + (", ".join(f"{m} {sk[m]['mean']:.3f} with {sk[m]['trainable']:,d}" for m in close)
-                       or "no SK variant within 1 point with fewer parameters")))
-    return out
-
-
-def _held(held: bool) -> str:
-    return "held" if held else "did not hold"
+def steps_verdict(sk: list[int | None], base: list[int | None]) -> str:
+    """Per-seed steps to the mark (None: never): every SK seed first -> held; no SK seed before the
+    slowest baseline seed -> did not hold; overlapping -> inconclusive."""
+    never = math.inf
+    sk_, base_ = [never if s is None else s for s in sk], [never if s is None else s for s in base]
+    if max(sk_) < min(base_):
+        return "held"
+    return "did not hold" if min(sk_) >= max(base_) else "inconclusive"
 
 
 def mean_curve(runs: list[dict]) -> list[tuple[int, float]]:
@@ -101,29 +175,9 @@ def _near_best(curve: list[tuple[int, float]]) -> float | None:
     return None if best is None else best - 0.05 * abs(best)
 
 
-def _steps(step: float | None) -> str:
-    return "never" if step is None else f"{step:.0f} steps"
+def _steps(steps: list[int | None]) -> str:
+    return ", ".join("never" if s is None else str(s) for s in steps)
 
 
-def _best_against_best(ours: dict[str, dict], theirs: dict[str, dict]) -> tuple[str, str, float, float | None]:
-    """The best method of each side, the gap in mean, and the larger standard deviation of the two
-    (None when a side ran one seed: no spread to judge the gap by)."""
-    best_ours = max(ours, key=lambda m: ours[m]["mean"])
-    best_theirs = max(theirs, key=lambda m: theirs[m]["mean"])
-    gap = ours[best_ours]["mean"] - theirs[best_theirs]["mean"]
-    spreads = (ours[best_ours]["std"], theirs[best_theirs]["std"])
-    return best_ours, best_theirs, gap, None if None in spreads else max(spreads)
-
-
-def noise(gap: float, spread: float | None) -> str:
-    """What the spread says about a gap, for the reports."""
-    if spread is None:
-        return " (one seed: no spread to judge it by)"
-    return f" (within one sd, {spread:.3f})" if abs(gap) <= spread else ""
-
-
-#: each SK kind and the baselines that put their trainable vectors in the same place
-
-
-def mark(gap: float, spread: float | None) -> str:
-    return "†" if spread is None else "*" if abs(gap) <= spread else ""
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3f}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from sktuning.bench import stats
 from sktuning.bench.runner import subprocess_run
-from sktuning.bench.settings import DEFAULT_LR, LR_GRID, BenchSettings
+from sktuning.bench.settings import DEFAULT_LR, LR_GRID, METHODS, RATE_OF, BenchSettings
 
 # -- the suite -----------------------------------------------------------------------------------
 #: the order of the work, so that an interrupted suite has the most useful part done: every method
@@ -47,7 +47,14 @@ class Suite:
                     self.ignored += 1
 
     def rates(self, method: str) -> list[float]:
+        if method in RATE_OF:  # no grid of its own: the rate finally chosen for the method it varies
+            base = RATE_OF[method]
+            grid_done = all((base, lr, self.seeds[0]) in self.done for lr in self.rates(base))
+            return [self.chosen_lr(base)] if grid_done else []  # [] until then: it waits
         return LR_GRID[method] if self.grid else [DEFAULT_LR[method]]
+
+    def first_rate(self, method: str) -> float | None:
+        return next(iter(self.rates(method)), None) if method in RATE_OF else DEFAULT_LR[method]
 
     def chosen_lr(self, method: str) -> float | None:
         """The rate with the best validation score among the finished seed-0 runs of the grid."""
@@ -64,7 +71,7 @@ class Suite:
 
     def planned(self, phase: str) -> list[tuple[str, float, int]]:
         if phase == "first":
-            return [(m, DEFAULT_LR[m], self.seeds[0]) for m in self.methods]
+            return [(m, self.first_rate(m), self.seeds[0]) for m in self.methods]
         if phase == "grid":
             return [(m, lr, self.seeds[0]) for m in self.methods for lr in self.rates(m)]
         return [(m, self.chosen_lr(m), seed) for m in self.methods for seed in self.seeds[1:]]
@@ -100,6 +107,8 @@ class Suite:
             for key in self.planned(phase):
                 if key not in self.done:
                     method, lr, seed = key
+                    if lr is None and method in RATE_OF and phase != "seeds":
+                        continue  # waits for its base method's grid (done later in this phase or the next)
                     if lr is None:  # the seeds phase needs a rate chosen on seed 0 first
                         raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to "
                                          "choose a learning rate from; run the 'first' or 'grid' phase before "
@@ -111,9 +120,12 @@ class Suite:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        """The finished runs at each method's chosen rate: what the report is made of."""
-        rates = {m: self.chosen_lr(m) for m in self.methods}
-        return [self.done[(m, rates[m], s)] for m in self.methods for s in self.seeds if (m, rates[m], s) in self.done]
+        """The finished runs at each method's chosen rate: what the report is made of. Every method with
+        runs in the log counts, not only those this suite runs, so running one new method adds it to the
+        report without dropping the others."""
+        reported = [m for m in METHODS if m in self.methods or any(key[0] == m for key in self.done)]
+        rates = {m: self.chosen_lr(m) for m in reported}
+        return [self.done[(m, rates[m], s)] for m in reported for s in self.seeds if (m, rates[m], s) in self.done]
 
     def _name(self) -> str:
         return f"{Path(self.settings.model).name}-{self.settings.task}"  # a local folder: its name
@@ -144,5 +156,7 @@ class Suite:
 
         return write_report(self, command)
 
-    like_for_like = staticmethod(stats.like_for_like)
-    claims = staticmethod(stats.claims)
+    def judged(self) -> tuple[list[stats.Comparison], list[tuple[str, str, str]]]:
+        """(the headline comparisons, the paper's claims) on the runs finished so far."""
+        by_method, rows, target = self.table()
+        return stats.headline(by_method), stats.claims(by_method, rows, target)

@@ -83,8 +83,10 @@ def environment() -> dict[str, Any]:
     import torch
     import transformers
 
-    from sktuning.version import __version__
+    from sktuning.version import code_version, cpu_model
 
-    return {"sktuning": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
+    code = code_version()
+    return {"sktuning": code["version"], "commit": code["commit"], "dirty": code["dirty"],
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_model(),
             "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
