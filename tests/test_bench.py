@@ -240,21 +240,34 @@ def test_seconds_left_uses_each_methods_own_wall_time(tiny_settings, tmp_path):
     assert suite.seconds_left() == (110.0, 0)
 
 
-def test_a_rate_at_the_edge_of_a_tried_grid_is_marked(tiny_settings, tmp_path):
-    grid = [1e-3, 3e-3, 1e-2]  # head-only's
-    runs = [_run("head-only", 0, [(10, score)], score) for score in (0.5, 0.6, 0.7)]
-    for run, lr in zip(runs, grid):
-        run["lr"] = lr
+def test_a_grid_grows_past_the_edge_its_best_rate_sits_at_and_marks_what_is_left(tiny_settings, tmp_path):
     suite = Suite(tiny_settings, ["head-only"], seeds=[0, 1], grid=True, output=tmp_path)
-    suite.done = {(r["method"], r["lr"], 0): r for r in runs[:2]}
-    assert suite.grid_edge("head-only") is None  # 1e-2 not tried yet: no verdict
-    suite.done[("head-only", 1e-2, 0)] = runs[2]
-    assert suite.grid_edge("head-only") == "top"
-    assert "| head-only | 0.700 ± — | 1 | 10 | 10.000 | 0.01 (top) |" in suite.report("sktune bench").read_text()
-    runs[0]["best_validation"] = 0.9
-    assert suite.grid_edge("head-only") == "bottom"
-    runs[1]["best_validation"] = 0.95
+
+    def finish(lr, score):
+        suite.done[("head-only", lr, 0)] = {**_run("head-only", 0, [(10, score)], score), "lr": lr}
+
+    for lr, score in ((1e-3, 0.5), (3e-3, 0.6)):
+        finish(lr, score)
+    assert suite.rates("head-only") == [1e-3, 3e-3, 1e-2] and suite.grid_edge("head-only") is None  # not done
+    finish(1e-2, 0.7)  # the best rate is the top one: the grid grows by one rate there
+    assert suite.rates("head-only") == [1e-3, 3e-3, 1e-2, 3e-2] and ("head-only", 3e-2, 0) in suite.missing()
     assert suite.grid_edge("head-only") is None
+    finish(3e-2, 0.65)  # worse: 1e-2 is now inside the grid, which stops growing
+    assert suite.rates("head-only") == [1e-3, 3e-3, 1e-2, 3e-2] and suite.chosen_lr("head-only") == 1e-2
+    assert suite.grid_edge("head-only") is None
+    finish(3e-2, 0.8)
+    finish(1e-1, 0.9)  # still best at the top after two extensions: it stops and says so
+    assert suite.rates("head-only")[-2:] == [3e-2, 1e-1] and suite.grid_edge("head-only") == "top"
+    assert "| head-only | 0.900 ± — | 1 | 10 | 10.000 | 0.1 (top) |" in suite.report("sktune bench").read_text()
+    finish(1e-3, 0.95)  # the bottom now: it grows downwards
+    assert suite.rates("head-only")[0] == 3e-4 and suite.grid_edge("head-only") is None
+
+
+def test_next_rate_walks_the_one_three_ten_ladder():
+    from sktuning.bench.settings import next_rate
+
+    assert [next_rate(r, up=True) for r in (1e-3, 3e-3, 1e-2, 1e-5)] == [3e-3, 1e-2, 3e-2, 3e-5]
+    assert [next_rate(r, up=False) for r in (1e-3, 3e-3, 1e-2, 1e-4)] == [3e-4, 1e-3, 3e-3, 3e-5]
 
 
 def test_format_duration():
@@ -303,3 +316,46 @@ def test_the_unrelated_text_is_cut_or_repeated_to_the_task_texts_length():
     assert tokenizer.decode(unrelated_text_ids(tokenizer, 5)) == " ".join(words[:5])
     long = unrelated_text_ids(tokenizer, len(words) + 3)  # longer than the text: it starts again
     assert len(long) == len(words) + 3 and long[len(words):] == long[:3]
+
+
+def test_a_longer_budget_runs_each_method_at_the_rate_the_short_grid_chose(tiny_settings, tiny_model_dir, tmp_path,
+                                                                            capsys):
+    long = Suite(tiny_settings, ["head-only", "lora"], seeds=[0, 1], grid=True, output=tmp_path,
+                 fixed_rates={"head-only": 1e-2, "lora": 3e-4})
+    assert long.planned("first") == [("head-only", 1e-2, 0), ("lora", 3e-4, 0)]
+    assert long.plan() == [("head-only", 1e-2, 0), ("lora", 3e-4, 0), ("head-only", None, 1), ("lora", None, 1)]
+    from sktuning.cli import main
+
+    empty = tmp_path / "short"
+    empty.mkdir()
+    assert main(["bench", "--pairs", f"{tiny_model_dir}:rt-polarity", "--methods", "head-only", "--steps", "4",
+                 "--rates-from", str(empty), "--output", str(tmp_path / "long")]) == 2
+    assert "no finished default-budget runs of head-only" in capsys.readouterr().err
+
+
+def test_bench_ranks_the_methods_on_the_users_own_files(tiny_model_dir, data_dir, tmp_path, capsys):
+    from sktuning.cli import main
+
+    files = ["--train", str(data_dir / "train.csv"), "--validation", str(data_dir / "validation.csv"),
+             "--test", str(data_dir / "test.csv")]
+    budget = ["--methods", "head-only", "sk-prefix-lowrank", "--no-grid", "--seeds", "0", "--set", "steps=2",
+              "batch_size=4", "eval_every=2", "max_length=16", "--output", str(tmp_path)]
+    assert main(["bench", "--model", tiny_model_dir, *files, *budget]) == 0
+    report = (tmp_path / "tiny-llama0-train.md").read_text()
+    assert "| head-only |" in report and "| sk-prefix-lowrank |" in report
+    runs = [json.loads(line) for line in (tmp_path / "tiny-llama0-train.runs.jsonl").read_text().splitlines()]
+    assert {r["settings"]["train"] for r in runs} == {str(data_dir / "train.csv")}
+    assert all(len(r["test_predictions"]) == 32 for r in runs)  # the whole test file: 32 rows
+    assert main(["bench", "--pairs", f"{tiny_model_dir}:rt-polarity", *files, *budget]) == 2
+    assert "Give --pairs, or --model with --task or your own files, not both." in capsys.readouterr().err
+    assert main(["bench", "--methods", "cpt", "--output", str(tmp_path)]) == 2
+    assert "CPTConfig refuses every task type but CAUSAL_LM" in capsys.readouterr().err
+
+
+def test_runs_recorded_before_a_settings_field_existed_are_still_reused(tiny_settings):
+    from dataclasses import asdict
+
+    old = {k: v for k, v in asdict(tiny_settings).items() if v is not None}  # no own-data fields at all
+    assert tiny_settings.same_as(old) and tiny_settings.same_as(asdict(tiny_settings))
+    assert not tiny_settings.same_as({**old, "steps": tiny_settings.steps + 1})
+    assert not tiny_settings.same_as({**old, "train": "mine.csv"})

@@ -144,16 +144,16 @@ def test_sharded_backbone_matches_one_process(engine, tiny_model_dir, data_dir, 
     (tmp_path / "odd.csv").write_text("text,label\n" + "\n".join(rows[:129]) + "\n")  # 65 + 64 rows: one idle batch
     zero = tmp_path / "ds.json"  # the tiny model's tensors are all small: ZeRO-3 keeps small ones whole unless told
     zero.write_text(json.dumps({"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}))
-    for mode in ("prompt", "prefix"):
+    for mode, adapter in (("prompt", "lowrank"), ("prefix", "lowrank")):
         outs = {}
         for processes in (1, 2):
-            outs[processes] = tmp_path / f"{mode}{processes}"
+            outs[processes] = tmp_path / f"{mode}-{adapter}{processes}"
             command = train_command(tiny_model_dir, data_dir, outs[processes], processes, steps=8)
             command[command.index("--test") + 1] = str(tmp_path / "odd.csv")
             if processes == 2:
                 command += ["--shard", engine] + (["--gradient-checkpointing"] if mode == "prefix" else [])
                 command += ["--deepspeed-config", str(zero)] if engine == "zero3" else []
-            command += ["--mode", mode]
+            command += ["--mode", mode, "--adapter", adapter]
             subprocess.run(command, check=True, timeout=300, env=env())
         one, two = (load_file(str(outs[p] / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
         assert one.keys() == two.keys()

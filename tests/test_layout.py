@@ -151,13 +151,13 @@ assert predict.__module__ == "sktuning.prediction"
 def test_names_kept_in_two_places_agree():
     import sktuning
     from sktuning.adapters import ADAPTERS
-    from sktuning.config import ADAPTER_KINDS
+    from sktuning.config import ADAPTER_KINDS, AUTHORS_KINDS, REFINING_KINDS
     from sktuning.data.bundled import BUNDLED_TASKS
     from sktuning.data.registry import NAMED_TASKS
     from sktuning.version import __version__
 
     assert sktuning.__version__ == __version__
-    assert tuple(ADAPTERS) == ADAPTER_KINDS
+    assert tuple(ADAPTERS) == REFINING_KINDS and ADAPTER_KINDS == REFINING_KINDS + AUTHORS_KINDS
     assert BUNDLED_TASKS == tuple(name for name, spec in NAMED_TASKS.items() if spec.source == "bundled")
 
 

@@ -31,7 +31,9 @@ class Adapter(nn.Module):
 
 
 class EmbeddingAdapter(Adapter):
-    """The representation itself is the trainable tensor (the authors' own variant)."""
+    """The representation itself is the trainable tensor. For SK-Prompt that is PEFT prompt tuning started
+    from the text's word embeddings; for SK-Prefix, prefix tuning started from the text's keys and values
+    (the authors' own SK-Prefix trains the text's input embeddings instead: `sktuning.authors_prefix`)."""
 
     def __init__(self, init: torch.Tensor, **_):
         super().__init__()

@@ -11,7 +11,11 @@ MODES = ("prefix", "prompt")
 TASK_TYPES = ("sequence-classification", "token-classification", "regression", "causal-lm")
 POOLINGS = ("last", "mean", "cls")
 #: the adapter kinds of `sktuning.adapters.ADAPTERS`, named here so that checking a choice loads no torch
-ADAPTER_KINDS = ("embedding", "lowrank", "linear", "scale")
+REFINING_KINDS = ("embedding", "lowrank", "linear", "scale")
+#: the authors' SK-Prefix (`sktuning.authors_prefix`): the text's input embeddings train and the frozen
+#: model re-reads them at every step; "-linear" adds their shared per-head map of the keys and values
+AUTHORS_KINDS = ("authors", "authors-linear")
+ADAPTER_KINDS = REFINING_KINDS + AUTHORS_KINDS
 
 
 @dataclass
@@ -24,7 +28,8 @@ class SKTuningConfig:
     num_labels: int = field(default=2, metadata={"help": "Classes (classification) or outputs (regression); "
                                                           "unused for causal-lm (the backbone's own LM head)."})
     multi_label: bool = field(default=False, metadata={"help": "Sequence classification with independent labels (BCE loss)."})
-    adapter: str = field(default="lowrank", metadata={"help": "Adapter kind: embedding, lowrank, linear or scale."})
+    adapter: str = field(default="lowrank", metadata={"help": "Adapter kind: embedding, lowrank, linear or scale; "
+                                                                  "authors or authors-linear (SK-Prefix only)."})
     adapter_rank: int = field(default=8, metadata={"help": "Rank of the 'lowrank' adapter."})
     pooling: str = field(default="last", metadata={"help": "Sequence pooling over real input tokens: last, mean or cls."})
     head_dropout: float = field(default=0.0, metadata={"help": "Dropout before the task head."})
@@ -37,6 +42,7 @@ class SKTuningConfig:
         _check_choice("mode", self.mode, MODES)
         _check_choice("task", self.task, TASK_TYPES)
         _check_choice("adapter", self.adapter, ADAPTER_KINDS)
+        check_mode_and_adapter(self.mode, self.adapter)
         _check_choice("pooling", self.pooling, POOLINGS)
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
             raise ValueError(f"SKTuningConfig.num_labels must be an integer >= 1, got {self.num_labels!r}.")
@@ -77,6 +83,14 @@ class SKTuningConfig:
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"Unknown {name} {value!r}: choose one of {', '.join(repr(c) for c in choices)}.")
+
+
+def check_mode_and_adapter(mode: str, adapter: str, option: str = "adapter") -> None:
+    """The authors' scheme re-encodes the text's embeddings into every layer's keys and values: SK-Prefix
+    only. For SK-Prompt, trainable text embeddings are what adapter='embedding' already is."""
+    if adapter in AUTHORS_KINDS and mode != "prefix":
+        raise ValueError(f"{option} {adapter!r} is the authors' SK-Prefix and needs mode 'prefix'; for SK-Prompt "
+                         "their trainable text embeddings are the 'embedding' adapter.")
 
 
 def default_pooling(tokenizer) -> str:

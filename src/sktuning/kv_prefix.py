@@ -1,7 +1,8 @@
 """Key/value prefixes through transformers' Cache API: what every mode that hands the backbone a
 fixed prefix needs (SK-Prefix always, SK-Prompt once merged on a causal decoder).
 
-- `text_key_values`: one frozen pass over a text -> its keys and values, (2 * layers, m, kv_heads * head_dim);
+- `text_key_values`: one pass of the frozen model over a text -> its keys and values, (2 * layers, m,
+  kv_heads * head_dim); with gradients to the text's embeddings where they train (the authors' SK-Prefix);
 - `unflatten_key_values`: back to (2, layers, 1, kv_heads, m, head_dim);
 - `prefix_inputs`: the backbone arguments that put such keys and values before every input, as a
   read-only cache expanded (not copied) to the batch, or a writable one for generation;
@@ -59,12 +60,18 @@ def allow_checkpointing_with_prefix(backbone: nn.Module) -> None:
             module._can_checkpoint_with_cache = True
 
 
-@torch.no_grad()
-def text_key_values(backbone: nn.Module, argument: str, positions: dict, **text) -> tuple[torch.Tensor, tuple]:
-    """One frozen pass over the text (ids or embeddings) -> its keys and values, read off the cache.
+def text_key_values(backbone: nn.Module, argument: str, positions: dict, grad: bool = False,
+                    **text) -> tuple[torch.Tensor, tuple]:
+    """One pass of the frozen backbone over the text (ids or embeddings) -> its keys and values, read
+    off the cache. `grad`: let gradients flow back to the text's embeddings (the authors' SK-Prefix).
 
     Returns (2 * layers, m, kv_heads * head_dim) in fp32 and the (kv_heads, m, head_dim) shape.
     """
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        return _text_key_values(backbone, argument, positions, **text)
+
+
+def _text_key_values(backbone: nn.Module, argument: str, positions: dict, **text) -> tuple[torch.Tensor, tuple]:
     layers = num_layers(backbone)
     first = next(iter(text.values()))
     cache = DynamicCache(config=backbone.config)

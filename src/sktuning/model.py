@@ -23,7 +23,8 @@ from transformers.utils import ModelOutput
 
 from sktuning import backbone as bb
 from sktuning.atomic import atomic_directory, sha256_of, verify_sha256
-from sktuning.config import SKTuningConfig
+from sktuning.authors_prefix import AuthorsPrefix
+from sktuning.config import AUTHORS_KINDS, SKTuningConfig
 from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
@@ -69,7 +70,8 @@ class SKModel(nn.Module):
         self.sk_config = config
         self.backbone = backbone
         device = backbone.get_input_embeddings().weight.device
-        self.semantic = SEMANTIC_CLASSES[config.mode](backbone, text_input_ids.to(device), config).to(device)
+        semantic = AuthorsPrefix if config.adapter in AUTHORS_KINDS else SEMANTIC_CLASSES[config.mode]
+        self.semantic = semantic(backbone, text_input_ids.to(device), config).to(device)
         initializer_range = getattr(bb.text_config(backbone), "initializer_range", 0.02)
         # causal-lm reads the backbone's own (frozen) LM head; every other task trains a new head
         self.lm_head = lm_head.requires_grad_(False) if lm_head is not None else None

@@ -33,7 +33,11 @@ class SemanticText(nn.Module):
         representation, self.shape = self.encode(backbone)
         self.register_buffer("representation", representation, persistent=False)
         self.register_buffer("merged", None, persistent=False)  # the adapter's output, frozen by merge()
-        self.adapter = build_adapter(config.adapter, representation, rank=config.adapter_rank)
+        self.adapter = self.make_adapter(backbone, representation, config)
+
+    def make_adapter(self, backbone: nn.Module, representation: torch.Tensor, config: SKTuningConfig) -> nn.Module:
+        """What trains: by default an adapter of the frozen representation (`sktuning.adapters`)."""
+        return build_adapter(config.adapter, representation, rank=config.adapter_rank)
 
     @property
     def num_text_tokens(self) -> int:

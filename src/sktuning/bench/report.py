@@ -56,6 +56,9 @@ def write_report(suite, command: str) -> Path:
              f"{len(suite.done)} runs done, {sum(timed) / 60:.0f} min of run time"
              + (f" ({len(suite.done) - len(timed)} earlier runs kept no time)" if len(timed) < len(suite.done)
                 else "") + ".", ""]
+    if suite.fixed_rates is not None:
+        lines += ["Learning rates: each method runs at the rate its default-budget grid (120 steps) chose on "
+                  "validation, not tuned again for this budget.", ""]
     if missing:
         counts = sorted({len(v) for v in by_method.values()})
         seeds_done = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"

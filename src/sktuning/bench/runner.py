@@ -33,7 +33,6 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     from sktuning.bench.settings import unrelated_text_ids
     from sktuning.config import task_config
     from sktuning.data.encoding import InputEncoder
-    from sktuning.data.registry import load_task
     from sktuning.metrics import compute_metrics
     from sktuning.version import code_version, cpu_model
     from sktuning.zoo import load_backbone, model_path
@@ -41,7 +40,7 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     from sktuning.training.loop import Trainer, TrainingArguments
 
     torch.set_num_threads(2)
-    data = load_task(settings.task)
+    data = settings.load_data()
     backbone, tokenizer = load_backbone(settings.model)
     text_ids = tokenize_text(tokenizer, data.default_text)
     config = task_config(data, tokenizer)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -18,7 +19,39 @@ class BenchSettings:
     max_test: int = 600
     max_length: int = 64
     warmup_ratio: float = 0.06
+    # the user's own files instead of the named task (`task` then only names the report); what
+    # `sktune train` takes: --train/--validation/--test, the columns, the label names, the task type
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    label_names: list[str] | None = None
+    task_type: str | None = None
 
+    def load_data(self):
+        """The task these settings name, or the files they give (`sktuning.data.registry.load_data`)."""
+        from sktuning.data.registry import load_data
+
+        columns = {k: getattr(self, k) for k in ("text_column", "text_pair_column", "label_column", "label_names")
+                   if getattr(self, k) is not None}
+        files = self.train or self.test
+        return load_data(None if files else self.task, self.train, self.validation, self.test,
+                         task_type=self.task_type, **columns)
+
+    def same_as(self, recorded: dict) -> bool:
+        """Whether a run recorded with `recorded` settings ran this budget (fields added since then are
+        unset in it: None on both sides counts as the same)."""
+        from dataclasses import asdict
+
+        mine = {k: v for k, v in asdict(self).items() if v is not None}
+        return mine == {k: v for k, v in recorded.items() if v is not None}
+
+
+#: the BenchSettings fields that name the user's own data (the options of `sktune train`)
+OWN_DATA = ("train", "validation", "test", "text_column", "text_pair_column", "label_column", "label_names",
+            "task_type")
 
 QUICK = dict(steps=24, batch_size=8, eval_every=8, max_train=1000, max_eval=128, max_test=256, max_length=48)
 #: the suite of the benchmark issue: four tasks on SmolLM2, one on MiniLM (cheapest first within a phase)
@@ -34,16 +67,39 @@ def format_duration(seconds: float) -> str:
 
 SK_METHODS = [f"sk-{mode}-{adapter}" for mode in ("prefix", "prompt") for adapter in ("lowrank", "embedding",
                                                                                       "linear", "scale")]
+SK_METHODS.insert(4, "sk-prefix-authors")  # the authors' own parametrisation (sktuning.authors_prefix)
 #: SK-Prefix taken apart, to see where its score comes from; reported beside the methods, never picked as
 #: "the best SK": the adapter frozen at the identity (the frozen model's reading of the text, and the head),
 #: and the default adapter trained on an unrelated text of the same token length (`UNRELATED_TEXT`)
 ABLATIONS = ["sk-prefix-frozen", "sk-prefix-unrelated"]
 METHODS = SK_METHODS + ["prompt-tuning", "prompt-tuning-text", "prefix-tuning", "prefix-tuning-text",
                         "prefix-tuning-mlp", "p-tuning", "lora", "head-only", "full-ft"] + ABLATIONS
+#: PEFT methods asked for that cannot run under the benchmark's protocol (a frozen backbone read by a
+#: pooled linear head), and why
+NOT_APPLICABLE = {
+    "cpt": "PEFT's CPT (context-aware prompt tuning) trains a causal LM on in-context examples with its own "
+           "loss: CPTConfig refuses every task type but CAUSAL_LM ('CPTConfig only supports task_type = "
+           "CAUSAL_LM'), so it cannot feed the benchmark's pooled classification head. It applies to "
+           "task='causal-lm' runs, which the suite does not have.",
+}
 #: learning-rate grids, chosen on validation; full fine-tuning and LoRA move the backbone and want less
 LR_GRID: dict[str, list[float]] = {name: [1e-3, 3e-3, 1e-2] for name in METHODS}
 LR_GRID.update({"lora": [3e-4, 1e-3, 3e-3], "full-ft": [1e-5, 3e-5, 1e-4]})
 DEFAULT_LR: dict[str, float] = {name: grid[1] for name, grid in LR_GRID.items()}
+#: prefix tuning with the MLP chose the lowest rate on every SmolLM2 task; Li & Liang (2021) train it
+#: near 5e-5: its grid reaches down from the start
+LR_GRID["prefix-tuning-mlp"] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+#: a rate chosen at an end of a finished grid adds the next rate beyond it, at most this often per end
+MAX_EXTENSIONS = 2
+
+
+def next_rate(rate: float, up: bool) -> float:
+    """The next rate of the 1-3-10 ladder: 3e-3 -> 1e-2 (up) or 1e-3 (down); 1e-3 -> 3e-3 or 3e-4."""
+    exponent = math.floor(math.log10(rate) + 1e-9)
+    leading = round(rate / 10 ** exponent)
+    if up:
+        return float(f"{3 if leading == 1 else 1}e{exponent if leading == 1 else exponent + 1}")
+    return float(f"{1 if leading == 3 else 3}e{exponent if leading == 3 else exponent - 1}")
 #: a method with no grid of its own: it runs at the rate chosen for another (the ablation changes the text only)
 RATE_OF = {"sk-prefix-unrelated": "sk-prefix-lowrank"}
 

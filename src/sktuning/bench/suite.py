@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sktuning.bench import stats
 from sktuning.bench.runner import subprocess_run
-from sktuning.bench.settings import DEFAULT_LR, LR_GRID, METHODS, RATE_OF, BenchSettings
+from sktuning.bench.settings import DEFAULT_LR, LR_GRID, MAX_EXTENSIONS, METHODS, RATE_OF, BenchSettings, next_rate
 
 # -- the suite -----------------------------------------------------------------------------------
 #: the order of the work, so that an interrupted suite has the most useful part done: every method
@@ -31,6 +31,8 @@ class Suite:
     grid: bool
     output: Path
     done: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+    #: method -> the one rate to run it at, chosen elsewhere (the longer budget takes the short one's)
+    fixed_rates: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.log = self.output / f"{self._name()}.runs.jsonl"
@@ -41,20 +43,42 @@ class Suite:
                     r = json.loads(line)
                 except json.JSONDecodeError:  # a line cut short by a crash: that run is simply done again
                     continue
-                if r.get("settings") == asdict(self.settings):  # a run with another budget is not reused
+                if self.settings.same_as(r.get("settings") or {}):  # a run with another budget is not reused
                     self.done[(r["method"], r["lr"], r["seed"])] = r
                 else:
                     self.ignored += 1
 
     def rates(self, method: str) -> list[float]:
-        if method in RATE_OF:  # no grid of its own: the rate finally chosen for the method it varies
+        """The method's grid as it stands: the base grid, grown by one rate at an end whenever the rate
+        chosen on the finished grid sits at that end (at most `MAX_EXTENSIONS` times per end)."""
+        if method in RATE_OF and self.fixed_rates is None:  # no grid of its own: the rate chosen for its base
             base = RATE_OF[method]
-            grid_done = all((base, lr, self.seeds[0]) in self.done for lr in self.rates(base))
+            grid_done = all((base, lr, self.seeds[0]) in self.done for lr in LR_GRID[base])
             return [self.chosen_lr(base)] if grid_done else []  # [] until then: it waits
-        return LR_GRID[method] if self.grid else [DEFAULT_LR[method]]
+        if self.fixed_rates is not None:
+            return [self.fixed_rates[method]] if method in self.fixed_rates else []
+        if not self.grid:
+            return [DEFAULT_LR[method]]
+        rates, grown = sorted(LR_GRID[method]), {"top": 0, "bottom": 0}
+        while all((method, lr, self.seeds[0]) in self.done for lr in rates):
+            edge = self._edge_of(method, rates)
+            if edge is None or grown[edge] == MAX_EXTENSIONS:
+                break
+            grown[edge] += 1
+            if edge == "top":
+                rates.append(next_rate(rates[-1], up=True))
+            else:
+                rates.insert(0, next_rate(rates[0], up=False))
+        return rates
+
+    def _edge_of(self, method: str, rates: list[float]) -> str | None:
+        best = max(rates, key=lambda lr: self.done[(method, lr, self.seeds[0])]["best_validation"])
+        return "top" if best == rates[-1] else "bottom" if best == rates[0] else None
 
     def first_rate(self, method: str) -> float | None:
-        return next(iter(self.rates(method)), None) if method in RATE_OF else DEFAULT_LR[method]
+        if method in RATE_OF or self.fixed_rates is not None:
+            return next(iter(self.rates(method)), None)
+        return DEFAULT_LR[method]
 
     def chosen_lr(self, method: str) -> float | None:
         """The rate with the best validation score among the finished seed-0 runs of the grid."""
@@ -62,12 +86,12 @@ class Suite:
         return max(tried, key=lambda lr: self.done[(method, lr, self.seeds[0])]["best_validation"], default=None)
 
     def grid_edge(self, method: str) -> str | None:
-        """"top" or "bottom" when the chosen rate is at that edge of a fully tried grid: a rate beyond
-        it might have done better, so the method may be under-tuned."""
-        rates, chosen = sorted(self.rates(method)), self.chosen_lr(method)
+        """"top" or "bottom" when the chosen rate is at that edge of a fully tried grid (grown as far as
+        it may be): a rate beyond it might have done better, so the method may be under-tuned."""
+        rates = sorted(self.rates(method))
         if len(rates) < 2 or any((method, lr, self.seeds[0]) not in self.done for lr in rates):
             return None
-        return "top" if chosen == rates[-1] else "bottom" if chosen == rates[0] else None
+        return self._edge_of(method, rates)
 
     def planned(self, phase: str) -> list[tuple[str, float, int]]:
         if phase == "first":
@@ -104,7 +128,7 @@ class Suite:
     def run(self, phases=PHASES) -> None:
         self.output.mkdir(parents=True, exist_ok=True)
         for phase in phases:
-            for key in self.planned(phase):
+            for key in self._pending(phase):
                 if key not in self.done:
                     method, lr, seed = key
                     if lr is None and method in RATE_OF and phase != "seeds":
@@ -117,6 +141,16 @@ class Suite:
                     print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed} "
                           f"(run {sum(k in self.done for k in plan) + 1} of {len(plan)})", flush=True)
                     self.done[key] = subprocess_run(self.settings, method, lr, seed, self.log)
+
+    def _pending(self, phase: str):
+        """The phase's runs; the grid phase looks again after each run, since a finished grid may grow."""
+        seen: set = set()
+        while True:
+            todo = [key for key in self.planned(phase) if key not in self.done and key not in seen]
+            if not todo:
+                return
+            seen.add(todo[0])
+            yield todo[0]
 
     @property
     def records(self) -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from sktuning.bench.settings import METHODS
-from sktuning.cli.options import positive_int
+from sktuning.bench.settings import METHODS, NOT_APPLICABLE, OWN_DATA
+from sktuning.cli.options import FILE_TASK_TYPES, positive_int
 
 logger = logging.getLogger("sktuning")
 
@@ -22,6 +22,17 @@ def add_parser(sub) -> None:
                        help="rt-polarity on SmolLM2, seed 0, default learning rates, small budget (< 15 min)")
     bench.add_argument("--pairs", nargs="+", metavar="MODEL:TASK",
                        help="model:task pairs (default: the full suite, or rt-polarity on SmolLM2 with --quick)")
+    data = bench.add_argument_group("your own data (instead of --pairs): the options of sktune train")
+    data.add_argument("--model", help="named model, Hugging Face id or local folder (default smollm2-135m)")
+    data.add_argument("--task", help="named task (default rt-polarity when no files are given)")
+    data.add_argument("--train", help="training file: .csv, .tsv, .jsonl or CoNLL")
+    data.add_argument("--validation", help="validation file (default: 10%% of --train)")
+    data.add_argument("--test", help="test file (default: 10%% of --train)")
+    data.add_argument("--text-column")
+    data.add_argument("--text-pair-column")
+    data.add_argument("--label-column")
+    data.add_argument("--label-names", nargs="+")
+    data.add_argument("--task-type", choices=FILE_TASK_TYPES)
     bench.add_argument("--methods", nargs="+", metavar="METHOD",
                        help="methods to run (default: all): " + ", ".join(METHODS))
     bench.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0 1 2; 0 with --quick)")
@@ -33,6 +44,9 @@ def add_parser(sub) -> None:
     bench.add_argument("--phases", nargs="+", choices=["first", "grid", "seeds"],
                        help="run only these phases: first (every method once at its default rate), grid (the "
                             "other rates), seeds (the other seeds); default all three, in that order")
+    bench.add_argument("--rates-from", metavar="DIR",
+                       help="run each method once per seed at the learning rate the default-budget suite in DIR "
+                            "chose on validation (for a longer budget: --steps 480 --output docs/results/long)")
     bench.add_argument("--report-only", action="store_true",
                        help="write the reports from the runs finished so far (of an interrupted suite); run nothing")
     bench.set_defaults(handler=run)
@@ -44,10 +58,24 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, format_duration, write_summary
     from sktuning.cli.common import quiet_libraries
 
-    pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
-        [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
+    own = {k: getattr(args, k) for k in OWN_DATA if getattr(args, k) is not None}
+    if args.pairs and (own or args.model or args.task):
+        raise ValueError("Give --pairs, or --model with --task or your own files, not both.")
+    if own and args.task:
+        raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+    if own and not (args.train or args.test):
+        raise ValueError("Your own data needs --train (and optionally --validation, --test) or --test.")
+    if own:  # the report is named after the training file
+        pairs = [(args.model or "smollm2-135m", Path(args.train or args.test).stem)]
+    elif args.model or args.task:
+        pairs = [(args.model or "smollm2-135m", args.task or "rt-polarity")]
+    else:
+        pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
+            [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
     if any(len(p) != 2 for p in pairs):
         raise ValueError("--pairs takes MODEL:TASK items, e.g. smollm2-135m:trec.")
+    for method in set(args.methods or []) & set(NOT_APPLICABLE):
+        raise ValueError(f"{method}: {NOT_APPLICABLE[method]}")
     unknown = sorted(set(args.methods or []) - set(METHODS))
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}: choose from {', '.join(METHODS)}.")
@@ -57,16 +85,27 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
 
     def suite_of(settings: BenchSettings) -> Suite:
-        return Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid), output=output)
+        return Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid), output=output,
+                     fixed_rates=rates_chosen_in(Path(args.rates_from), settings) if args.rates_from else None)
+
+    def rates_chosen_in(folder: Path, settings: BenchSettings) -> dict[str, float]:
+        short = Suite(BenchSettings(model=settings.model, task=settings.task), METHODS, [0], grid=True, output=folder)
+        chosen = {m: short.chosen_lr(m) for m in args.methods or METHODS}
+        missing = sorted(m for m, lr in chosen.items() if lr is None)
+        if missing:
+            raise ValueError(f"--rates-from {folder}: no finished default-budget runs of {', '.join(missing)} for "
+                             f"{settings.model}:{settings.task} to take a learning rate from; run `sktune bench` "
+                             "there first, or leave those methods out with --methods.")
+        return chosen
 
     suites = []
     for model, task in pairs:
-        settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}))
+        settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}), **own)
         if args.steps:
             settings.steps = args.steps
         for item in args.set:
             name, _, value = item.partition("=")
-            if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task") or not value:
+            if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task", *OWN_DATA) or not value:
                 raise ValueError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
                                  "max_train, max_eval, max_test, max_length, warmup_ratio.")
             setattr(settings, name, type(getattr(settings, name))(value))

@@ -66,19 +66,6 @@ def load_adapter(adapter: str, model: str | None, trust_remote_code: bool = Fals
     return SKModel.from_pretrained(backbone, adapter, tokenizer=tokenizer), tokenizer, record
 
 
-def load_data(name: str | None, train: str | None = None, validation: str | None = None, test: str | None = None,
-              task_type: str | None = None, **file_options: Any):
-    """The named task `name`, or a task from files (`file_options`: columns and label names)."""
-    from sktuning.data.registry import load_task
-    from sktuning.data.user_files import load_files
-
-    if name and train:
-        raise ValueError("Give either --task or --train/--validation/--test files, not both.")
-    if train or test:
-        return load_files(train or test, validation, test, task=task_type, **file_options)
-    return load_task(name or "rt-polarity")
-
-
 def environment() -> dict[str, Any]:
     import torch
     import transformers

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sktuning.cli.common import environment, load_adapter, load_data, quiet_libraries
+    from sktuning.cli.common import environment, load_adapter, quiet_libraries
+    from sktuning.data.registry import load_data
     from sktuning.config import SKTuningConfig
     from sktuning.model import read_adapter_meta
     from sktuning.training.spec import AdapterRecord

@@ -78,7 +78,8 @@ def spec_from_args(args: argparse.Namespace) -> tuple[RunSpec, set[str]]:
 def run(args: argparse.Namespace) -> int:
     spec, given = spec_from_args(args)  # bad options fail here, before torch loads
     resume, overwrite, quiet = (getattr(args, name, False) for name in _INVOCATION)
-    from sktuning.cli.common import environment, load_data, load_model, model_reference, quiet_libraries
+    from sktuning.cli.common import environment, load_model, model_reference, quiet_libraries
+    from sktuning.data.registry import load_data
 
     quiet_libraries()
     from sktuning import distributed as dist

@@ -27,3 +27,16 @@ def load_task(name: str, **options: Any) -> TaskData:
     if name not in NAMED_TASKS:
         raise ValueError(f"Unknown task {name!r}: choose one of {', '.join(NAMED_TASKS)}, or give your own files.")
     return NAMED_TASKS[name].load(**options)
+
+
+def load_data(name: str | None, train: str | None = None, validation: str | None = None, test: str | None = None,
+              task_type: str | None = None, **file_options: Any) -> TaskData:
+    """The one rule for where a run's data comes from (train, bench, eval): the named task `name`, or a
+    task from files (`file_options`: columns and label names); rt-polarity when neither is given."""
+    from sktuning.data.user_files import load_files
+
+    if name and train:
+        raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+    if train or test:
+        return load_files(train or test, validation, test, task=task_type, **file_options)
+    return load_task(name or "rt-polarity")

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS
+from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS, check_mode_and_adapter
 
 #: training length when neither steps nor epochs is given (chosen on rt-polarity's validation split)
 DEFAULT_STEPS = 200
@@ -77,6 +77,7 @@ class RunSpec:
     def __post_init__(self) -> None:
         _choice("--mode", self.mode, MODES)
         _choice("--adapter", self.adapter, ADAPTER_KINDS)
+        check_mode_and_adapter(self.mode, self.adapter, "--adapter")
         _choice("--dtype", self.dtype, DTYPES)
         if self.pooling is not None:
             _choice("--pooling", self.pooling, POOLINGS)

@@ -1,0 +1,81 @@
+"""The authors' SK-Prefix, as their code (Kowsher/SKTuning, e.g. `mistralSKT.py`) parametrises it:
+the text's *input embeddings* train, initialised from the word embeddings, and the frozen backbone
+re-reads them at every step to make each layer's prefix keys and values; the frozen model itself is
+the reparametrisation. `adapter="authors-linear"` adds their shared Linear(head_dim, head_dim) over
+the keys and values of every head and layer.
+
+What sktuning's default SK-Prefix does instead is read the text once and refine the frozen keys and
+values with a small adapter (`sktuning.prefix`). Here, as there, the text pass runs once per forward
+at batch size 1 (never once per example) and its result is broadcast to the batch; it runs with the
+backbone in eval mode, so dropout is off and activation checkpointing (which drops caches) leaves it
+alone. At initialisation the embeddings are the word embeddings and the map is the identity, so the
+model is the backbone reading `text + input`, as every SK model starts.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sktuning.kv_prefix import prefix_inputs, text_key_values, unflatten_key_values
+from sktuning.prefix import SemanticPrefix
+
+
+class ReencodedText(nn.Module):
+    """The trainable part: the text's embeddings (m, d) and, optionally, the per-head map."""
+
+    def __init__(self, embeddings: torch.Tensor, head_dim: int | None = None):
+        super().__init__()
+        self.embeddings = nn.Parameter(embeddings.detach().clone().float())
+        self.head_map = None
+        if head_dim is not None:
+            self.head_map = nn.Linear(head_dim, head_dim)
+            with torch.no_grad():
+                self.head_map.weight.copy_(torch.eye(head_dim))
+                self.head_map.bias.zero_()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def versions(self) -> tuple:
+        """Changes whenever a parameter is written in place (an optimiser step, a load) or moved."""
+        return tuple((p._version, p.data_ptr(), p.device, p.dtype) for p in self.parameters())
+
+
+class AuthorsPrefix(SemanticPrefix):
+    def make_adapter(self, backbone: nn.Module, representation: torch.Tensor, config) -> nn.Module:
+        ids = self.text_input_ids.to(backbone.get_input_embeddings().weight.device)
+        with torch.no_grad():  # through the embedding module: some scale or add to the looked-up rows
+            words = backbone.get_input_embeddings()(ids)
+        head_dim = self.shape[2] if config.adapter == "authors-linear" else None
+        self._memo: tuple | None = None
+        return ReencodedText(words, head_dim)
+
+    def key_values(self, backbone: nn.Module) -> torch.Tensor:
+        """(2, layers, 1, heads, m, head_dim): the trained embeddings read by the frozen backbone."""
+        if self.merged is not None:
+            return self.merged
+        if not torch.is_grad_enabled() and self._memo is not None and self._memo[0] == self.adapter.versions():
+            return self._memo[1]  # evaluation: the text pass is the same until a parameter changes
+        dtype = backbone.get_input_embeddings().weight.dtype
+        embeds = self.adapter.embeddings.unsqueeze(0).to(dtype)
+        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        kv, _ = text_key_values(backbone, self.cache_argument, self._positions(mask), grad=True, inputs_embeds=embeds)
+        if self.adapter.head_map is not None:
+            heads, tokens, head_dim = self.shape
+            kv = self.adapter.head_map(kv.view(-1, tokens, heads, head_dim)).view(kv.shape)
+        out = unflatten_key_values(kv, self.shape)
+        self._memo = None if torch.is_grad_enabled() else (self.adapter.versions(), out)
+        return out
+
+    def prefix(self) -> torch.Tensor:
+        raise RuntimeError("The authors' SK-Prefix needs the backbone to make its prefix: use key_values(backbone).")
+
+    @torch.no_grad()
+    def merge(self, backbone: nn.Module) -> None:
+        self.merged = self.key_values(backbone).detach().clone()
+
+    def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
+        keys, values = self.key_values(backbone)
+        return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
+                             token_type_ids, self._positions, writable, backbone.get_input_embeddings().weight.dtype)
