@@ -131,3 +131,11 @@ def test_sk_prompt_refuses_it_and_says_what_it_would_be():
 
     with pytest.raises(ValueError, match="--adapter 'authors-linear' is the authors' SK-Prefix"):
         RunSpec(mode="prompt", adapter="authors-linear")
+
+
+def test_zero3_sharding_is_refused_before_anything_loads():
+    from sktuning.training.spec import RunSpec
+
+    with pytest.raises(ValueError, match="cannot train on a ZeRO-3 sharded backbone .* use --shard fsdp"):
+        RunSpec(adapter="authors", shard="zero3")
+    RunSpec(adapter="authors", shard="fsdp")  # FSDP is fine (tests/test_distributed.py trains it)

@@ -136,7 +136,8 @@ def test_killing_one_rank_fails_the_run_quickly(tiny_model_dir, data_dir, tmp_pa
 @pytest.mark.parametrize("engine", ["fsdp", "zero3"])
 def test_sharded_backbone_matches_one_process(engine, tiny_model_dir, data_dir, tmp_path):
     """The backbone split over 2 gloo ranks (prefix also under gradient checkpointing): the same adapter
-    and metrics as 1 process, for both modes, with evaluation shards that need an idle batch on one rank."""
+    and metrics as 1 process, for both modes and, under FSDP, the authors' SK-Prefix (which runs the sharded
+    backbone twice per step, text then batch), with evaluation shards that need an idle batch on one rank."""
     if engine == "zero3":
         pytest.importorskip("deepspeed")
     rows = [line for name in ("train", "validation", "test")
@@ -144,7 +145,7 @@ def test_sharded_backbone_matches_one_process(engine, tiny_model_dir, data_dir, 
     (tmp_path / "odd.csv").write_text("text,label\n" + "\n".join(rows[:129]) + "\n")  # 65 + 64 rows: one idle batch
     zero = tmp_path / "ds.json"  # the tiny model's tensors are all small: ZeRO-3 keeps small ones whole unless told
     zero.write_text(json.dumps({"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}))
-    for mode, adapter in (("prompt", "lowrank"), ("prefix", "lowrank")):
+    for mode, adapter in (("prompt", "lowrank"), ("prefix", "lowrank"), ("prefix", "authors"))[:3 if engine == "fsdp" else 2]:
         outs = {}
         for processes in (1, 2):
             outs[processes] = tmp_path / f"{mode}-{adapter}{processes}"

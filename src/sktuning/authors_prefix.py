@@ -19,6 +19,7 @@ from torch import nn
 
 from sktuning.kv_prefix import prefix_inputs, text_key_values, unflatten_key_values
 from sktuning.prefix import SemanticPrefix
+from sktuning.sharding import side_output_pass
 
 
 class ReencodedText(nn.Module):
@@ -60,7 +61,9 @@ class AuthorsPrefix(SemanticPrefix):
         dtype = backbone.get_input_embeddings().weight.dtype
         embeds = self.adapter.embeddings.unsqueeze(0).to(dtype)
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
-        kv, _ = text_key_values(backbone, self.cache_argument, self._positions(mask), grad=True, inputs_embeds=embeds)
+        positions = self._positions(mask)
+        kv = side_output_pass(backbone, embeds, lambda x: text_key_values(
+            backbone, self.cache_argument, positions, grad=True, inputs_embeds=x)[0])
         if self.adapter.head_map is not None:
             heads, tokens, head_dim = self.shape
             kv = self.adapter.head_map(kv.view(-1, tokens, heads, head_dim)).view(kv.shape)

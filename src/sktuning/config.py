@@ -93,6 +93,14 @@ def check_mode_and_adapter(mode: str, adapter: str, option: str = "adapter") -> 
                          "their trainable text embeddings are the 'embedding' adapter.")
 
 
+def check_shardable(adapter: str | None, engine: str | None) -> None:
+    """The authors' SK-Prefix shards under FSDP, not ZeRO-3 (see `sktuning.sharding.side_output_pass`)."""
+    if engine == "zero3" and adapter in AUTHORS_KINDS:
+        raise ValueError(f"adapter {adapter!r} (the authors' SK-Prefix) cannot train on a ZeRO-3 sharded backbone "
+                         "(its text pass needs the weights gathered in a backward that DeepSpeed does not "
+                         "expect); use --shard fsdp, or plain data parallel.")
+
+
 def default_pooling(tokenizer) -> str:
     """Mean pooling for encoders (a tokenizer with a [CLS] token), the last real token for decoders."""
     return "mean" if getattr(tokenizer, "cls_token", None) is not None else "last"

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from sktuning.backbone import base_model_of
+from sktuning.config import check_shardable
 
 ENGINES = ("fsdp", "zero3")
 
@@ -92,6 +93,7 @@ def shard_backbone(model: nn.Module, device: torch.device | str, plan: ShardingP
     backbone = model.backbone
     if any(p.requires_grad for p in backbone.parameters()):
         raise ValueError("Sharding here is for a frozen backbone; this one has trainable parameters.")
+    check_shardable(getattr(model, "sk_config", None) and model.sk_config.adapter, plan.engine)
     lm_head = getattr(model, "lm_head", None)
     if lm_head is not None and _shares_weight(lm_head, backbone.get_input_embeddings()):
         raise ValueError("A backbone whose LM head is tied to its input embeddings cannot be sharded; train "
@@ -155,6 +157,45 @@ def _zero3(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
                 module._buffers[name] = buffer.to(device)
     engine, *_ = deepspeed.initialize(model=backbone, config=config)
     model.zero3_engine = [engine]  # a list: the engine keeps its hooks' state, but is not a submodule
+
+
+class _OnBackward(torch.autograd.Function):
+    """The identity; calls `action()` when the gradient passes through, on the way back."""
+
+    @staticmethod
+    def forward(ctx, action, x):
+        ctx.action = action
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.action()
+        return None, grad
+
+
+def side_output_pass(backbone: nn.Module, inputs: torch.Tensor, run) -> torch.Tensor:
+    """`run(inputs)`: a pass of the backbone whose result leaves its layers other than through their
+    outputs (the keys and values the authors' SK-Prefix reads off the cache), such that its backward
+    finds FSDP's sharded weights gathered. FSDP gathers a layer's weights in the backward only for a
+    gradient that arrives through that layer's output; here the gradient arrives through the cache, so
+    the weights are gathered explicitly when it does, and given back once it has reached `inputs`.
+    (DeepSpeed ZeRO-3 keeps its own account of which weights are gathered, which explicit gathering
+    upsets: `check_shardable` refuses that combination.)"""
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in backbone.modules() if isinstance(m, FSDPModule)]
+    if not (torch.is_grad_enabled() and units):
+        return run(inputs)
+
+    def gather() -> None:
+        for unit in units:
+            unit.unshard()
+
+    def give_back() -> None:
+        for unit in units:
+            unit.reshard()
+
+    return _OnBackward.apply(gather, run(_OnBackward.apply(give_back, inputs)))
 
 
 def reshard(model: nn.Module) -> None:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS, check_mode_and_adapter
+from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS, check_mode_and_adapter, check_shardable
 
 #: training length when neither steps nor epochs is given (chosen on rt-polarity's validation split)
 DEFAULT_STEPS = 200
@@ -83,6 +83,7 @@ class RunSpec:
             _choice("--pooling", self.pooling, POOLINGS)
         if self.shard is not None:
             _choice("--shard", self.shard, SHARD_ENGINES)
+            check_shardable(self.adapter, self.shard)
         if self.task_type is not None:
             _choice("--task-type", self.task_type, FILE_TASK_TYPES)
         if self.text is not None and not (isinstance(self.text, str) and self.text.strip()):
