@@ -174,6 +174,8 @@ def test_cli_runs_in_phases_reports_only_on_request_and_rejects_bad_settings(tin
     assert "Partial: 2 of 4 planned runs are still to do" in text and "--report-only" not in text
     summary = (tmp_path / "summary.md").read_text()
     assert "| [tiny-llama0-rt-polarity](tiny-llama0-rt-polarity.md) | 2 of 4 |" in summary
+    assert summary.index("## In one table") < summary.index("## The paper's claims")
+    assert "| paper: Higher accuracy than prompt / prefix / P-tuning | — |" in summary  # no SK method ran
     assert main(common[:-2] + ["--set", "stepz=2", "--output", str(tmp_path)]) == 2
     assert "--set 'stepz=2': use NAME=VALUE" in capsys.readouterr().err
 

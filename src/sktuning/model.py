@@ -22,6 +22,8 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from sktuning import backbone as bb
+from sktuning.adapter_format import (CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, _read_meta,  # noqa: F401 (re-exported)
+                                     _resolve_adapter_folder, read_adapter_meta)
 from sktuning.atomic import atomic_directory, sha256_of, verify_sha256
 from sktuning.authors_prefix import AuthorsPrefix
 from sktuning.config import AUTHORS_KINDS, SKTuningConfig
@@ -36,9 +38,6 @@ __all__ = ["SKModel", "SKModelOutput", "get_sk_model", "read_adapter_meta", "tok
 
 #: each mode's semantic-text module, by `SKTuningConfig.mode`
 SEMANTIC_CLASSES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "prefix": SemanticPrefix}
-CONFIG_NAME = "sk_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -207,6 +206,17 @@ class SKModel(nn.Module):
             meta["weights_sha256"] = sha256_of(tmp / WEIGHTS_NAME)
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
+    def push_to_hub(self, repo_id: str, training: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        """Save the adapter and upload it to the Hub with a generated model card
+        (`sktuning.hub_sharing.push_to_hub`: token, private, commit_message, metrics); returns the commit URL."""
+        import tempfile
+
+        from sktuning.hub_sharing import push_to_hub
+
+        with tempfile.TemporaryDirectory() as scratch:
+            self.save_pretrained(Path(scratch) / "adapter", training)
+            return push_to_hub(Path(scratch) / "adapter", repo_id, **kwargs)
+
     @classmethod
     def from_pretrained(cls, backbone: PreTrainedModel, adapter_path: str | os.PathLike, tokenizer=None,
                         is_trainable: bool = False) -> "SKModel":
@@ -267,38 +277,3 @@ def _check_text_ids(ids: torch.Tensor, backbone: PreTrainedModel) -> None:
     if limit is not None and ids.numel() >= limit:
         raise ValueError(f"The semantic text has {ids.numel()} tokens but the backbone reads at most {limit} "
                          "positions, leaving no room for the input: shorten the text.")
-
-
-def _resolve_adapter_folder(path: str | os.PathLike) -> Path:
-    folder = Path(path)
-    if folder.is_dir():
-        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-            raise ValueError(f"{folder} is not an SK-Tuning adapter folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME} "
-                             "(written by SKModel.save_pretrained).")
-        return folder
-    if folder.exists() or str(path).count("/") != 1:
-        raise ValueError(f"Adapter folder {path} does not exist; pass the folder given to save_pretrained.")
-    from huggingface_hub import snapshot_download  # a Hub repo id such as "user/sk-adapter"
-
-    try:
-        return Path(snapshot_download(str(path), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
-    except Exception as err:  # noqa: BLE001 - any hub failure means the same thing to the user
-        raise ValueError(f"{path} is neither a local adapter folder nor a downloadable Hub repo ({err}).") from None
-
-
-def read_adapter_meta(adapter_path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON beside an adapter's weights: config, backbone fingerprint and training record."""
-    return _read_meta(_resolve_adapter_folder(adapter_path) / CONFIG_NAME)
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); it may be truncated: save the adapter again.") from None
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise ValueError(f"{path} has no 'config' entry; it was not written by SKModel.save_pretrained.")
-    if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
-        raise ValueError(f"{path} was written by a newer sktuning (format {meta['format_version']}); upgrade sktuning.")
-    return meta
-

