@@ -8,8 +8,9 @@ from types import ModuleType
 
 #: each extra and what it installs (pyproject.toml's [project.optional-dependencies])
 EXTRAS = {
-    "data": "datasets, pandas, scikit-learn, scipy, seqeval: tasks, data files, training and metrics",
-    "bench": "peft, matplotlib (and the data extra): `sktune bench` and its baselines",
+    "data": "datasets, pandas, scikit-learn, scipy, seqeval, matplotlib: tasks, data files, training, metrics, plots",
+    "bench": "peft (and the data extra): `sktune bench` and its baselines, exports to PEFT",
+    "tracking": "tensorboard, wandb: sktune train --report-to",
     "deepspeed": "deepspeed: --shard zero3",
 }
 

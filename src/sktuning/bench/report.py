@@ -22,7 +22,7 @@ RULES = ("Each side's best method is picked on validation (mean over seeds of ea
 
 def write_report(suite, command: str) -> Path:
     """A `Suite`'s <model>-<task>.md (table, claims, like for like) and its learning-curve PNG."""
-    matplotlib = require("matplotlib", "bench")
+    matplotlib = require("matplotlib", "data")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch

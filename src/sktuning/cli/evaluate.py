@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
               "examples": len(rows), "environment": environment()}
     target = (Path(args.output_file) if args.output_file
               else Path(args.adapter).parent / f"eval-{data.name}-{args.split}.json")
+    if config.task == "sequence-classification" and not config.multi_label and data.label_names:
+        from sktuning.training.tracking import plot_confusion
+
+        result["confusion_matrix"] = str(plot_confusion(predictions, references, data.label_names,
+                                                        target.with_suffix(".confusion.png")))
     atomic_write_text(target, strict_json(result, indent=2))
     print(f"{args.split} {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  (written to {target})")

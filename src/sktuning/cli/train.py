@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sktuning.cli.options import add_model_and_data, default, positive_float, positive_int
 from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS
-from sktuning.training.spec import DEFAULT_STEPS, SHARD_ENGINES, AdapterRecord, RunSpec
+from sktuning.training.spec import DEFAULT_STEPS, REPORT_TO, SHARD_ENGINES, AdapterRecord, RunSpec
 
 logger = logging.getLogger("sktuning")
 
@@ -65,6 +65,9 @@ def add_parser(sub) -> None:
     group.add_argument("--overwrite", action="store_true", help="replace a previous run in --output")
     group.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     group.add_argument("--quiet", action="store_true", help="no progress bar or info logs")
+    group.add_argument("--report-to", choices=REPORT_TO, help="also send loss, learning rate, examples per second "
+                                                              "and validation metrics to TensorBoard (DIR/tensorboard)"
+                                                              " or Weights & Biases (offline, DIR/wandb); default none")
     parser.set_defaults(handler=run)
 
 
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.data.encoding import InputEncoder
     from sktuning.model import get_sk_model
     from sktuning.training.loop import Trainer, TrainingArguments
+    from sktuning.training.tracking import plot_curves
 
     config = task_config(data, tokenizer, text=spec.text, pooling=spec.pooling, mode=spec.mode,
                          adapter=spec.adapter, adapter_rank=spec.rank)
@@ -135,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
                                  batch_size=spec.batch_size, learning_rate=spec.lr, weight_decay=spec.weight_decay,
                                  warmup_ratio=spec.warmup_ratio, eval_every=spec.eval_every,
                                  save_every=spec.save_every, patience=spec.patience, seed=spec.seed,
-                                 progress=not quiet, bf16=spec.bf16)
+                                 progress=not quiet, bf16=spec.bf16, report_to=spec.report_to)
     record = AdapterRecord(model=model_reference(spec.model), task=data.name,
                            task_source="files" if spec.train else "named", max_length=spec.max_length,
                            text_column=spec.text_column, text_pair_column=spec.text_pair_column,
@@ -166,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
               "environment": environment()}
     model.save_pretrained(output / "adapter", record.to_dict())
     atomic_write_text(output / "metrics.json", strict_json(result, indent=2))
+    if state.history:
+        plot_curves(state.history, data.metrics[0], output / "curves.png")
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
     return 0

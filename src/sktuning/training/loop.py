@@ -29,6 +29,7 @@ from sktuning import distributed as dist
 from sktuning.data.encoding import InputEncoder
 from sktuning.heads import check_labels, counted_targets, task_loss
 from sktuning.metrics import compute_metrics
+from sktuning.training.tracking import REPORT_TO, make_tracker
 from sktuning.prediction import predict_rows
 from sktuning.runtime import autocast, to_device
 from sktuning.training.checkpoints import TrainState, load_checkpoint, save_checkpoint
@@ -62,6 +63,8 @@ class TrainingArguments:
     # seed torch's global RNG with `seed` when the trainer is built; the benchmark seeds before building
     # the model instead (its initial values come from the seed) and leaves the RNG alone from then on
     seed_at_start: bool = True
+    # where the loop's numbers go as it runs: "none", "tensorboard" or "wandb" (training.tracking)
+    report_to: str = "none"
 
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
@@ -78,6 +81,8 @@ class TrainingArguments:
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 (evaluations without improvement before stopping), got "
                              f"{self.patience}; leave it out to never stop early.")
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"Unknown report_to {self.report_to!r}: choose one of {', '.join(REPORT_TO)}.")
         if self.data_order not in DATA_ORDERS:
             raise ValueError(f"Unknown data_order {self.data_order!r}: choose {' or '.join(map(repr, DATA_ORDERS))}.")
 
@@ -108,6 +113,7 @@ class Trainer:
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, int(args.warmup_ratio * self.total_steps), self.total_steps)
         self.state = TrainState()
+        self.tracker = None
         self.best_tensors: dict[str, torch.Tensor] | None = None  # the best adapter so far
         self.step_seconds: list[float] = []  # forward, backward and update of each step run here
         self._order_epoch, self._order = -1, None
@@ -134,14 +140,28 @@ class Trainer:
             if self.output is None:
                 raise ValueError("Resuming needs the run's output_dir, where its checkpoints are.")
             self.load_checkpoint()
-        model, args, state = self.model, self.args, self.state
-        model.train()
-        # an interrupted run that had already decided to stop early stays stopped
-        stopped_early = args.patience is not None and state.evals_without_improvement >= args.patience
+        args, state = self.args, self.state
+        self.model.train()
         bar = tqdm(total=self.total_steps, initial=state.step, desc="training",
                    disable=not (args.progress and dist.is_main()), dynamic_ncols=True)
+        name = self.output.name if self.output is not None else "sktuning"
+        self.tracker = make_tracker(args.report_to, self.output, name, {"args": vars(args), **self.adapter_metadata},
+                                    state.step) if dist.is_main() else None
+        try:
+            self._steps(bar)
+        finally:
+            bar.close()
+            if self.tracker is not None:
+                self.tracker.close()
+        self._restore_best()
+        return state
+
+    def _steps(self, bar) -> None:
+        model, args, state = self.model, self.args, self.state
         running, seen, started = None, 0, time.perf_counter()
         last_time = started
+        # an interrupted run that had already decided to stop early stays stopped
+        stopped_early = args.patience is not None and state.evals_without_improvement >= args.patience
         while state.step < self.total_steps and not stopped_early:
             shard = self.batch_indices(state.step)[self.rank::self.world]  # this process's share
             batch = self.encoder.collate([self.train_rows[i] for i in shard])
@@ -152,6 +172,7 @@ class Trainer:
             loss.backward()
             dist.average_gradients(self.params)
             torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
+            rate = self.scheduler.get_last_lr()[0]  # the rate this step uses
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -164,6 +185,9 @@ class Trainer:
             now = time.perf_counter()
             bar.set_postfix(loss=f"{running:.4f}", ex_per_s=f"{seen / (now - started):.1f}")
             bar.update(1)
+            if self.tracker is not None:
+                self.tracker.log({"train/loss": value, "train/learning_rate": rate,
+                                  "train/examples_per_second": seen / (now - started)}, state.step)
             state.train_seconds += now - last_time
             last_time = now
             stop = False
@@ -178,9 +202,6 @@ class Trainer:
                 logger.info("early stopping at step %d: no improvement in %d evaluations", state.step,
                             args.patience)
                 break
-        bar.close()
-        self._restore_best()
-        return state
 
     def _loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """This shard's loss, scaled so that the average over ranks is the loss of the global batch.
@@ -204,6 +225,8 @@ class Trainer:
                               "train_seconds": round(state.train_seconds, 3)})
         if not scores:
             return False
+        if self.tracker is not None:
+            self.tracker.log({f"validation/{k}": v for k, v in scores.items()}, state.step)
         main = scores[self.metrics[0]]
         if dist.is_main():
             tqdm.write(f"step {state.step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))

@@ -19,6 +19,8 @@ from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS, check_mode_and_adapt
 DEFAULT_STEPS = 200
 DTYPES = ("float32", "bfloat16", "float16")
 SHARD_ENGINES = ("fsdp", "zero3")
+#: where the training loop's numbers also go (sktuning.training.tracking)
+REPORT_TO = ("none", "tensorboard", "wandb")
 FILE_TASK_TYPES = ("sequence-classification", "token-classification", "regression")
 #: keys of a 0.1.0 run.json that are not settings (the subcommand's name)
 _LEGACY_KEYS = ("command",)
@@ -71,6 +73,7 @@ class RunSpec:
     shard: str | None = None
     deepspeed_config: str | None = None
     sharding_plan: dict[str, Any] | None = field(default=None, metadata=_help("the plan the run started with"))
+    report_to: str = "none"
     # output
     output: str | None = None
 
@@ -79,6 +82,7 @@ class RunSpec:
         _choice("--adapter", self.adapter, ADAPTER_KINDS)
         check_mode_and_adapter(self.mode, self.adapter, "--adapter")
         _choice("--dtype", self.dtype, DTYPES)
+        _choice("--report-to", self.report_to, REPORT_TO)
         if self.pooling is not None:
             _choice("--pooling", self.pooling, POOLINGS)
         if self.shard is not None:
