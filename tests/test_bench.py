@@ -361,3 +361,29 @@ def test_runs_recorded_before_a_settings_field_existed_are_still_reused(tiny_set
     assert tiny_settings.same_as(old) and tiny_settings.same_as(asdict(tiny_settings))
     assert not tiny_settings.same_as({**old, "steps": tiny_settings.steps + 1})
     assert not tiny_settings.same_as({**old, "train": "mine.csv"})
+
+
+def test_ray_tasks_write_the_records_of_local_runs_and_a_crashed_worker_is_retried(tiny_settings, tmp_path,
+                                                                                   monkeypatch):
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from sktuning.bench.cluster import CRASH_ONCE, RayExecutor
+
+    methods = ["head-only", "sk-prefix-lowrank"]
+    local = Suite(tiny_settings, methods, seeds=[0], grid=False, output=tmp_path / "local")
+    local.run()
+    monkeypatch.setenv(CRASH_ONCE, str(tmp_path / "crashed"))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)  # two workers, one CPU each
+    try:
+        remote = Suite(tiny_settings, methods, seeds=[0], grid=False, output=tmp_path / "ray")
+        remote.run(executor=RayExecutor(cluster.address))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert (tmp_path / "crashed").exists()  # one task's worker died, and Ray ran that task again
+    assert remote.done.keys() == local.done.keys() and len(remote.log.read_text().splitlines()) == 2
+    for key, record in local.done.items():
+        assert remote.done[key]["test"] == record["test"]  # bit for bit
+        assert remote.done[key]["test_predictions"] == record["test_predictions"]

@@ -11,6 +11,7 @@ EXTRAS = {
     "data": "datasets, pandas, scikit-learn, scipy, seqeval, matplotlib: tasks, data files, training, metrics, plots",
     "bench": "peft (and the data extra): `sktune bench` and its baselines, exports to PEFT",
     "tracking": "tensorboard, wandb: sktune train --report-to",
+    "cluster": "ray: sktune bench --ray",
     "deepspeed": "deepspeed: --shard zero3",
 }
 

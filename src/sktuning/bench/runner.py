@@ -82,8 +82,8 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
             "threads": torch.get_num_threads()}
 
 
-def subprocess_run(settings: BenchSettings, method: str, lr: float, seed: int, log: Path) -> dict[str, Any]:
-    """`run_one` in a subprocess; its record is appended to `log` (JSON lines) as soon as it finishes."""
+def run_in_subprocess(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[str, Any]:
+    """`run_one` in a fresh Python process (its peak memory its own); the record with its wall time."""
     spec = json.dumps({"settings": asdict(settings), "method": method, "lr": lr, "seed": seed})
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "sktuning.bench.runner", spec], capture_output=True, text=True)
@@ -91,10 +91,21 @@ def subprocess_run(settings: BenchSettings, method: str, lr: float, seed: int, l
         raise RuntimeError(f"{method} lr={lr} seed={seed} failed:\n{result.stderr[-3000:]}")
     record = json.loads(result.stdout.strip().splitlines()[-1])
     record.update(settings=asdict(settings), seconds=round(time.perf_counter() - started, 1))
+    return record
+
+
+def append_record(log: Path, record: dict[str, Any]) -> None:
+    """Keep a finished run (JSON lines), so a rerun of the suite skips it."""
     cut = log.exists() and log.stat().st_size > 0 and not log.read_bytes().endswith(b"\n")
-    with log.open("a", encoding="utf-8") as handle:  # every finished run is kept, so a rerun can skip it
+    with log.open("a", encoding="utf-8") as handle:
         # a line cut short by a crash must not swallow this one too
         handle.write(("\n" if cut else "") + json.dumps(record) + "\n")
+
+
+def subprocess_run(settings: BenchSettings, method: str, lr: float, seed: int, log: Path) -> dict[str, Any]:
+    """`run_one` in a subprocess; its record is appended to `log` as soon as it finishes."""
+    record = run_in_subprocess(settings, method, lr, seed)
+    append_record(log, record)
     return record
 
 

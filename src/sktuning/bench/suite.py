@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sktuning.bench import stats
-from sktuning.bench.runner import subprocess_run
+from sktuning.bench.runner import append_record, subprocess_run
 from sktuning.bench.settings import DEFAULT_LR, LR_GRID, MAX_EXTENSIONS, METHODS, RATE_OF, BenchSettings, next_rate
 
 # -- the suite -----------------------------------------------------------------------------------
@@ -125,10 +125,18 @@ class Suite:
                 unknown += 1
         return total, unknown
 
-    def run(self, phases=PHASES) -> None:
+    def run(self, phases=PHASES, executor=None) -> None:
+        """Run the phases' missing runs one after the other, or all that can run at once on `executor`
+        (`cluster.RayExecutor`), wave after wave (a finished grid may grow)."""
         self.output.mkdir(parents=True, exist_ok=True)
         for phase in phases:
-            for key in self._pending(phase):
+            while executor is not None and (wave := self._runnable(phase)):
+                print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {len(wave)} runs on the cluster",
+                      flush=True)
+                for key, record in executor.map(self.settings, wave):
+                    append_record(self.log, record)
+                    self.done[key] = record
+            for key in [] if executor is not None else self._pending(phase):
                 if key not in self.done:
                     method, lr, seed = key
                     if lr is None and method in RATE_OF and phase != "seeds":
@@ -141,6 +149,19 @@ class Suite:
                     print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed} "
                           f"(run {sum(k in self.done for k in plan) + 1} of {len(plan)})", flush=True)
                     self.done[key] = subprocess_run(self.settings, method, lr, seed, self.log)
+
+    def _runnable(self, phase: str) -> list[tuple[str, float, int]]:
+        """The phase's missing runs whose rate is known now."""
+        keys = []
+        for key in dict.fromkeys(self.planned(phase)):
+            method, lr, _ = key
+            if key in self.done or (lr is None and method in RATE_OF and phase != "seeds"):
+                continue
+            if lr is None:
+                raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to choose a "
+                                 "learning rate from; run the 'first' or 'grid' phase before 'seeds'.")
+            keys.append(key)
+        return keys
 
     def _pending(self, phase: str):
         """The phase's runs; the grid phase looks again after each run, since a finished grid may grow."""

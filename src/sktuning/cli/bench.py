@@ -47,6 +47,10 @@ def add_parser(sub) -> None:
     bench.add_argument("--rates-from", metavar="DIR",
                        help="run each method once per seed at the learning rate the default-budget suite in DIR "
                             "chose on validation (for a longer budget: --steps 480 --output docs/results/long)")
+    bench.add_argument("--ray", metavar="ADDRESS",
+                       help="run the runs as Ray tasks on the cluster at ADDRESS (e.g. auto, or host:6379), one "
+                            "CPU each; records and test metrics are those of a local run")
+    bench.add_argument("--ray-gpus-per-run", type=float, default=0.0, help="GPUs each Ray task reserves (default 0)")
     bench.add_argument("--report-only", action="store_true",
                        help="write the reports from the runs finished so far (of an interrupted suite); run nothing")
     bench.set_defaults(handler=run)
@@ -125,9 +129,14 @@ def run(args: argparse.Namespace) -> int:
               f"finished runs in {output}" + (f", plus {unknown} runs with none to go by" if unknown else ""),
               flush=True)
     # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
+    executor = None
+    if args.ray and not args.report_only:
+        from sktuning.bench.cluster import RayExecutor
+
+        executor = RayExecutor(args.ray, args.ray_gpus_per_run)
     for phase in [] if args.report_only else [p for p in PHASES if p in (args.phases or PHASES)]:
         for suite in suites:
-            suite.run([phase])
+            suite.run([phase], executor)
             print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
             write_summary(summarised, output, command)
     if args.report_only:
