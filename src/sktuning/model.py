@@ -52,6 +52,9 @@ class SKModelOutput(ModelOutput):
 class SKModel(nn.Module):
     """Only `semantic` (the text's adapter) and `head` train; the backbone stays frozen."""
 
+    #: transformers.Trainer: the loss is the model's own mean, pass it no `num_items_in_batch`
+    accepts_loss_kwargs = False
+
     def __init__(self, backbone: PreTrainedModel, config: SKTuningConfig, text_input_ids: list[int] | torch.Tensor):
         super().__init__()
         if not isinstance(config, SKTuningConfig):
@@ -78,6 +81,9 @@ class SKModel(nn.Module):
         table = bb.learned_positions(backbone)
         # the longest input that fits after the text, for a backbone that cannot read past its table
         self.max_input_tokens = table - self.semantic.num_text_tokens if table is not None else None
+        start = getattr(bb.text_config(backbone), "bos_token_id", None)
+        # the text took the sequence-start token: an input that starts with it too would read it twice
+        self.start_token = start if isinstance(start, int) and int(text_input_ids[0]) == start else None
         limit = bb.max_positions(backbone)
         # the longest input the backbone was made to read after the text (any position table, rotary too)
         self.input_room = limit - self.semantic.num_text_tokens if limit is not None else None
@@ -106,6 +112,13 @@ class SKModel(nn.Module):
         if tuple(attention_mask.shape) != (batch, seq):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
         self.check_fits(seq)
+        if self.start_token is not None and input_ids is not None:
+            first = input_ids.gather(1, attention_mask.long().argmax(1, keepdim=True))  # each row's first real token
+            if bool((first == self.start_token).any()):
+                raise ValueError(f"These inputs begin with the sequence-start token (id {self.start_token}), which "
+                                 "the semantic text already holds, so the model would read it twice: tokenize the "
+                                 "inputs with add_special_tokens=False (sktuning.data.encoding.InputEncoder, "
+                                 "sktune and predict() apply that rule).")
         if labels is not None:
             check_labels(labels, self.sk_config, batch, seq)
         kwargs.pop("use_cache", None)  # the semantic mode sets it; the output never carries a cache
@@ -183,9 +196,13 @@ class SKModel(nn.Module):
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def num_parameters(self) -> int:
-        """All parameters, counted whole even where the backbone is sharded (FSDP, ZeRO-3)."""
-        return sum(getattr(p, "ds_numel", p.numel()) for p in self.parameters())
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """All parameters (or the trainable ones), counted whole even where the backbone is sharded (FSDP,
+        ZeRO-3); the keywords are PreTrainedModel's, which transformers.Trainer passes."""
+        skip = {id(p) for m in self.modules() if isinstance(m, nn.Embedding) for p in m.parameters()} \
+            if exclude_embeddings else set()
+        return sum(getattr(p, "ds_numel", p.numel()) for p in self.parameters()
+                   if id(p) not in skip and (p.requires_grad or not only_trainable))
 
     def print_trainable_parameters(self) -> None:
         trainable, total = self.num_trainable_parameters(), self.num_parameters()
