@@ -214,7 +214,8 @@ def test_report_survives_nan_and_negative_scores_and_one_seed(tiny_settings, tmp
     assert target == 0.1 and rows["prefix-tuning"]["to95"] == 20 and rows["prefix-tuning"]["std"] is None
     assert rows["sk-prefix-scale"]["to95"] == 20  # -0.2 is within 5% of a best of -0.2; -0.4 is not
     report = suite.report("sktune bench").read_text()
-    assert "| sk-prefix-scale | -0.200 ± — | 1 |" in report and "one seed: no seed variance counted" in report
+    assert "| sk-prefix-scale | -0.200 ± — | 1 |" in report and "one seed on a side: its seed noise is not counted" in report
+    assert "no test-noise term (not a proportion)" in report  # MCC is not a proportion
     runs[0]["curve"] = [(10, float("nan")), (20, float("nan"))]
     _, rows, target = _suite_with(tiny_settings, tmp_path, runs).table()
     assert target is None and rows["prefix-tuning"]["to95"] is None and rows["sk-prefix-scale"]["to_target"] is None
@@ -287,8 +288,15 @@ def test_the_unrelated_text_ablation_waits_for_and_takes_the_default_adapters_ra
     for lr, score in ((1e-3, 0.6), (3e-3, 0.7), (1e-2, 0.8)):
         record = _run("sk-prefix-lowrank", 0, [(10, score)], score)
         suite.done[("sk-prefix-lowrank", lr, 0)] = {**record, "lr": lr}
+    assert suite.rates("sk-prefix-unrelated") == []  # 1e-2 is the top of the grid: the grid grows first
+    record = _run("sk-prefix-lowrank", 0, [(10, 0.75)], 0.75)
+    suite.done[("sk-prefix-lowrank", 3e-2, 0)] = {**record, "lr": 3e-2}
     assert suite.rates("sk-prefix-unrelated") == [1e-2] and suite.first_rate("sk-prefix-unrelated") == 1e-2
     assert ("sk-prefix-unrelated", 1e-2, 0) in suite.missing() and suite.grid_edge("sk-prefix-unrelated") is None
+    no_grid = Suite(tiny_settings, ["sk-prefix-lowrank", "sk-prefix-unrelated"], seeds=[0], grid=False,
+                    output=tmp_path)
+    no_grid.done[("sk-prefix-lowrank", 3e-3, 0)] = suite.done[("sk-prefix-lowrank", 3e-3, 0)]
+    assert no_grid.rates("sk-prefix-unrelated") == [3e-3]  # --no-grid: the default adapter's default rate
 
 
 def test_the_ablations_train_what_they_say(tiny_settings):

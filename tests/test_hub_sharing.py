@@ -112,3 +112,9 @@ def test_sktune_push_dry_run_writes_what_would_be_sent_and_refuses_a_bad_repo_id
     assert "would upload" in capsys.readouterr().out
     assert main(["push", "--adapter", str(folder / "adapter"), "--repo-id", "sk-rt"]) == 2
     assert "give it as user/name" in capsys.readouterr().err
+
+
+def test_a_card_without_a_repo_id_still_carries_the_scores(run_folder):
+    folder, _ = run_folder
+    card = ModelCard(model_card(folder / "adapter"))  # huggingface_hub needs a model name beside eval results
+    assert card.data.model_name == "adapter" and len(card.data.eval_results) == 2

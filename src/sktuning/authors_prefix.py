@@ -43,6 +43,13 @@ class ReencodedText(nn.Module):
         return tuple((p._version, p.data_ptr(), p.device, p.dtype) for p in self.parameters())
 
 
+def _memo_key(adapter: ReencodedText, backbone: nn.Module) -> tuple:
+    """What the text pass's result depends on besides the frozen weights: the trained parameters, the
+    backbone's dtype and device, and autocast."""
+    weight = backbone.get_input_embeddings().weight
+    return (adapter.versions(), weight.dtype, weight.device, torch.is_autocast_enabled(weight.device.type))
+
+
 class AuthorsPrefix(SemanticPrefix):
     def make_adapter(self, backbone: nn.Module, representation: torch.Tensor, config) -> nn.Module:
         ids = self.text_input_ids.to(backbone.get_input_embeddings().weight.device)
@@ -56,7 +63,8 @@ class AuthorsPrefix(SemanticPrefix):
         """(2, layers, 1, heads, m, head_dim): the trained embeddings read by the frozen backbone."""
         if self.merged is not None:
             return self.merged
-        if not torch.is_grad_enabled() and self._memo is not None and self._memo[0] == self.adapter.versions():
+        key = _memo_key(self.adapter, backbone)
+        if not torch.is_grad_enabled() and self._memo is not None and self._memo[0] == key:
             return self._memo[1]  # evaluation: the text pass is the same until a parameter changes
         dtype = backbone.get_input_embeddings().weight.dtype
         embeds = self.adapter.embeddings.unsqueeze(0).to(dtype)
@@ -68,8 +76,12 @@ class AuthorsPrefix(SemanticPrefix):
             heads, tokens, head_dim = self.shape
             kv = self.adapter.head_map(kv.view(-1, tokens, heads, head_dim)).view(kv.shape)
         out = unflatten_key_values(kv, self.shape)
-        self._memo = None if torch.is_grad_enabled() else (self.adapter.versions(), out)
+        self._memo = None if torch.is_grad_enabled() else (key, out)
         return out
+
+    def train(self, mode: bool = True):
+        self._memo = None  # parameters written outside autograd's count (a broadcast's p.data) start afresh
+        return super().train(mode)
 
     def prefix(self) -> torch.Tensor:
         raise RuntimeError("The authors' SK-Prefix needs the backbone to make its prefix: use key_values(backbone).")

@@ -50,7 +50,9 @@ def adapter_output(model: SKModel) -> torch.Tensor | tuple[torch.Tensor, torch.T
 
 
 def export_peft(model: SKModel, output: str | Path) -> Path:
-    """Write `model` as a PEFT adapter folder (and its task head, where it has one)."""
+    """Write `model` as a PEFT adapter folder (and its task head, where it has one). PEFT wraps the live
+    backbone to build the adapter: its weights are untouched, but under gradient checkpointing PEFT
+    turns on `enable_input_require_grads`; export from a model you are done training."""
     peft = require("peft", "bench")
     config = model.sk_config
     m = model.semantic.num_text_tokens
@@ -102,8 +104,10 @@ class AttachedHead(nn.Module):
         super().__init__()
         self.peft_model, self.head, self.virtual_tokens = peft_model, head, virtual_tokens
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.peft_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}  # sentence pairs (BERT)
+        hidden = self.peft_model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         return self.head(hidden[:, self.virtual_tokens:], attention_mask)  # prompt tuning's tokens come first
 
 

@@ -178,12 +178,16 @@ def side_output_pass(backbone: nn.Module, inputs: torch.Tensor, run) -> torch.Te
     outputs (the keys and values the authors' SK-Prefix reads off the cache), such that its backward
     finds FSDP's sharded weights gathered. FSDP gathers a layer's weights in the backward only for a
     gradient that arrives through that layer's output; here the gradient arrives through the cache, so
-    the weights are gathered explicitly when it does, and given back once it has reached `inputs`.
+    the weights are gathered explicitly when it does, and given back once it has reached `inputs`. The
+    cost: for that stretch of the backward every layer is whole on every process at once (the
+    embeddings, which the text pass does not use, stay sharded), so the memory FSDP saves returns for
+    the text's backward; the text is a few tokens, its activations are small, the weights are not.
     (DeepSpeed ZeRO-3 keeps its own account of which weights are gathered, which explicit gathering
     upsets: `check_shardable` refuses that combination.)"""
     from torch.distributed.fsdp import FSDPModule
 
-    units = [m for m in backbone.modules() if isinstance(m, FSDPModule)]
+    embeddings = backbone.get_input_embeddings()
+    units = [m for m in backbone.modules() if isinstance(m, FSDPModule) and m is not embeddings]
     if not (torch.is_grad_enabled() and units):
         return run(inputs)
 

@@ -24,20 +24,26 @@ LEVEL = 0.95
 RESAMPLES = 4000
 #: the metrics a per-example correct / counted pair reproduces exactly
 ACCURACIES = ("accuracy", "token_accuracy")
+#: the metrics a binomial term describes (macro-F1 approximately); correlations and MCC get none
+PROPORTIONS = ("accuracy", "token_accuracy", "macro_f1")
 
 
 @dataclass(frozen=True)
 class Gap:
-    """mean(a) - mean(b) over the seeds, its interval and how the interval was made."""
+    """mean(a) - mean(b) over the seeds, its interval, how the interval was made, and whether it could
+    count the seed noise of both sides (a side that ran one seed has none to measure)."""
 
     gap: float
     low: float
     high: float
     how: str
+    seeds_counted: bool = True
 
     def verdict(self, margin: float = 0.0) -> str:
         """"held" when the whole interval lies above `margin`, "did not hold" when it lies below,
-        "inconclusive" when it straddles it."""
+        "inconclusive" when it straddles it, or when a side ran one seed (its spread is unknown)."""
+        if not self.seeds_counted:
+            return "inconclusive"
         if self.low > margin:
             return "held"
         return "did not hold" if self.high < margin else "inconclusive"
@@ -49,13 +55,18 @@ class Gap:
 def gap_interval(a: list[dict], b: list[dict], metric: str, n_test: int, seed: int = 0) -> Gap:
     """The interval for mean(a) - mean(b), the runs' test `metric` (one record per seed)."""
     if all(_has_examples(r, metric) for r in a + b) and _same_examples(a + b):
-        return paired_bootstrap(a, b, seed=seed)
-    return normal_interval([r["test"][metric] for r in a], [r["test"][metric] for r in b], n_test)
+        return paired_bootstrap(a, b, metric, seed=seed)
+    return normal_interval([r["test"][metric] for r in a], [r["test"][metric] for r in b], n_test,
+                           binomial=metric in PROPORTIONS)
 
 
-def paired_bootstrap(a: list[dict], b: list[dict], resamples: int = RESAMPLES, seed: int = 0) -> Gap:
-    correct_a, counted = _per_example(a)
-    correct_b, _ = _per_example(b)
+def paired_bootstrap(a: list[dict], b: list[dict], metric: str = "accuracy", resamples: int = RESAMPLES,
+                     seed: int = 0) -> Gap:
+    """Examples drawn once per resample for both methods; each method's seeds drawn on their own, their
+    deviations from the method's mean first widened by sqrt(k / (k - 1)), so that k resampled seeds
+    carry the unbiased seed variance (a plain bootstrap of 3 seeds would carry two thirds of it)."""
+    correct_a, counted = _per_example(a, metric)
+    correct_b, _ = _per_example(b, metric)
     n = counted.size
     point = float((correct_a.sum(1) / counted.sum()).mean() - (correct_b.sum(1) / counted.sum()).mean())
     rng = np.random.default_rng(seed)
@@ -63,35 +74,51 @@ def paired_bootstrap(a: list[dict], b: list[dict], resamples: int = RESAMPLES, s
     for i in range(resamples):
         weight = np.bincount(rng.integers(0, n, n), minlength=n)  # how often each example was drawn
         total = counted @ weight
-        score_a, score_b = correct_a @ weight / total, correct_b @ weight / total  # per seed
-        gaps[i] = (score_a[rng.integers(0, len(score_a), len(score_a))].mean()
-                   - score_b[rng.integers(0, len(score_b), len(score_b))].mean())
+        gaps[i] = _seed_resample(correct_a @ weight / total, rng) - _seed_resample(correct_b @ weight / total, rng)
     low, high = np.quantile(gaps, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    complete = len(a) > 1 and len(b) > 1
     return Gap(point, float(low), float(high),
-               f"paired bootstrap over {n} test examples and {len(a)} + {len(b)} seeds")
+               f"paired bootstrap over {n} test examples and {len(a)} + {len(b)} seeds"
+               + ("" if complete else " (one seed on a side: its seed noise is not counted)"), complete)
 
 
-def normal_interval(a: list[float], b: list[float], n_test: int) -> Gap:
-    """Seed variance of each mean plus a binomial test-set term per method, Welch's degrees of freedom."""
+def _seed_resample(scores: np.ndarray, rng: np.random.Generator) -> float:
+    k = len(scores)
+    if k < 2:
+        return float(scores[0])
+    mean = scores.mean()
+    widened = mean + (scores - mean) * math.sqrt(k / (k - 1))
+    return float(widened[rng.integers(0, k, k)].mean())
+
+
+def normal_interval(a: list[float], b: list[float], n_test: int, binomial: bool = True) -> Gap:
+    """Seed variance of each mean plus (for a proportion) a binomial test-set term per method, with
+    Welch-Satterthwaite degrees of freedom (the binomial terms counted as known: infinite df)."""
     from scipy import stats
 
     gap = statistics.mean(a) - statistics.mean(b)
     seed_terms = [(statistics.variance(s) / len(s), len(s) - 1) for s in (a, b) if len(s) > 1]
-    test_terms = [min(max(p, 0.0), 1.0) * (1 - min(max(p, 0.0), 1.0)) / n_test for p in (statistics.mean(a),
-                                                                                             statistics.mean(b))]
+    clip = lambda p: min(max(p, 0.0), 1.0)  # noqa: E731
+    test_terms = [clip(p) * (1 - clip(p)) / n_test for p in (statistics.mean(a), statistics.mean(b))] if binomial \
+        else []
     variance = sum(v for v, _ in seed_terms) + sum(test_terms)
-    if len(seed_terms) == 2 and any(v > 0 for v, _ in seed_terms):
-        df = sum(v for v, _ in seed_terms) ** 2 / sum(v * v / d for v, d in seed_terms if v > 0)
+    informative = [(v, d) for v, d in seed_terms if v > 0]
+    if informative:
+        df = variance ** 2 / sum(v * v / d for v, d in informative)
         quantile, seeds = float(stats.t.ppf((1 + LEVEL) / 2, df)), f"seed variance (Welch, {df:.1f} df)"
     else:
-        quantile = float(stats.norm.ppf((1 + LEVEL) / 2))
-        seeds = "seed variance" if len(seed_terms) == 2 else "one seed: no seed variance counted"
+        quantile, seeds = float(stats.norm.ppf((1 + LEVEL) / 2)), "no seed spread"
+    complete = len(a) > 1 and len(b) > 1
+    if not complete:
+        seeds += "; one seed on a side: its seed noise is not counted"
+    test = f"binomial test noise (n = {n_test})" if binomial else "no test-noise term (not a proportion)"
     half = quantile * math.sqrt(variance)
-    return Gap(gap, gap - half, gap + half, f"normal: {seeds} + binomial test noise (n = {n_test})")
+    return Gap(gap, gap - half, gap + half, f"normal: {seeds} + {test}", complete)
 
 
 def _has_examples(record: dict, metric: str) -> bool:
-    return metric in ACCURACIES and record.get("test_predictions") is not None
+    return (metric in ACCURACIES and record.get("test_predictions") is not None
+            and record.get("test_references") is not None)
 
 
 def _same_examples(records: list[dict]) -> bool:
@@ -99,11 +126,11 @@ def _same_examples(records: list[dict]) -> bool:
     return all(r["test_references"] == first for r in records)
 
 
-def _per_example(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def _per_example(records: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(correct, counted): per seed and example, the correct predictions (of a sentence's words, for
-    token tasks) and, per example, how many were scored."""
+    token accuracy) and, per example, how many were scored."""
     references = records[0]["test_references"]
-    if references and isinstance(references[0], list):  # token classification: one list per sentence
+    if metric == "token_accuracy":  # one list per sentence
         counted = np.array([len(ref) for ref in references], dtype=float)
         correct = np.array([[sum(p == t for p, t in zip(pred, ref)) for pred, ref in zip(r["test_predictions"],
                                                                                          references)]

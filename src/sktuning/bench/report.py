@@ -12,8 +12,8 @@ from sktuning.bench.settings import ABLATIONS, UNRELATED_TEXT
 from sktuning.bench.stats import CLAIMS, COMPARABLE, TEXT_COUNTERPART, mean_curve
 from sktuning.extras import require
 
-RULES = ("Each side's best method is picked on validation (mean over seeds of each run's best validation "
-         "score), never on test. Intervals are 95 % and count both the seeds and the test set's sampling "
+RULES = ("Each side's best method is picked on validation (the mean of each run's best validation score over "
+         "seeds 1 and 2, whose rate was not chosen on them; seed 0 alone until they ran), never on test. Intervals are 95 % and count both the seeds and the test set's sampling "
          "noise: a paired bootstrap over test examples and seeds where the runs kept their per-example "
          "predictions, else a normal interval (seed variance with Welch's degrees of freedom, plus a binomial "
          "term per method); each line says which. A gap is held when its interval lies above zero, did not "

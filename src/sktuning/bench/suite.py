@@ -52,8 +52,8 @@ class Suite:
         """The method's grid as it stands: the base grid, grown by one rate at an end whenever the rate
         chosen on the finished grid sits at that end (at most `MAX_EXTENSIONS` times per end)."""
         if method in RATE_OF and self.fixed_rates is None:  # no grid of its own: the rate chosen for its base
-            base = RATE_OF[method]
-            grid_done = all((base, lr, self.seeds[0]) in self.done for lr in LR_GRID[base])
+            base = RATE_OF[method]  # its grid as grown so far: done means final
+            grid_done = all((base, lr, self.seeds[0]) in self.done for lr in self.rates(base))
             return [self.chosen_lr(base)] if grid_done else []  # [] until then: it waits
         if self.fixed_rates is not None:
             return [self.fixed_rates[method]] if method in self.fixed_rates else []

@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
                      fixed_rates=rates_chosen_in(Path(args.rates_from), settings) if args.rates_from else None)
 
     def rates_chosen_in(folder: Path, settings: BenchSettings) -> dict[str, float]:
-        short = Suite(BenchSettings(model=settings.model, task=settings.task), METHODS, [0], grid=True, output=folder)
+        mine = {k: getattr(settings, k) for k in OWN_DATA}  # the same data, the default budget
+        short = Suite(BenchSettings(model=settings.model, task=settings.task, **mine), METHODS, [0], grid=True,
+                      output=folder)
         chosen = {m: short.chosen_lr(m) for m in args.methods or METHODS}
         missing = sorted(m for m, lr in chosen.items() if lr is None)
         if missing:

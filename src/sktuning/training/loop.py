@@ -185,9 +185,10 @@ class Trainer:
             now = time.perf_counter()
             bar.set_postfix(loss=f"{running:.4f}", ex_per_s=f"{seen / (now - started):.1f}")
             bar.update(1)
-            if self.tracker is not None:
+            if self.tracker is not None:  # this step's throughput: its forward, backward and update
                 self.tracker.log({"train/loss": value, "train/learning_rate": rate,
-                                  "train/examples_per_second": seen / (now - started)}, state.step)
+                                  "train/examples_per_second": len(batch["input_ids"]) * self.world
+                                  / self.step_seconds[-1]}, state.step)
             state.train_seconds += now - last_time
             last_time = now
             stop = False

@@ -9,6 +9,7 @@ main process only. `plot_curves` draws a run's loss and validation metric by ste
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,8 +34,8 @@ class TensorBoardTracker(Tracker):
         require("tensorboard", "tracking")
         from torch.utils.tensorboard import SummaryWriter
 
-        # a resumed run drops the events an interrupted one wrote past its last checkpoint
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_step or None)
+        # a resumed run drops the events an interrupted one wrote past its last checkpoint (at first_step)
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_step + 1 if first_step else None)
 
     def log(self, values: dict[str, float], step: int) -> None:
         for name, value in values.items():
@@ -48,7 +49,9 @@ class WandbTracker(Tracker):
     def __init__(self, directory: Path, name: str, config: dict[str, Any]):
         wandb = require("wandb", "tracking")
         directory.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(dir=str(directory), name=name, config=config,
+        # one id per run folder: a resumed run continues the same W&B run
+        run_id = hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:16]
+        self.run = wandb.init(dir=str(directory), name=name, config=config, id=run_id, resume="allow",
                               mode=os.environ.get("WANDB_MODE", "offline"), reinit="finish_previous")
 
     def log(self, values: dict[str, float], step: int) -> None:
