@@ -82,6 +82,8 @@ NOT_APPLICABLE = {
            "CAUSAL_LM'), so it cannot feed the benchmark's pooled classification head. It applies to "
            "task='causal-lm' runs, which the suite does not have.",
 }
+#: what `sktune bench --quick` runs: every method but the ablations
+QUICK_METHODS = [m for m in METHODS if m not in ABLATIONS]
 #: learning-rate grids, chosen on validation; full fine-tuning and LoRA move the backbone and want less
 LR_GRID: dict[str, list[float]] = {name: [1e-3, 3e-3, 1e-2] for name in METHODS}
 LR_GRID.update({"lora": [3e-4, 1e-3, 3e-3], "full-ft": [1e-5, 3e-5, 1e-4]})

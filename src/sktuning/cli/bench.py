@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sktuning.bench.settings import METHODS, NOT_APPLICABLE, OWN_DATA
+from sktuning.bench.settings import METHODS, NOT_APPLICABLE, OWN_DATA, QUICK_METHODS
 from sktuning.cli.options import FILE_TASK_TYPES, positive_int
 
 logger = logging.getLogger("sktuning")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
 
     def suite_of(settings: BenchSettings) -> Suite:
-        return Suite(settings, args.methods or METHODS, seeds, grid=not (args.quick or args.no_grid), output=output,
+        return Suite(settings, args.methods or (QUICK_METHODS if args.quick else METHODS), seeds, grid=not (args.quick or args.no_grid), output=output,
                      fixed_rates=rates_chosen_in(Path(args.rates_from), settings) if args.rates_from else None)
 
     def rates_chosen_in(folder: Path, settings: BenchSettings) -> dict[str, float]:
