@@ -50,7 +50,7 @@ def test_prompt_tuning_text_starts_from_exactly_the_tokens_sk_reads(tmp_path):
     assert torch.equal(start, backbone.get_input_embeddings().weight[text_ids]) and start.requires_grad
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "bert"])
 def test_prefix_tuning_text_is_sk_prefix_embedding_built_by_peft(arch):
     """Both train the text's own keys and values in every layer: at initialisation the two models are
     one function (unpadded inputs; PEFT counts positions over padding too)."""

@@ -92,3 +92,29 @@ def test_inputs_tokenized_with_a_second_start_token_are_refused(tiny_model_dir, 
     doubled = tokenizer(["w7 w8"], return_tensors="pt")  # the tokenizer's own <s> again
     with pytest.raises(ValueError, match="begin with the sequence-start token .* add_special_tokens=False"):
         model(**doubled)
+
+
+def test_trl_sft_trainer_trains_a_causal_lm_adapter_and_saves_it_alone(tmp_path):
+    trl = pytest.importorskip("trl")
+    from conftest import tiny_backbone, tiny_tokenizer
+
+    from sktuning.training.hf_trainer import sk_trainer
+
+    tokenizer = tiny_tokenizer()
+    causal_lm = tiny_backbone("llama", wrapper="causal-lm")
+    torch.manual_seed(0)
+    model = get_sk_model(causal_lm, tokenizer, SKTuningConfig(text="w5 w6", task="causal-lm", adapter="linear"))
+    data = datasets.Dataset.from_list([{"text": "w40 w41 w42 w43"} for _ in range(32)])  # one sentence to learn
+    args = trl.SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=20, per_device_train_batch_size=8,
+                         learning_rate=3e-2, report_to=[], use_cpu=True, logging_steps=1, save_steps=20,
+                         loss_type="nll", gradient_checkpointing=False, bf16=False)  # TRL defaults to bf16
+    trainer = sk_trainer(trl.SFTTrainer)(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses[-1] < losses[0] - 0.1  # it learns (a prefix alone moves a random tiny LM slowly)
+    names = {p.name for p in (tmp_path / "sft" / "checkpoint-20").iterdir()}
+    assert "adapter_model.safetensors" in names and "model.safetensors" not in names
+    trainer.save_model(str(tmp_path / "final"))
+    loaded = SKModel.from_pretrained(tiny_backbone("llama", wrapper="causal-lm"), tmp_path / "final")
+    ids = tokenizer(["w40 w41"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    torch.testing.assert_close(loaded(input_ids=ids).logits, model.eval()(input_ids=ids).logits)

@@ -12,6 +12,7 @@ EXTRAS = {
     "bench": "peft (and the data extra): `sktune bench` and its baselines, exports to PEFT",
     "tracking": "tensorboard, wandb: sktune train --report-to",
     "cluster": "ray: sktune bench --ray",
+    "trl": "trl: SFTTrainer for task='causal-lm'",
     "deepspeed": "deepspeed: --shard zero3",
 }
 

@@ -71,6 +71,8 @@ class SKModel(nn.Module):
                                                  text_input_ids.to(backbone.get_input_embeddings().weight.device))
         self.sk_config = config
         self.backbone = backbone
+        # the wrapped model's decoding defaults, where trainers (TRL) and generation look for them
+        self.generation_config = getattr(causal_lm if causal_lm is not None else backbone, "generation_config", None)
         device = backbone.get_input_embeddings().weight.device
         semantic = AuthorsPrefix if config.adapter in AUTHORS_KINDS else SEMANTIC_CLASSES[config.mode]
         self.semantic = semantic(backbone, text_input_ids.to(device), config).to(device)
@@ -87,6 +89,24 @@ class SKModel(nn.Module):
         limit = bb.max_positions(backbone)
         # the longest input the backbone was made to read after the text (any position table, rotary too)
         self.input_room = limit - self.semantic.num_text_tokens if limit is not None else None
+
+    @property
+    def config(self):
+        """The backbone's transformers config, as a wrapped model's (PEFT's, TRL's trainers read it);
+        the SK-Tuning settings are `sk_config`."""
+        return self.backbone.config
+
+    def add_model_tags(self, tags: list[str] | str) -> None:
+        """Tags a trainer (TRL) adds for the model card, as PreTrainedModel keeps them."""
+        self.model_tags = sorted(set(getattr(self, "model_tags", []) or []) | set([tags] if isinstance(tags, str) else tags))
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
+        """Recompute the frozen backbone's activations in the backward (non-reentrant unless asked)."""
+        self.backbone.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}, **kwargs)
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.backbone.gradient_checkpointing_disable()
 
     def input_length(self, requested: int) -> int:
         """The one input-length rule, for training, evaluation and prediction alike: `requested` tokens,

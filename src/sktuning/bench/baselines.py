@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.cache_utils import DynamicCache
 
 from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
 from sktuning.extras import require
 from sktuning.heads import TaskHead, task_loss
+from sktuning.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values
 from sktuning.bench.settings import DEFAULT_LR, LR_GRID, METHODS, SK_METHODS  # noqa: F401 (re-exported)
 from sktuning.model import SKModel, SKModelOutput
 
@@ -68,12 +70,20 @@ def _peft(backbone, peft_config, config, skip=0) -> HeadOnTop:
 
 
 @torch.no_grad()
-def text_cache(backbone: nn.Module, text_ids: list[int]):
-    """The frozen backbone's key/value cache of exactly SK's text tokens (no chat template, no special
-    tokens added), read at positions 0..m-1 as SK-Prefix reads it."""
+def text_cache(backbone: nn.Module, text_ids: list[int]) -> DynamicCache:
+    """The frozen backbone's keys and values of exactly SK's text tokens (no chat template, no special
+    tokens added), read as SK-Prefix reads them (`kv_prefix.text_key_values`, which also reads an
+    encoder's cache), as the per-layer cache PEFT's initialiser takes."""
     ids = torch.tensor([text_ids], device=backbone.get_input_embeddings().weight.device)
-    with bb.eval_mode(backbone):
-        return backbone(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True).past_key_values
+    offset = bb.position_offset(backbone)
+    positions = {"position_ids": bb.position_ids_from_mask(torch.ones_like(ids), offset)} \
+        if bb.accepts(backbone, "position_ids") else {}
+    kv, shape = text_key_values(backbone, require_cache_argument(backbone), positions, input_ids=ids)
+    keys, values = unflatten_key_values(kv, shape)
+    cache = DynamicCache()
+    for layer, (k, v) in enumerate(zip(keys, values)):
+        cache.update(k, v, layer)
+    return cache
 
 
 def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SKTuningConfig,

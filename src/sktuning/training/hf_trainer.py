@@ -1,4 +1,4 @@
-"""An SKModel under transformers' own `Trainer` (and TRL's trainers, which derive from it).
+"""An SKModel under transformers' own `Trainer` (and TRL's `SFTTrainer`, which derives from it).
 
 `SKModel` trains, evaluates and predicts under a plain `transformers.Trainer`: its forward takes the
 collated batch (`input_ids`, `attention_mask`, `labels`) and returns the loss. What a plain Trainer
@@ -25,8 +25,9 @@ from sktuning.training.checkpoints import load_adapter_tensors
 TRAINING_ARGS_NAME = "training_args.bin"  # where transformers keeps its arguments beside a saved model
 
 
-class SKTrainer(Trainer):
-    """`transformers.Trainer` whose saved models and checkpoints hold the adapter only."""
+class AdapterOnlySaving:
+    """Mixed into a `transformers.Trainer` subclass (TRL's `SFTTrainer` too): saved models, checkpoints and
+    the best model at the end hold the adapter only. `sk_trainer(SFTTrainer)` makes such a class."""
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
@@ -43,3 +44,13 @@ class SKTrainer(Trainer):
 
     def _load_best_model(self) -> None:
         self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+
+class SKTrainer(AdapterOnlySaving, Trainer):
+    """`transformers.Trainer` whose saved models and checkpoints hold the adapter only."""
+
+
+def sk_trainer(base: type) -> type:
+    """`base` (a Trainer subclass, e.g. `trl.SFTTrainer`) that saves and loads the adapter only. With TRL,
+    pass `SFTConfig(loss_type="nll")`: TRL's default chunked loss reaches past the model's forward."""
+    return type(f"SK{base.__name__}", (AdapterOnlySaving, base), {})
