@@ -11,7 +11,7 @@ Rules, written once here and stated in every report:
 - Steps (claim 2): per seed, the first evaluated step at which the validation score reaches the mark
   (the picked baseline's final validation score, averaged over its seeds). "held" when every SK seed
   gets there before every baseline seed, "did not hold" when no SK seed is faster than the slowest
-  baseline seed, "inconclusive" when the seeds' steps overlap.
+  baseline seed, "inconclusive" when the seeds' steps overlap, there is no mark, or a side ran one seed.
 - Parameters (claim 3): the best SK method (on validation) with fewer parameters than LoRA is
   "comparable" when the interval of its gap to LoRA lies above -0.01, not when it lies below.
 - Ablations (`settings.ABLATIONS`) are reported, never picked as "the best SK".
@@ -140,7 +140,8 @@ def claims(by_method: dict[str, list[dict]], rows: dict[str, dict], target: floa
                     f"best baseline on validation {best_base} {rows[best_base]['mean']:.3f}: {c.gap} ({c.gap.how})"))
         sk_steps = [_steps_to(r["curve"], target) for r in by_method[best_sk]]
         base_steps = [_steps_to(r["curve"], target) for r in by_method[best_base]]
-        out.append((CLAIMS[1], steps_verdict(sk_steps, base_steps) if target is not None else "inconclusive",
+        testable = target is not None and min(len(sk_steps), len(base_steps)) > 1  # a mark, and a spread
+        out.append((CLAIMS[1], steps_verdict(sk_steps, base_steps) if testable else "inconclusive",
                     f"mark {_fmt(target)}; per seed, {best_sk}: {_steps(sk_steps)}; {best_base}: {_steps(base_steps)}"))
     if "lora" in by_method:
         fewer = [m for m in by_method if is_sk(m) and rows[m]["trainable"] < rows["lora"]["trainable"]]
