@@ -46,8 +46,8 @@ def test_two_gloo_processes_match_one_process(tiny_model_dir, data_dir, tmp_path
     assert m2["processes"] == 2 and m1["processes"] == 1
     assert m1["metrics"] == m2["metrics"]  # the test split (32 rows) gathered once each across 2 ranks
     assert [h["validation"] for h in m1["history"]] == [h["validation"] for h in m2["history"]]
-    assert sorted(p.name for p in (tmp_path / "p2").iterdir()) == ["adapter", "best", "checkpoints", "metrics.json",
-                                                                   "run.json"]
+    assert sorted(p.name for p in (tmp_path / "p2").iterdir()) == ["adapter", "best", "checkpoints", "curves.png",
+                                                                   "metrics.json", "run.json"]
 
 
 def test_sharded_run_killed_then_resumed_gives_the_uninterrupted_adapter(tiny_model_dir, data_dir, tmp_path):
