@@ -1,0 +1,114 @@
+"""Many SK adapters on one frozen backbone, in one batch: each row of a batch belongs to an adapter of
+its own, and the backbone runs once.
+
+Merged, every SK adapter on a causal decoder is a constant key/value prefix (SK-Prefix always,
+SK-Prompt because its prompt cannot see the input after it; see `SKModel.merge`). A mixed batch
+stacks each row's prefix into one per-layer cache, shorter prefixes padded on the left and masked,
+so every row's prefix ends right before its input; positions count real tokens, so each row's input
+gets the positions it gets alone. After the backbone, each row goes through its own adapter's head
+(or the backbone's LM head). On an encoder, where SK-Prompt stays prepended vectors, rows are grouped
+by adapter and each group runs on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.cache_utils import Cache
+
+from sktuning import backbone as bb
+from sktuning.config import SKTuningConfig
+from sktuning.kv_prefix import PrefixLayer, run_with_prefix
+from sktuning.model import SKModel
+
+
+@dataclass
+class ServedAdapter:
+    """A merged adapter: its config, its model (head, rules) and, on a decoder, its prefix."""
+
+    config: SKTuningConfig
+    model: SKModel
+    keys: torch.Tensor | None    # (layers, heads, m, head_dim), None when not a key/value prefix
+    values: torch.Tensor | None
+
+
+class MultiAdapterModel(nn.Module):
+    """One frozen backbone and any number of merged SK adapters, added and removed by name."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = bb.base_model_of(backbone)
+        self.adapters: dict[str, ServedAdapter] = {}
+        self.offset = bb.position_offset(self.backbone)
+        self.takes_positions = bb.accepts(self.backbone, "position_ids")
+
+    def add(self, name: str, model: SKModel) -> None:
+        """Serve `model` (built on this backbone) as `name`; it is merged, and nothing is reloaded."""
+        if model.backbone is not self.backbone:
+            raise ValueError(f"Adapter {name!r} is built on another backbone object; build it on this one "
+                             "(SKModel.from_pretrained(multi.backbone, folder)), so the weights are shared.")
+        model.eval().merge()
+        semantic = model.semantic
+        keys = values = None
+        if semantic.cache_argument is not None:  # a key/value prefix: SK-Prefix, or SK-Prompt on a decoder
+            prefix = semantic.key_values(self.backbone) if hasattr(semantic, "key_values") else semantic.merged
+            keys, values = prefix[0][:, 0], prefix[1][:, 0]  # (layers, heads, m, head_dim)
+        self.adapters[name] = ServedAdapter(model.sk_config, model, keys, values)
+
+    def remove(self, name: str) -> None:
+        if name not in self.adapters:
+            raise KeyError(f"No adapter {name!r}; serving: {', '.join(sorted(self.adapters)) or 'none'}.")
+        del self.adapters[name]
+
+    @torch.no_grad()
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
+        """Each row's logits, as its adapter's merged model gives them alone (a list: heads differ)."""
+        unknown = sorted(set(names) - set(self.adapters))
+        if unknown:
+            raise KeyError(f"Unknown adapter(s) {unknown}; serving: {', '.join(sorted(self.adapters))}.")
+        if len(names) != input_ids.shape[0]:
+            raise ValueError(f"{len(names)} adapter names for a batch of {input_ids.shape[0]} rows.")
+        served = [self.adapters[n] for n in names]
+        if any(a.keys is None for a in served):  # prompt vectors (an encoder): one forward per adapter
+            return self._grouped(input_ids, attention_mask, names)
+        hidden = self._prefixed_forward(input_ids, attention_mask, served)
+        return [self._head(a, hidden[i:i + 1], attention_mask[i:i + 1])[0] for i, a in enumerate(served)]
+
+    def _prefixed_forward(self, input_ids, attention_mask, served: list[ServedAdapter]) -> torch.Tensor:
+        longest = max(a.keys.shape[-2] for a in served)
+        layers, heads, _, head_dim = served[0].keys.shape
+        batch = input_ids.shape[0]
+        dtype = self.backbone.get_input_embeddings().weight.dtype
+        keys = input_ids.new_zeros((layers, batch, heads, longest, head_dim), dtype=dtype)
+        values = torch.zeros_like(keys)
+        prefix_mask = attention_mask.new_zeros(batch, longest)
+        for i, adapter in enumerate(served):  # left-padded: every prefix ends right before its input
+            m = adapter.keys.shape[-2]
+            keys[:, i, :, longest - m:] = adapter.keys.to(dtype)
+            values[:, i, :, longest - m:] = adapter.values.to(dtype)
+            prefix_mask[i, longest - m:] = 1
+        cache = Cache(layers=[PrefixLayer(k, v) for k, v in zip(keys, values)])
+        full_mask = torch.cat([prefix_mask, attention_mask], dim=1)
+        argument = served[0].model.semantic.cache_argument
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": full_mask, argument: cache,
+                                  "use_cache": True}
+        if self.takes_positions:
+            kwargs["position_ids"] = bb.position_ids_from_mask(full_mask, self.offset)[:, longest:]
+        return run_with_prefix(self.backbone, kwargs, argument).last_hidden_state
+
+    @staticmethod
+    def _head(adapter: ServedAdapter, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        model = adapter.model
+        return model.lm_head(hidden) if model.lm_head is not None else model.head(hidden, mask)
+
+    def _grouped(self, input_ids, attention_mask, names: list[str]) -> list[torch.Tensor]:
+        out: list[torch.Tensor | None] = [None] * len(names)
+        for name in dict.fromkeys(names):
+            rows = [i for i, n in enumerate(names) if n == name]
+            logits = self.adapters[name].model(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).logits
+            for j, i in enumerate(rows):
+                out[i] = logits[j]
+        return out
