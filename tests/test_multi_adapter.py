@@ -79,3 +79,20 @@ def test_an_encoder_runs_each_adapter_group_on_its_own():
     got = multi(ids, mask, names)
     for row, name in enumerate(names):
         torch.testing.assert_close(got[row], alone(models[name], ids, mask, row), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_a_mixed_batch_generates_what_each_adapter_generates_alone(arch):
+    causal = tiny_backbone(arch, wrapper="causal-lm")
+    models = {"a": adapter(causal, "prefix", "lowrank", 3, 1, task="causal-lm"),
+              "b": adapter(causal, "prompt", "linear", 5, 2, task="causal-lm"),
+              "c": adapter(causal, "prefix", "embedding", 2, 3, task="causal-lm")}
+    multi = MultiAdapterModel(causal)
+    for name, model in models.items():
+        multi.add(name, model)
+    names = ["a", "b", "c", "b"]
+    ids, mask, rows = padded_batch([5, 3, 4, 2], "left")
+    out = multi.generate(ids, mask, names, max_new_tokens=6)
+    for i, (name, row) in enumerate(zip(names, rows)):
+        want = models[name].generate(row[None], max_new_tokens=6)[0, len(row):]
+        assert out[i, ids.shape[1]:].tolist() == want.tolist()

@@ -62,7 +62,7 @@ def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sampl
     new_tokens = []
     logits = model.lm_head(out.last_hidden_state[:, -1]).float()
     for _ in range(max_new_tokens):
-        token = _choose(logits, do_sample, temperature, top_k, generator)
+        token = choose_next_token(logits, do_sample, temperature, top_k, generator)
         token = torch.where(finished, torch.full_like(token, fill), token)
         new_tokens.append(token)
         if len(eos):
@@ -78,7 +78,7 @@ def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sampl
     return torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
 
 
-def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int | None,
+def choose_next_token(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int | None,
             generator: torch.Generator | None) -> torch.Tensor:
     if not do_sample:
         return logits.argmax(-1)

@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, DynamicCache
 
 from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
+from sktuning.generation import choose_next_token
 from sktuning.kv_prefix import PrefixLayer, run_with_prefix
 from sktuning.model import SKModel
 
@@ -98,6 +99,52 @@ class MultiAdapterModel(nn.Module):
         if self.takes_positions:
             kwargs["position_ids"] = bb.position_ids_from_mask(full_mask, self.offset)[:, longest:]
         return run_with_prefix(self.backbone, kwargs, argument).last_hidden_state
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, names: list[str],
+                 max_new_tokens: int = 20, do_sample: bool = False, temperature: float = 1.0,
+                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode a left-padded batch of `causal-lm` adapters' rows together: each row writes what its
+        adapter's `SKModel.generate` writes alone (greedy), its prefix read once in the prefill."""
+        served = [self.adapters[n] for n in names]
+        if any(a.config.task != "causal-lm" or a.keys is None for a in served):
+            raise ValueError("generate() takes causal-lm adapters served as key/value prefixes only.")
+        if (attention_mask[:, -1] == 0).any():
+            raise ValueError("generate() needs left padding, so every row ends with a real token.")
+        longest = max(a.keys.shape[-2] for a in served)
+        layers = served[0].keys.shape[0]
+        dtype = self.backbone.get_input_embeddings().weight.dtype
+        cache, prefix_mask = DynamicCache(), attention_mask.new_zeros(len(names), longest)
+        per_layer = []
+        for adapter in served:
+            m = adapter.keys.shape[-2]
+            pad = (0, 0, longest - m, 0)  # left-pad the prefix's positions
+            per_layer.append((torch.nn.functional.pad(adapter.keys.to(dtype), pad),
+                              torch.nn.functional.pad(adapter.values.to(dtype), pad)))
+        for i, adapter in enumerate(served):
+            prefix_mask[i, longest - adapter.keys.shape[-2]:] = 1
+        for layer in range(layers):
+            cache.update(torch.stack([k[layer] for k, _ in per_layer]), torch.stack([v[layer] for _, v in per_layer]),
+                         layer)
+        mask = torch.cat([prefix_mask, attention_mask], dim=1)
+        argument = served[0].model.semantic.cache_argument
+        step = {"input_ids": input_ids, "attention_mask": mask, argument: cache, "use_cache": True}
+        position = bb.position_ids_from_mask(mask, self.offset)
+        if self.takes_positions:
+            step["position_ids"] = position[:, longest:]
+        head = served[0].model.lm_head  # the backbone's own LM head, shared by every causal-lm adapter
+        logits = head(self.backbone(**step).last_hidden_state[:, -1]).float()
+        position, new_tokens = position[:, -1:], []
+        for _ in range(max_new_tokens):
+            token = choose_next_token(logits, do_sample, temperature, top_k, generator)
+            new_tokens.append(token)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            position = position + 1
+            step = {"input_ids": token[:, None], "attention_mask": mask, argument: cache, "use_cache": True}
+            if self.takes_positions:
+                step["position_ids"] = position
+            logits = head(self.backbone(**step).last_hidden_state[:, -1]).float()
+        return torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
 
     @staticmethod
     def _head(adapter: ServedAdapter, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
