@@ -118,3 +118,15 @@ def test_trl_sft_trainer_trains_a_causal_lm_adapter_and_saves_it_alone(tmp_path)
     loaded = SKModel.from_pretrained(tiny_backbone("llama", wrapper="causal-lm"), tmp_path / "final")
     ids = tokenizer(["w40 w41"], return_tensors="pt", add_special_tokens=False)["input_ids"]
     torch.testing.assert_close(loaded(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
+
+
+def test_the_trainer_example_runs(tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "examples/hf_trainer.py", "--model", tiny_model_dir, "--steps", "2",
+                             "--max-train", "32", "--output", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test_accuracy" in result.stdout
+    assert SKModel.from_pretrained(load_backbone(tiny_model_dir)[0], tmp_path / "out" / "adapter") is not None
