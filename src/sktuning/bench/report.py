@@ -21,7 +21,8 @@ RULES = ("Each side's best method is picked on validation (the mean of each run'
 
 
 def write_report(suite, command: str) -> Path:
-    """A `Suite`'s <model>-<task>.md (table, claims, like for like) and its learning-curve PNG."""
+    """A `Suite`'s <model>-<task>.md (SK against its text-initialised rival, the claims, every method) and its
+    learning-curve PNG."""
     matplotlib = require("matplotlib", "data")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
