@@ -128,8 +128,8 @@ def test_tasks_and_models_are_listed(capsys):
     assert "smollm2-135m" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["predict"], ["export"], ["push"], ["bench"], ["tasks"],
-                                     ["models"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["predict"], ["export"], ["push"], ["serve"], ["bench"],
+                                     ["tasks"], ["models"]])
 def test_every_command_has_help(command):
     result = subprocess.run([sys.executable, "-m", "sktuning.cli", *command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage: sktune" in result.stdout

@@ -13,6 +13,7 @@ EXTRAS = {
     "tracking": "tensorboard, wandb: sktune train --report-to",
     "cluster": "ray: sktune bench --ray",
     "trl": "trl: SFTTrainer for task='causal-lm'",
+    "serve": "fastapi, uvicorn, httpx: sktune serve",
     "deepspeed": "deepspeed: --shard zero3",
 }
 

@@ -16,9 +16,9 @@ import sys
 import threading
 from typing import Any
 
-from sktuning.cli import bench, evaluate, export, listing, predict, push, train
+from sktuning.cli import bench, evaluate, export, listing, predict, push, serve, train
 
-COMMANDS = (train, evaluate, predict, export, push, bench, listing)
+COMMANDS = (train, evaluate, predict, export, push, serve, bench, listing)
 
 
 def build_parser() -> argparse.ArgumentParser:

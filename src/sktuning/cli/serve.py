@@ -1,0 +1,58 @@
+"""`sktune serve`: SK adapters on one backbone over HTTP (the `serve` extra: FastAPI, uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from sktuning.cli.options import add_device, positive_int
+
+
+def add_parser(sub) -> None:
+    serve = sub.add_parser("serve", help="serve adapters over HTTP on one backbone",
+                           description="Serve SK adapters on one frozen backbone: POST /v1/predict, /v1/generate; "
+                                       "GET/POST/DELETE /v1/adapters; GET /health.")
+    serve.add_argument("--adapter", action="append", required=True, metavar="NAME=DIR",
+                       help="an adapter to serve under NAME (repeat for more)")
+    serve.add_argument("--model", help="the backbone (default: the one the first adapter records)")
+    add_device(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="(default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=positive_int, default=8000)
+    serve.add_argument("--api-key", default=os.environ.get("SKTUNE_API_KEY"),
+                       help="require 'Authorization: Bearer KEY' on every request (default: $SKTUNE_API_KEY)")
+    serve.add_argument("--max-body-bytes", type=positive_int, default=1_000_000)
+    serve.set_defaults(handler=run)
+
+
+def parse_adapters(items: list[str]) -> dict[str, str]:
+    adapters: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--adapter {item!r}: give NAME=DIR, e.g. --adapter sentiment=runs/rt/adapter.")
+        if name in adapters:
+            raise ValueError(f"--adapter {name!r} is given twice; give each adapter its own name.")
+        adapters[name] = path
+    return adapters
+
+
+def run(args: argparse.Namespace) -> int:
+    adapters = parse_adapters(args.adapter)  # bad options fail before anything loads
+    from sktuning.cli.common import load_model, quiet_libraries
+    from sktuning.extras import require
+    from sktuning.model import read_adapter_meta
+    from sktuning.server import Registry, create_app
+    from sktuning.training.spec import AdapterRecord
+
+    quiet_libraries()
+    uvicorn = require("uvicorn", "serve")
+    model_name = args.model or AdapterRecord.from_meta(read_adapter_meta(next(iter(adapters.values())))).model
+    if not model_name:
+        raise ValueError("The first adapter does not record its backbone; pass --model.")
+    backbone, tokenizer = load_model(model_name, args.trust_remote_code, args.device)
+    registry = Registry(backbone, tokenizer)
+    for name, path in adapters.items():
+        registry.load(name, path)
+    app = create_app(registry, api_key=args.api_key, max_body_bytes=args.max_body_bytes)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")  # SIGTERM: finishes in-flight requests
+    return 0

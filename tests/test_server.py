@@ -1,0 +1,112 @@
+"""`sktune serve`'s app: adapters on one backbone answer as `predict` does, and bad input gets a 4xx
+JSON error, never a crash."""
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from sktuning import SKTuningConfig, get_sk_model  # noqa: E402
+from sktuning.prediction import predict  # noqa: E402
+from sktuning.server import Registry, create_app  # noqa: E402
+from sktuning.zoo import load_backbone  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("adapters")
+    backbone, tokenizer = load_backbone(tiny_model_dir)
+    for name, mode, labels in (("sentiment", "prefix", ["no", "yes"]), ("topic", "prompt", ["a", "b", "c"])):
+        torch.manual_seed(len(name))
+        model = get_sk_model(backbone, tokenizer, SKTuningConfig(mode=mode, text="w3 w4", num_labels=len(labels),
+                                                                label_names=labels))
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.add_(torch.randn_like(p) * 0.1)
+        model.save_pretrained(folder / name, {"model": tiny_model_dir, "max_length": 16})
+    backbone, tokenizer = load_backbone(tiny_model_dir)
+    registry = Registry(backbone, tokenizer)
+    for name in ("sentiment", "topic"):
+        registry.load(name, str(folder / name))
+    return registry, folder, tiny_model_dir
+
+
+def test_predictions_equal_predict_with_each_adapter_alone(served):
+    registry, folder, tiny_model_dir = served
+    client = TestClient(create_app(registry))
+    texts = ["w7 w8 w9", "w10", "w11 w12 w13 w14"]
+    for name in ("sentiment", "topic"):
+        answer = client.post("/v1/predict", json={"adapter": name, "texts": texts})
+        assert answer.status_code == 200, answer.text
+        backbone, tokenizer = load_backbone(tiny_model_dir)
+        from sktuning import SKModel
+
+        alone = predict(SKModel.from_pretrained(backbone, folder / name, tokenizer=tokenizer).merge(), tokenizer, texts,
+                        max_length=16).records
+        for got, want in zip(answer.json()["predictions"], alone):
+            assert got["label"] == want["label"]
+            assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+    listing = client.get("/v1/adapters").json()["adapters"]
+    assert [a["name"] for a in listing] == ["sentiment", "topic"] and listing[1]["labels"] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("request_, status, message", [
+    ({"adapter": "nope", "texts": ["w7"]}, 404, "No adapter 'nope'"),
+    ({"adapter": "sentiment", "texts": [""]}, 400, "empty"),
+    ({"adapter": "sentiment", "texts": "w7"}, 422, ""),
+    ({"adapter": "sentiment", "texts": []}, 422, ""),
+    ({"adapter": "sentiment", "texts": ["w7"] * 300}, 400, "the limit is 256"),
+    ({"adapter": "sentiment", "texts": ["w7"], "text_pairs": ["a", "b"]}, 400, "one per text"),
+])
+def test_bad_requests_get_4xx_json_and_the_server_stays_healthy(served, request_, status, message):
+    client = TestClient(create_app(served[0]))
+    answer = client.post("/v1/predict", json=request_)
+    assert answer.status_code == status and message in str(answer.json())
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_malformed_json_a_big_body_and_a_missing_key_are_refused(served):
+    client = TestClient(create_app(served[0], api_key="secret", max_body_bytes=200))
+    assert client.get("/health").status_code == 401
+    auth = {"Authorization": "Bearer secret"}
+    assert client.post("/v1/predict", content=b"{not json", headers={**auth, "content-type": "application/json"}
+                       ).status_code == 422
+    big = client.post("/v1/predict", json={"adapter": "sentiment", "texts": ["w7 " * 100]}, headers=auth)
+    assert big.status_code == 413 and "200 bytes" in big.json()["error"]
+    assert client.get("/health", headers=auth).json() == {"status": "ok", "adapters": 2}
+
+
+def test_adapters_are_added_and_removed_while_serving(served):
+    registry, folder, _ = served
+    client = TestClient(create_app(registry))
+    assert client.post("/v1/adapters", json={"name": "again", "path": str(folder / "sentiment")}).status_code == 200
+    assert client.post("/v1/adapters", json={"name": "again", "path": str(folder / "sentiment")}).status_code == 400
+    assert client.post("/v1/predict", json={"adapter": "again", "texts": ["w7"]}).status_code == 200
+    assert client.delete("/v1/adapters/again").json() == {"unloaded": "again"}
+    assert client.delete("/v1/adapters/again").status_code == 404
+    assert client.post("/v1/adapters", json={"name": "x", "path": "/nowhere"}).status_code == 400
+
+
+def test_generate_continues_prompts_with_a_causal_lm_adapter(tmp_path):
+    from conftest import tiny_backbone, tiny_tokenizer
+
+    from sktuning import SKModel
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = get_sk_model(tiny_backbone("llama", wrapper="causal-lm"), tokenizer,
+                         SKTuningConfig(text="w5 w6", task="causal-lm"))
+    model.save_pretrained(tmp_path / "lm", {"max_length": 16})
+    registry = Registry(tiny_backbone("llama", wrapper="causal-lm"), tokenizer)
+    registry.load("lm", str(tmp_path / "lm"))
+    client = TestClient(create_app(registry))
+    answer = client.post("/v1/generate", json={"adapter": "lm", "prompts": ["w7 w8", "w9"], "max_new_tokens": 4})
+    assert answer.status_code == 200, answer.text
+    alone = SKModel.from_pretrained(tiny_backbone("llama", wrapper="causal-lm"), tmp_path / "lm").eval()
+    ids = tokenizer(["w7 w8"], return_tensors="pt")["input_ids"]
+    want = tokenizer.decode(alone.generate(ids, max_new_tokens=4)[0, ids.shape[1]:], skip_special_tokens=True)
+    assert answer.json()["generations"][0] == want
+    refused = client.post("/v1/generate", json={"adapter": "lm", "prompts": ["w7"], "max_new_tokens": 0})
+    assert refused.status_code == 422
