@@ -13,7 +13,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sktuning"
 HEAVY = ("peft", "matplotlib", "pandas", "sklearn", "datasets", "deepspeed", "seqeval", "scipy")
-INFERENCE = ("sktuning.model", "sktuning.prediction", "sktuning.generation")
+INFERENCE = ("sktuning.model", "sktuning.prediction", "sktuning.generation", "sktuning.multi_adapter",
+             "sktuning.server", "sktuning.export", "sktuning.hub_sharing")
 NOT_FOR_INFERENCE = ("sktuning.training", "sktuning.bench", "sktuning.cli")
 
 

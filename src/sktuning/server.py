@@ -27,7 +27,6 @@ from pydantic import BaseModel, Field  # noqa: E402
 
 from sktuning.model import SKModel, read_adapter_meta  # noqa: E402
 from sktuning.prediction import predict  # noqa: E402
-from sktuning.training.spec import AdapterRecord  # noqa: E402
 
 MAX_TEXTS = 256
 
@@ -41,7 +40,7 @@ class Registry:
 
     def __init__(self, backbone, tokenizer):
         self.backbone, self.tokenizer = backbone, tokenizer
-        self.adapters: dict[str, tuple[SKModel, AdapterRecord, str]] = {}
+        self.adapters: dict[str, tuple[SKModel, int, str]] = {}  # model, max_length, folder
         self.lock = threading.Lock()
 
     def load(self, name: str, path: str) -> None:
@@ -49,26 +48,28 @@ class Registry:
             raise ValueError(f"Adapter name {name!r}: give a non-empty name without '/'.")
         if name in self.adapters:
             raise ValueError(f"An adapter named {name!r} is already served; unload it first.")
-        record = AdapterRecord.from_meta(read_adapter_meta(path))
+        max_length = (read_adapter_meta(path).get("training") or {}).get("max_length") or 128
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"{path} records max_length {max_length!r}; it must be a whole number >= 1.")
         model = SKModel.from_pretrained(self.backbone, path, tokenizer=self.tokenizer).eval().merge()
         with self.lock:
-            self.adapters[name] = (model, record, str(path))
+            self.adapters[name] = (model, max_length, str(path))
 
     def unload(self, name: str) -> None:
         with self.lock:
             self.get(name)
             del self.adapters[name]
 
-    def get(self, name: str) -> tuple[SKModel, AdapterRecord, str]:
+    def get(self, name: str) -> tuple[SKModel, int, str]:
         if name not in self.adapters:
             raise UnknownAdapter(f"No adapter {name!r}; serving: {', '.join(sorted(self.adapters)) or 'none'}.")
         return self.adapters[name]
 
     def describe(self, name: str) -> dict[str, Any]:
-        model, record, path = self.get(name)
+        model, max_length, path = self.get(name)
         config = model.sk_config
         return {"name": name, "path": path, "task": config.task, "mode": config.mode, "adapter": config.adapter,
-                "labels": config.label_names, "text": config.text, "max_length": record.max_length,
+                "labels": config.label_names, "text": config.text, "max_length": max_length,
                 "parameters": sum(t.numel() for k, t in model.trainable_state_dict().items()
                                   if k != "semantic.text_input_ids")}
 
@@ -136,19 +137,19 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
 
     @app.post("/v1/predict")
     def predict_texts(body: PredictRequest) -> dict[str, Any]:
-        model, record, _ = registry.get(body.adapter)
+        model, max_length, _ = registry.get(body.adapter)
         _check_count(len(body.texts), max_texts)
         if body.text_pairs is not None and len(body.text_pairs) != len(body.texts):
             raise ValueError(f"{len(body.text_pairs)} text_pairs for {len(body.texts)} texts; give one per text.")
         inputs: list = body.texts if body.text_pairs is None else [
             {"text": t, "text_pair": p} for t, p in zip(body.texts, body.text_pairs)]
         with registry.lock:
-            result = predict(model, registry.tokenizer, inputs, max_length=record.max_length or 128)
+            result = predict(model, registry.tokenizer, inputs, max_length=max_length)
         return {"predictions": result.records}
 
     @app.post("/v1/generate")
     def generate(body: GenerateRequest) -> dict[str, Any]:
-        model, record, _ = registry.get(body.adapter)
+        model, max_length, _ = registry.get(body.adapter)
         if model.sk_config.task != "causal-lm":
             raise ValueError(f"Adapter {body.adapter!r} is a {model.sk_config.task} adapter; /v1/generate takes "
                              "causal-lm adapters (use /v1/predict).")
@@ -159,7 +160,7 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         try:
             batch = tokenizer(body.prompts, padding=True, return_tensors="pt", truncation=True,
-                              max_length=record.max_length or 128, add_special_tokens=model.start_token is None)
+                              max_length=max_length, add_special_tokens=model.start_token is None)
         finally:
             tokenizer.padding_side = side
         with registry.lock:
