@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sktuning.kv_prefix import prefix_inputs, text_key_values, unflatten_key_values
+from sktuning.kv_prefix import text_key_values, unflatten_key_values
 from sktuning.prefix import SemanticPrefix
 from sktuning.sharding import side_output_pass
 
@@ -85,12 +85,3 @@ class AuthorsPrefix(SemanticPrefix):
 
     def prefix(self) -> torch.Tensor:
         raise RuntimeError("The authors' SK-Prefix needs the backbone to make its prefix: use key_values(backbone).")
-
-    @torch.no_grad()
-    def merge(self, backbone: nn.Module) -> None:
-        self.merged = self.key_values(backbone).detach().clone()
-
-    def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
-        keys, values = self.key_values(backbone)
-        return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
-                             token_type_ids, self._positions, writable, backbone.get_input_embeddings().weight.dtype)

@@ -42,10 +42,7 @@ def adapter_output(model: SKModel) -> torch.Tensor | tuple[torch.Tensor, torch.T
     semantic = model.semantic
     if model.sk_config.mode == "prompt":
         return semantic.adapter(semantic.representation)[0].float()
-    if hasattr(semantic, "key_values"):  # the authors' SK-Prefix reads its embeddings through the backbone
-        keys, values = semantic.key_values(model.backbone)
-    else:
-        keys, values = semantic.prefix()
+    keys, values = semantic.key_values(model.backbone)
     return keys.float(), values.float()
 
 

@@ -10,6 +10,7 @@ through `SKModel.from_pretrained`, which fetches the folder with `snapshot_downl
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def model_card(adapter_folder: str | Path, repo_id: str | None = None,
     base, provenance = base_model(training)
     mode = {"prefix": "SK-Prefix", "prompt": "SK-Prompt"}[config["mode"]]
     with safe_open(str(folder / WEIGHTS_NAME), framework="pt") as weights:
-        trainable = sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys()
+        trainable = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys()
                         if k != "semantic.text_input_ids")
     pipeline = PIPELINES[config["task"]]
     split = (metrics or {}).get("split", "test")
@@ -128,9 +129,3 @@ def push_to_hub(adapter_folder: str | Path, repo_id: str, *, token: str | None =
                                  repo_type="model")
     return info.commit_url
 
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

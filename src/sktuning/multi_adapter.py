@@ -54,9 +54,8 @@ class MultiAdapterModel(nn.Module):
         model.eval().merge()
         semantic = model.semantic
         keys = values = None
-        if semantic.cache_argument is not None:  # a key/value prefix: SK-Prefix, or SK-Prompt on a decoder
-            prefix = semantic.key_values(self.backbone) if hasattr(semantic, "key_values") else semantic.merged
-            keys, values = prefix[0][:, 0], prefix[1][:, 0]  # (layers, heads, m, head_dim)
+        if semantic.cache_argument is not None:  # merged into a key/value prefix: SK-Prefix, SK-Prompt on a decoder
+            keys, values = semantic.merged[0][:, 0], semantic.merged[1][:, 0]  # (layers, heads, m, head_dim)
         self.adapters[name] = ServedAdapter(model.sk_config, model, keys, values)
 
     def remove(self, name: str) -> None:

@@ -36,11 +36,16 @@ class SemanticPrefix(SemanticText):
         kv = self.adapter(self.representation)                         # (2 * layers, m, heads * head_dim)
         return unflatten_key_values(kv, self.shape)
 
+    def key_values(self, backbone: nn.Module) -> torch.Tensor:
+        """The prefix every input reads, (2, layers, 1, heads, m, head_dim); a mode that needs the
+        backbone to make it (the authors' SK-Prefix) overrides this."""
+        return self.prefix()
+
     @torch.no_grad()
     def merge(self, backbone: nn.Module) -> None:
-        self.merged = self.prefix().detach().clone()  # not a view of an adapter weight that may train on
+        self.merged = self.key_values(backbone).detach().clone()  # not a view of a weight that may train on
 
     def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
-        keys, values = self.prefix()
+        keys, values = self.key_values(backbone)
         return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
                              token_type_ids, self._positions, writable, backbone.get_input_embeddings().weight.dtype)
