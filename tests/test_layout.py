@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sktuning"
 HEAVY = ("peft", "matplotlib", "pandas", "sklearn", "datasets", "deepspeed", "seqeval", "scipy")
 INFERENCE = ("sktuning.model", "sktuning.prediction", "sktuning.generation", "sktuning.multi_adapter",
-             "sktuning.server", "sktuning.export", "sktuning.hub_sharing")
+             "sktuning.serving.app", "sktuning.export", "sktuning.hub_sharing")
 NOT_FOR_INFERENCE = ("sktuning.training", "sktuning.bench", "sktuning.cli")
 
 
@@ -132,7 +132,7 @@ def test_no_public_name_is_shadowed_by_a_submodule():
     import importlib
 
     known = modules()
-    for package in ("sktuning", "sktuning.data", "sktuning.training", "sktuning.bench"):
+    for package in ("sktuning", "sktuning.data", "sktuning.training", "sktuning.bench", "sktuning.serving"):
         exports = importlib.import_module(package)._EXPORTS
         clashes = sorted(name for name in exports if f"{package}.{name}" in known)
         assert not clashes, f"{package} exports {clashes}, which are also its submodules"

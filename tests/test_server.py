@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from sktuning import SKTuningConfig, get_sk_model  # noqa: E402
 from sktuning.prediction import predict  # noqa: E402
-from sktuning.server import Registry, create_app  # noqa: E402
+from sktuning.serving import Registry, create_app  # noqa: E402
 from sktuning.zoo import load_backbone  # noqa: E402
 
 
@@ -54,7 +54,8 @@ def test_predictions_equal_predict_with_each_adapter_alone(served):
 
 @pytest.mark.parametrize("request_, status, message", [
     ({"adapter": "nope", "texts": ["w7"]}, 404, "No adapter 'nope'"),
-    ({"adapter": "sentiment", "texts": [""]}, 400, "empty"),
+    ({"adapter": "sentiment", "texts": [""]}, 400, "text 0 is empty"),
+    ({"adapter": "sentiment", "texts": ["w7", "w8 " * 9000]}, 400, "text 1 has 27000 characters; the limit is 20000"),
     ({"adapter": "sentiment", "texts": "w7"}, 422, ""),
     ({"adapter": "sentiment", "texts": []}, 422, ""),
     ({"adapter": "sentiment", "texts": ["w7"] * 300}, 400, "the limit is 256"),
@@ -75,7 +76,7 @@ def test_malformed_json_a_big_body_and_a_missing_key_are_refused(served):
                        ).status_code == 422
     big = client.post("/v1/predict", json={"adapter": "sentiment", "texts": ["w7 " * 100]}, headers=auth)
     assert big.status_code == 413 and "200 bytes" in big.json()["error"]
-    assert client.get("/health", headers=auth).json() == {"status": "ok", "adapters": 2}
+    assert client.get("/health", headers=auth).json() == {"status": "ok", "adapters": 2, "queued": 0}
 
 
 def test_adapters_are_added_and_removed_while_serving(served):

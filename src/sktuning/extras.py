@@ -13,7 +13,7 @@ EXTRAS = {
     "tracking": "tensorboard, wandb: sktune train --report-to",
     "cluster": "ray: sktune bench --ray",
     "trl": "trl: SFTTrainer for task='causal-lm'",
-    "serve": "fastapi, uvicorn, httpx: sktune serve",
+    "serve": "fastapi, uvicorn, httpx, prometheus-client, selenium: sktune serve and its tests",
     "deepspeed": "deepspeed: --shard zero3",
 }
 

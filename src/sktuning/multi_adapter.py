@@ -26,7 +26,7 @@ from sktuning.kv_prefix import PrefixLayer, run_with_prefix
 from sktuning.model import SKModel
 
 
-@dataclass
+@dataclass(eq=False)  # identity: a server tells adapters apart by object
 class ServedAdapter:
     """A merged adapter: its config, its model (head, rules) and, on a decoder, its prefix."""
 
@@ -63,17 +63,23 @@ class MultiAdapterModel(nn.Module):
             raise KeyError(f"No adapter {name!r}; serving: {', '.join(sorted(self.adapters)) or 'none'}.")
         del self.adapters[name]
 
-    @torch.no_grad()
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, names: list[str]) -> list[torch.Tensor]:
-        """Each row's logits, as its adapter's merged model gives them alone (a list: heads differ)."""
-        unknown = sorted(set(names) - set(self.adapters))
+    def resolve(self, adapters: list[str | ServedAdapter]) -> list[ServedAdapter]:
+        """Adapters by name (or already resolved: a server holds on to the adapter a request named, so
+        removing it by name does not fail a request already queued)."""
+        unknown = sorted({a for a in adapters if isinstance(a, str)} - set(self.adapters))
         if unknown:
-            raise KeyError(f"Unknown adapter(s) {unknown}; serving: {', '.join(sorted(self.adapters))}.")
-        if len(names) != input_ids.shape[0]:
-            raise ValueError(f"{len(names)} adapter names for a batch of {input_ids.shape[0]} rows.")
-        served = [self.adapters[n] for n in names]
+            raise KeyError(f"Unknown adapter(s) {unknown}; serving: {', '.join(sorted(self.adapters)) or 'none'}.")
+        return [self.adapters[a] if isinstance(a, str) else a for a in adapters]
+
+    @torch.no_grad()
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapters: list[str | ServedAdapter],
+                token_type_ids: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each row's logits, as its adapter's merged model gives them alone (a list: heads differ)."""
+        served = self.resolve(adapters)
+        if len(served) != input_ids.shape[0]:
+            raise ValueError(f"{len(served)} adapters for a batch of {input_ids.shape[0]} rows.")
         if any(a.keys is None for a in served):  # prompt vectors (an encoder): one forward per adapter
-            return self._grouped(input_ids, attention_mask, names)
+            return self._grouped(input_ids, attention_mask, served, token_type_ids)
         hidden = self._prefixed_forward(input_ids, attention_mask, served)
         return [self._head(a, hidden[i:i + 1], attention_mask[i:i + 1])[0] for i, a in enumerate(served)]
 
@@ -100,12 +106,12 @@ class MultiAdapterModel(nn.Module):
         return run_with_prefix(self.backbone, kwargs, argument).last_hidden_state
 
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, names: list[str],
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapters: list[str | ServedAdapter],
                  max_new_tokens: int = 20, do_sample: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode a left-padded batch of `causal-lm` adapters' rows together: each row writes what its
         adapter's `SKModel.generate` writes alone (greedy), its prefix read once in the prefill."""
-        served = [self.adapters[n] for n in names]
+        served = self.resolve(adapters)
         if any(a.config.task != "causal-lm" or a.keys is None for a in served):
             raise ValueError("generate() takes causal-lm adapters served as key/value prefixes only.")
         if (attention_mask[:, -1] == 0).any():
@@ -113,7 +119,7 @@ class MultiAdapterModel(nn.Module):
         longest = max(a.keys.shape[-2] for a in served)
         layers = served[0].keys.shape[0]
         dtype = self.backbone.get_input_embeddings().weight.dtype
-        cache, prefix_mask = DynamicCache(), attention_mask.new_zeros(len(names), longest)
+        cache, prefix_mask = DynamicCache(), attention_mask.new_zeros(len(served), longest)
         per_layer = []
         for adapter in served:
             m = adapter.keys.shape[-2]
@@ -150,11 +156,13 @@ class MultiAdapterModel(nn.Module):
         model = adapter.model
         return model.lm_head(hidden) if model.lm_head is not None else model.head(hidden, mask)
 
-    def _grouped(self, input_ids, attention_mask, names: list[str]) -> list[torch.Tensor]:
-        out: list[torch.Tensor | None] = [None] * len(names)
-        for name in dict.fromkeys(names):
-            rows = [i for i, n in enumerate(names) if n == name]
-            logits = self.adapters[name].model(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).logits
+    def _grouped(self, input_ids, attention_mask, served: list[ServedAdapter],
+                 token_type_ids: torch.Tensor | None) -> list[torch.Tensor]:
+        out: list[torch.Tensor | None] = [None] * len(served)
+        for adapter in dict.fromkeys(served, None):  # each distinct adapter, in order of first row
+            rows = [i for i, a in enumerate(served) if a is adapter]
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids[rows]}
+            logits = adapter.model(input_ids=input_ids[rows], attention_mask=attention_mask[rows], **extra).logits
             for j, i in enumerate(rows):
                 out[i] = logits[j]
         return out

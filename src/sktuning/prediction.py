@@ -56,10 +56,10 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
     started = time.perf_counter()
     predictions, _, probabilities = predict_rows(model, encoder, encoded, batch_size, sort_by_length)
     seconds = time.perf_counter() - started
-    return Predictions(_records(config, rows, encoded, predictions, probabilities), seconds)
+    return Predictions(to_records(config, rows, encoded, predictions, probabilities), seconds)
 
 
-def _records(config, rows, encoded, predictions, probabilities) -> list[dict[str, Any]]:
+def to_records(config, rows, encoded, predictions, probabilities) -> list[dict[str, Any]]:
     """One record per input: a label and its probabilities, labels (multi-label), a value (regression),
     or a tag per word (token tasks)."""
     names = config.label_names or [str(i) for i in range(config.num_labels)]
@@ -116,22 +116,10 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
             out = model(**to_device(batch, model))
             logits = (out.logits if hasattr(out, "logits") else out[1]).float().cpu()
         for j, i in enumerate(chunk):
-            if task == "token-classification":
-                keep = word_ids[j] >= 0
-                probabilities[i] = logits[j][keep].softmax(-1).tolist()
-                predictions[i] = logits[j][keep].argmax(-1).tolist()
-                references[i] = labels[j][keep].tolist() if labels is not None else None
-            elif task == "regression":
-                predictions[i] = logits[j].squeeze(-1).tolist()
-                references[i] = labels[j].tolist() if labels is not None else None
-            elif config.multi_label:
-                probabilities[i] = logits[j].sigmoid().tolist()
-                predictions[i] = (logits[j] > 0).long().tolist()
-                references[i] = labels[j].tolist() if labels is not None else None
-            else:
-                probabilities[i] = logits[j].softmax(-1).tolist()
-                predictions[i] = int(logits[j].argmax())
-                references[i] = int(labels[j]) if labels is not None else None
+            keep = word_ids[j] >= 0 if task == "token-classification" else None
+            predictions[i], probabilities[i] = decode_logits(config, logits[j], keep)
+            if labels is not None:
+                references[i] = (labels[j] if keep is None else labels[j][keep]).tolist()
     model.train(was_training)
     if dist.world_size() > 1:
         reshard(model)  # FSDP without resharding after forward keeps what a no-grad forward gathered
@@ -140,3 +128,17 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
             dist.gather_in_order([values[i] for i in mine], mine, len(rows))
             for values in (predictions, references, probabilities))
     return predictions, references, probabilities
+
+
+def decode_logits(config, logits: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[Any, Any]:
+    """One row's (prediction, probabilities) from its float logits, as `predict` reports them: a class
+    and its softmax, 0/1 per label and their sigmoids (multi-label), a value (regression, no
+    probabilities), or per kept token a tag and its softmax (token tasks; `keep` marks first sub-tokens)."""
+    if keep is not None:
+        logits = logits[keep]
+        return logits.argmax(-1).tolist(), logits.softmax(-1).tolist()
+    if config.task == "regression":
+        return logits.squeeze(-1).tolist(), None
+    if config.multi_label:
+        return (logits > 0).long().tolist(), logits.sigmoid().tolist()
+    return int(logits.argmax()), logits.softmax(-1).tolist()

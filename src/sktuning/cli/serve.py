@@ -11,7 +11,9 @@ from sktuning.cli.options import add_device, positive_int
 def add_parser(sub) -> None:
     serve = sub.add_parser("serve", help="serve adapters over HTTP on one backbone",
                            description="Serve SK adapters on one frozen backbone: POST /v1/predict, /v1/generate; "
-                                       "GET/POST/DELETE /v1/adapters; GET /health.")
+                                       "GET/POST/DELETE /v1/adapters; GET /health, /metrics; a page to try "
+                                       "them at GET /. Requests for any adapters that arrive together run as "
+                                       "one mixed batch.")
     serve.add_argument("--adapter", action="append", required=True, metavar="NAME=DIR",
                        help="an adapter to serve under NAME (repeat for more)")
     serve.add_argument("--model", help="the backbone (default: the one the first adapter records)")
@@ -21,6 +23,12 @@ def add_parser(sub) -> None:
     serve.add_argument("--api-key", default=os.environ.get("SKTUNE_API_KEY"),
                        help="require 'Authorization: Bearer KEY' on every request (default: $SKTUNE_API_KEY)")
     serve.add_argument("--max-body-bytes", type=positive_int, default=1_000_000)
+    serve.add_argument("--max-batch-size", type=positive_int, default=32,
+                       help="most texts in one backbone forward (default 32)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+                       help="how long the first queued request waits for others to batch with (default 5)")
+    serve.add_argument("--max-queue", type=positive_int, default=256,
+                       help="requests that may wait; more get 503 with Retry-After (default 256)")
     serve.set_defaults(handler=run)
 
 
@@ -41,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.cli.common import load_model, quiet_libraries
     from sktuning.extras import require
     from sktuning.model import read_adapter_meta
-    from sktuning.server import Registry, create_app
+    from sktuning.serving import Registry, create_app
     from sktuning.training.spec import AdapterRecord
 
     quiet_libraries()
@@ -53,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     registry = Registry(backbone, tokenizer)
     for name, path in adapters.items():
         registry.load(name, path)
-    app = create_app(registry, api_key=args.api_key, max_body_bytes=args.max_body_bytes)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")  # SIGTERM: finishes in-flight requests
+    app = create_app(registry, api_key=args.api_key, max_body_bytes=args.max_body_bytes,
+                     max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
+    print(f"serving {', '.join(adapters)} on http://{args.host}:{args.port}", flush=True)
+    # SIGTERM / Ctrl-C: uvicorn stops accepting, finishes the requests in flight, then the app drains its queue
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=60)
     return 0

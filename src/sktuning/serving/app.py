@@ -1,0 +1,188 @@
+"""The HTTP face of `sktune serve`, on FastAPI: routes, errors, the page at GET /.
+
+`/v1/predict` encodes texts with the adapter's own encoder (cut to its `max_length`, as `predict`
+cuts them), queues them for the batching worker and answers `predict()`'s records, so a served label
+is the label `sktune predict` gives. Bad input gets a 4xx JSON error naming the problem: an unknown
+adapter (404), an empty or over-long text, too many texts, mismatched pairs (400), wrong types or
+malformed JSON (422), a body over the size limit (413), a missing or wrong API key (401); a full
+queue gets 503 with Retry-After. Nothing a client sends reaches the model unchecked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sktuning.extras import require
+
+require("fastapi", "serve")
+require("prometheus_client", "serve")
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from sktuning.prediction import to_records  # noqa: E402
+from sktuning.serving.batching import Batcher, QueueFull  # noqa: E402
+from sktuning.serving.metrics import ServerMetrics  # noqa: E402
+from sktuning.serving.registry import Registry, Served, UnknownAdapter  # noqa: E402
+
+MAX_TEXTS = 256
+MAX_TEXT_CHARS = 20_000
+#: where the page and the metrics are, so that they are not counted or locked as API calls
+OPEN_PATHS = ("/",)
+
+
+class PredictRequest(BaseModel):
+    adapter: str
+    texts: list[str] = Field(min_length=1)
+    text_pairs: list[str] | None = None
+
+
+class GenerateRequest(BaseModel):
+    adapter: str
+    prompts: list[str] = Field(min_length=1)
+    max_new_tokens: int = Field(default=20, ge=1, le=1024)
+    temperature: float = Field(default=1.0, gt=0)
+    top_k: int | None = Field(default=None, ge=0)
+    do_sample: bool = False
+
+
+class LoadRequest(BaseModel):
+    name: str
+    path: str
+
+
+def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: int = 1_000_000,
+               max_texts: int = MAX_TEXTS, max_text_chars: int = MAX_TEXT_CHARS, max_batch_size: int = 32,
+               max_wait_ms: float = 5.0, max_queue: int = 256) -> FastAPI:
+    """The app over `registry`; its batching worker starts now and drains its queue at shutdown."""
+    metrics = ServerMetrics(lambda: batcher.depth(), lambda: len(registry.served))
+    batcher = Batcher(registry, max_batch_size, max_wait_ms, max_queue, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_):
+        yield
+        await asyncio.to_thread(batcher.close)  # uvicorn has finished the requests in flight: drain, stop
+
+    app = FastAPI(title="sktune serve", lifespan=lifespan)
+    app.state.batcher, app.state.metrics = batcher, metrics
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        started = time.perf_counter()
+        if request.url.path in OPEN_PATHS:
+            return await call_next(request)
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            response = JSONResponse({"error": "Missing or wrong API key: send 'Authorization: Bearer <key>'."}, 401)
+        else:
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+                response = JSONResponse({"error": f"The request body is over the limit of {max_body_bytes} bytes."},
+                                        413)
+            else:
+                response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe_request(getattr(route, "path", "unmatched"), request.scope.get("state", {}).get("adapter", ""),
+                                response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(UnknownAdapter)
+    async def unknown(_, err: UnknownAdapter):
+        return JSONResponse({"error": str(err.args[0])}, 404)
+
+    @app.exception_handler(ValueError)
+    async def refused(_, err: ValueError):
+        return JSONResponse({"error": str(err)}, 400)
+
+    @app.exception_handler(QueueFull)
+    async def busy(_, err: QueueFull):
+        return JSONResponse({"error": str(err)}, 503, headers={"Retry-After": "1"})
+
+    def adapter_of(request: Request, name: str) -> Served:
+        served = registry.get(name)
+        request.state.adapter = name  # a served name only: metric labels stay bounded
+        return served
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return resources.files("sktuning.serving").joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "adapters": len(registry.served), "queued": batcher.depth()}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.get("/v1/adapters")
+    def adapters() -> dict[str, Any]:
+        return {"adapters": [registry.describe(name) for name in sorted(registry.served)]}
+
+    @app.post("/v1/adapters")
+    def load(body: LoadRequest) -> dict[str, Any]:
+        if not Path(body.path).is_dir():
+            raise ValueError(f"{body.path} is not a folder on the server; give an adapter folder's path.")
+        return registry.load(body.name, body.path).describe()
+
+    @app.delete("/v1/adapters/{name}")
+    def unload(name: str) -> dict[str, Any]:
+        registry.unload(name)  # requests already queued for it hold the adapter and are still answered
+        return {"unloaded": name}
+
+    @app.post("/v1/predict")
+    async def predict_texts(body: PredictRequest, request: Request) -> dict[str, Any]:
+        served = adapter_of(request, body.adapter)
+        config = served.config
+        if config.task == "causal-lm":
+            raise ValueError(f"Adapter {body.adapter!r} is a causal-lm adapter; use /v1/generate.")
+        _check_texts(body.texts, max_texts, max_text_chars, "text")
+        if body.text_pairs is not None:
+            if len(body.text_pairs) != len(body.texts):
+                raise ValueError(f"{len(body.text_pairs)} text_pairs for {len(body.texts)} texts; give one per text.")
+            _check_texts(body.text_pairs, max_texts, max_text_chars, "text_pair")
+        rows = ([{"text": t} for t in body.texts] if body.text_pairs is None
+                else [{"text": t, "text_pair": p} for t, p in zip(body.texts, body.text_pairs)])
+        if config.task == "token-classification":
+            rows = [{"tokens": row["text"].split()} for row in rows]
+        encoded = served.encoder.encode(rows, "request")
+        outputs = await asyncio.wrap_future(batcher.submit(served, encoded))
+        predictions, probabilities = zip(*outputs)
+        metrics.texts.labels(body.adapter).inc(len(rows))
+        return {"predictions": to_records(config, rows, encoded, predictions, probabilities)}
+
+    @app.post("/v1/generate")
+    async def generate(body: GenerateRequest, request: Request) -> dict[str, Any]:
+        served = adapter_of(request, body.adapter)
+        if served.config.task != "causal-lm":
+            raise ValueError(f"Adapter {body.adapter!r} is a {served.config.task} adapter; /v1/generate takes "
+                             "causal-lm adapters (use /v1/predict).")
+        _check_texts(body.prompts, max_texts, max_text_chars, "prompt")
+        tokenizer = registry.tokenizer
+        batch = tokenizer(body.prompts, padding=True, return_tensors="pt", truncation=True,
+                          max_length=served.encoder.max_length, padding_side="left",
+                          add_special_tokens=served.adapter.model.start_token is None)
+        settings = {"max_new_tokens": body.max_new_tokens, "do_sample": body.do_sample,
+                    "temperature": body.temperature, "top_k": body.top_k}
+        out = await asyncio.wrap_future(batcher.submit_generate(served, batch["input_ids"], batch["attention_mask"],
+                                                                **settings))
+        metrics.texts.labels(body.adapter).inc(len(body.prompts))
+        width = batch["input_ids"].shape[1]
+        return {"generations": tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)}
+
+    return app
+
+
+def _check_texts(texts: list[str], limit: int, max_chars: int, what: str) -> None:
+    if len(texts) > limit:
+        raise ValueError(f"{len(texts)} {what}s in one request; the limit is {limit}: split the request.")
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise ValueError(f"{what} {i} is empty; give text.")
+        if len(text) > max_chars:
+            raise ValueError(f"{what} {i} has {len(text)} characters; the limit is {max_chars} "
+                             "(longer inputs are cut to the adapter's max_length tokens anyway).")

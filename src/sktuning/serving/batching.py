@@ -1,0 +1,190 @@
+"""Dynamic batching: requests for any adapters, queued within a few milliseconds of each other, run as
+one mixed batch through the backbone.
+
+One worker thread owns the model. It takes the oldest request, waits up to `max_wait_ms` for more
+(until `max_batch_size` texts are gathered), sorts the gathered texts by length, and runs them in
+mixed batches of at most `max_batch_size` rows: `MultiAdapterModel` gives every row its own adapter's
+prefix and head in one forward. The queue is bounded (`max_queue` requests): a full queue refuses at
+once (`QueueFull`, a 503 with Retry-After) instead of growing without limit. `close()` lets the worker
+finish everything already queued, then stops it (graceful shutdown).
+
+A request that fails (say, a text the backbone cannot read) fails alone: the rows it shared a batch
+with are run again without it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sktuning.prediction import decode_logits
+from sktuning.serving.registry import Registry, Served
+
+_STOP = object()
+
+
+class QueueFull(RuntimeError):
+    """The batching queue holds `max_queue` requests already: come back later (503)."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request: a predict request's encoded rows, or a generate request's padded prompts."""
+
+    served: Served
+    rows: list[dict[str, Any]]
+    future: Future = field(default_factory=Future)
+    outputs: list = field(default_factory=list)
+    remaining: int = 0
+    generate: dict[str, Any] | None = None  # the decoding settings of a generate request
+
+    def __post_init__(self):
+        self.outputs = [None] * len(self.rows)
+        self.remaining = len(self.rows)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        try:  # a client that went away cancelled its future: nothing to answer
+            self.future.set_exception(error) if error is not None else self.future.set_result(result)
+        except InvalidStateError:
+            pass
+
+
+class Batcher:
+    """The bounded queue and the worker that turns it into mixed-adapter batches."""
+
+    def __init__(self, registry: Registry, max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 256,
+                 metrics=None):
+        if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
+            raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0.")
+        self.registry, self.metrics = registry, metrics
+        self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
+        self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self.closed = False
+        self.thread = threading.Thread(target=self._work, name="sktune-batcher", daemon=True)
+        self.thread.start()
+
+    # -- the request side ----------------------------------------------------------------------
+    def submit(self, served: Served, rows: list[dict[str, Any]]) -> Future:
+        """Queue encoded rows of one adapter; the future gives one (prediction, probabilities) per row."""
+        return self._put(Job(served, rows))
+
+    def submit_generate(self, served: Served, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        **settings: Any) -> Future:
+        """Queue left-padded prompts of a causal-lm adapter; the future gives the token ids with the new ones."""
+        job = Job(served, [{"input_ids": input_ids, "attention_mask": attention_mask}], generate=settings)
+        return self._put(job)
+
+    def _put(self, job: Job) -> Future:
+        if self.closed:
+            raise QueueFull("The server is shutting down.")
+        try:
+            self.queue.put_nowait(job)
+        except queue.Full:
+            if self.metrics is not None:
+                self.metrics.rejected.inc()
+            raise QueueFull(f"{self.max_queue} requests are queued already; retry shortly.") from None
+        return job.future
+
+    def depth(self) -> int:
+        return self.queue.qsize()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new requests, run the queued ones, stop the worker."""
+        if not self.closed:
+            self.closed = True
+            self.queue.put(_STOP)  # behind everything queued: the worker drains the queue first
+        self.thread.join(timeout)
+
+    # -- the worker ----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self.queue.get()
+            if job is _STOP:
+                return
+            gathered, rows, stop = [job], job.size, False
+            deadline = time.monotonic() + self.max_wait
+            while rows < self.max_batch_size and job.generate is None:
+                try:
+                    more = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                gathered.append(more)
+                rows += more.size
+            self._run(gathered)
+            if stop:
+                return
+
+    def _run(self, jobs: list[Job]) -> None:
+        for job in (j for j in jobs if j.generate is not None):
+            self._guarded([job], lambda: self._generate(job))
+        pieces = [(job, i) for job in jobs if job.generate is None and not job.future.done() for i in range(job.size)]
+        pieces.sort(key=lambda piece: len(piece[0].rows[piece[1]]["input_ids"]))  # little padding
+        for start in range(0, len(pieces), self.max_batch_size):
+            chunk = pieces[start:start + self.max_batch_size]
+            failed = self._guarded(list(dict.fromkeys(job for job, _ in chunk)), lambda: self._forward(chunk))
+            if failed and len({id(job) for job, _ in chunk}) > 1:  # find the culprit: each request on its own
+                for job in dict.fromkeys(job for job, _ in chunk):
+                    own = [piece for piece in chunk if piece[0] is job]
+                    self._guarded([job], lambda: self._forward(own))
+
+    def _guarded(self, jobs: list[Job], step) -> bool:
+        """Run `step`; on an error, fail only if one request is involved, else report it (the caller retries)."""
+        try:
+            with self.registry.lock:
+                step()
+            return False
+        except Exception as err:  # noqa: BLE001  nothing a request holds may stop the worker
+            if len(jobs) == 1:
+                jobs[0].finish(error=err)
+            return True
+
+    def _forward(self, chunk: list[tuple[Job, int]]) -> None:
+        rows = [job.rows[i] for job, i in chunk]
+        width = max(len(row["input_ids"]) for row in rows)
+        left = getattr(self.registry.tokenizer, "padding_side", "right") == "left"
+        pad_id = chunk[0][0].served.encoder.pad_id
+
+        def pad(seq, value):
+            fill = [value] * (width - len(seq))
+            return fill + list(seq) if left else list(seq) + fill
+
+        multi = self.registry.multi
+        device = multi.backbone.get_input_embeddings().weight.device
+        input_ids = torch.tensor([pad(r["input_ids"], pad_id) for r in rows], device=device)
+        mask = torch.tensor([pad(r["attention_mask"], 0) for r in rows], device=device)
+        types = None
+        if any("token_type_ids" in r for r in rows):
+            types = torch.tensor([pad(r.get("token_type_ids", [0] * len(r["input_ids"])), 0) for r in rows],
+                                 device=device)
+        logits = multi(input_ids, mask, [job.served.adapter for job, _ in chunk], token_type_ids=types)
+        if self.metrics is not None:
+            self.metrics.observe_batch(len(rows), len({id(job.served) for job, _ in chunk}))
+        for (job, i), row, out in zip(chunk, rows, logits):
+            keep = torch.tensor(pad(row["word_ids"], -1)) >= 0 if "word_ids" in row else None
+            job.outputs[i] = decode_logits(job.served.config, out.float().cpu(), keep)
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.finish(job.outputs)
+
+    def _generate(self, job: Job) -> None:
+        device = self.registry.multi.backbone.get_input_embeddings().weight.device
+        row = job.rows[0]
+        ids, mask = row["input_ids"].to(device), row["attention_mask"].to(device)
+        out = self.registry.multi.generate(ids, mask, [job.served.adapter] * ids.shape[0], **job.generate)
+        if self.metrics is not None:
+            self.metrics.observe_batch(ids.shape[0], 1)
+        job.finish(out.cpu())

@@ -1,0 +1,93 @@
+"""The adapters a server holds: one frozen backbone, any number of merged SK adapters on it.
+
+Each adapter is loaded with `SKModel.from_pretrained` on the served backbone (the checks `predict`
+makes: checksums, the backbone it was trained on) and merged into the shared `MultiAdapterModel`, so
+adding or removing one never reloads the backbone. A request holds on to the `Served` entry it
+named, so an adapter removed while its requests wait in the queue still answers them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sktuning.data.encoding import InputEncoder
+from sktuning.model import SKModel, read_adapter_meta
+from sktuning.multi_adapter import MultiAdapterModel, ServedAdapter
+
+DEFAULT_MAX_LENGTH = 128  # predict's default, for an adapter folder that records none
+
+
+class UnknownAdapter(LookupError):
+    """A request names an adapter that is not served (404)."""
+
+
+@dataclass(eq=False)
+class Served:
+    """One adapter as served: its merged form on the backbone, its encoder, where it came from."""
+
+    name: str
+    adapter: ServedAdapter
+    encoder: InputEncoder
+    max_length: int
+    path: str
+
+    @property
+    def config(self):
+        return self.adapter.config
+
+    def describe(self) -> dict[str, Any]:
+        model, config = self.adapter.model, self.adapter.config
+        parameters = sum(t.numel() for k, t in model.trainable_state_dict().items() if k != "semantic.text_input_ids")
+        return {"name": self.name, "path": self.path, "task": config.task, "mode": config.mode,
+                "adapter": config.adapter, "labels": config.label_names, "text": config.text,
+                "max_length": self.max_length, "parameters": parameters}
+
+
+class Registry:
+    """The backbone, its tokenizer, and the adapters served on it by name.
+
+    `lock` guards the backbone: the batching worker holds it for each forward, `load` for the text
+    pass that merges a new adapter."""
+
+    def __init__(self, backbone, tokenizer):
+        self.backbone, self.tokenizer = backbone, tokenizer
+        self.multi = MultiAdapterModel(backbone)
+        self.served: dict[str, Served] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def adapters(self) -> dict[str, Served]:
+        return self.served
+
+    def load(self, name: str, path: str) -> Served:
+        if not name or "/" in name:
+            raise ValueError(f"Adapter name {name!r}: give a non-empty name without '/'.")
+        if name in self.served:
+            raise ValueError(f"An adapter named {name!r} is already served; unload it first.")
+        max_length = (read_adapter_meta(path).get("training") or {}).get("max_length") or DEFAULT_MAX_LENGTH
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"{path} records max_length {max_length!r}; it must be a whole number >= 1.")
+        with self.lock:
+            model = SKModel.from_pretrained(self.backbone, path, tokenizer=self.tokenizer).eval()
+            self.multi.add(name, model)  # merges: SK-Prefix's text pass runs on the backbone here
+            served = Served(name, self.multi.adapters[name], InputEncoder.for_model(model, self.tokenizer, max_length),
+                            max_length, str(path))
+            self.served[name] = served
+        return served
+
+    def unload(self, name: str) -> None:
+        """Stop serving `name`; no lock: the worker holds the adapters of queued requests, not names."""
+        self.get(name)
+        del self.served[name]
+        self.multi.remove(name)
+
+    def get(self, name: str) -> Served:
+        served = self.served.get(name)
+        if served is None:
+            raise UnknownAdapter(f"No adapter {name!r}; serving: {', '.join(sorted(self.served)) or 'none'}.")
+        return served
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return self.get(name).describe()
