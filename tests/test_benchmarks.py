@@ -27,3 +27,19 @@ def test_numerics_benchmark_prints_every_loss(tiny_model_dir):
     lines = out.splitlines()
     assert lines[0].startswith("# ") and "kernels" in lines[0] and "1 threads" in lines[0]
     assert [line.split()[:3] for line in lines[1:]] == [["step", "0", "loss"], ["step", "1", "loss"]]
+
+
+def test_serving_benchmark_load_test_answers_everything_below_the_queue_limit_and_503_above():
+    """The serving benchmark end to end on a tiny model (the small, bounded load test of make test)."""
+    import json
+
+    out = run("benchmarks/serve.py", "--tiny", "--repeats", "1", "--adapters", "1", "8", "--served", "4",
+              "--requests", "60", "--concurrency", "1", "8", "--flood-requests", "96", "--flood-concurrency", "48",
+              "--flood-queue", "2")
+    assert "| 8 adapters in one mixed batch |" in out and "| 8 | " in out  # throughput and memory rows
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
+    statuses = [json.loads(r[7]) for r in rows if len(r) > 8]
+    assert statuses == [{"200": 60}, {"200": 60}]  # below the queue limit: no error at all
+    flood = json.loads(out.split("flood: ")[1].split("statuses ")[1].split("; /health")[0])
+    assert set(flood) == {"200", "503"} and flood["503"] > 0 and sum(flood.values()) == 96
+    assert '"status": "ok"' in out.split("/health afterwards")[1] and out.count("SIGTERM -> exit 0") == 2

@@ -81,21 +81,35 @@ class MultiAdapterModel(nn.Module):
         if any(a.keys is None for a in served):  # prompt vectors (an encoder): one forward per adapter
             return self._grouped(input_ids, attention_mask, served, token_type_ids)
         hidden = self._prefixed_forward(input_ids, attention_mask, served)
-        return [self._head(a, hidden[i:i + 1], attention_mask[i:i + 1])[0] for i, a in enumerate(served)]
+        out: list[torch.Tensor | None] = [None] * len(served)
+        for adapter, rows in _rows_by_adapter(served).items():  # one head call per adapter, not per row
+            for j, logits in zip(rows, self._head(adapter, hidden[rows], attention_mask[rows])):
+                out[j] = logits
+        return out
+
+    def _stacked_prefix(self, served: list[ServedAdapter]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every row's prefix keys and values, (layers, rows, heads, longest, head_dim), padded on the
+        left so that each ends right before its input, and the prefix part of the attention mask.
+        Each distinct adapter is padded once; rows gather theirs."""
+        dtype = self.backbone.get_input_embeddings().weight.dtype
+        distinct = list(_rows_by_adapter(served))
+        longest = max(a.keys.shape[-2] for a in distinct)
+        position = {id(a): j for j, a in enumerate(distinct)}
+        index = torch.tensor([position[id(a)] for a in served], device=distinct[0].keys.device)
+
+        def padded(tensor):
+            return torch.nn.functional.pad(tensor.to(dtype), (0, 0, longest - tensor.shape[-2], 0))
+
+        keys = torch.stack([padded(a.keys) for a in distinct], dim=1).index_select(1, index)
+        values = torch.stack([padded(a.values) for a in distinct], dim=1).index_select(1, index)
+        lengths = torch.tensor([a.keys.shape[-2] for a in served], device=index.device)
+        prefix_mask = (torch.arange(longest, device=index.device) >= longest - lengths[:, None]).long()
+        return keys, values, prefix_mask
 
     def _prefixed_forward(self, input_ids, attention_mask, served: list[ServedAdapter]) -> torch.Tensor:
-        longest = max(a.keys.shape[-2] for a in served)
-        layers, heads, _, head_dim = served[0].keys.shape
-        batch = input_ids.shape[0]
-        dtype = self.backbone.get_input_embeddings().weight.dtype
-        keys = input_ids.new_zeros((layers, batch, heads, longest, head_dim), dtype=dtype)
-        values = torch.zeros_like(keys)
-        prefix_mask = attention_mask.new_zeros(batch, longest)
-        for i, adapter in enumerate(served):  # left-padded: every prefix ends right before its input
-            m = adapter.keys.shape[-2]
-            keys[:, i, :, longest - m:] = adapter.keys.to(dtype)
-            values[:, i, :, longest - m:] = adapter.values.to(dtype)
-            prefix_mask[i, longest - m:] = 1
+        keys, values, prefix_mask = self._stacked_prefix(served)
+        longest = prefix_mask.shape[1]
+        prefix_mask = prefix_mask.to(attention_mask)
         cache = Cache(layers=[PrefixLayer(k, v) for k, v in zip(keys, values)])
         full_mask = torch.cat([prefix_mask, attention_mask], dim=1)
         argument = served[0].model.semantic.cache_argument
@@ -116,21 +130,11 @@ class MultiAdapterModel(nn.Module):
             raise ValueError("generate() takes causal-lm adapters served as key/value prefixes only.")
         if (attention_mask[:, -1] == 0).any():
             raise ValueError("generate() needs left padding, so every row ends with a real token.")
-        longest = max(a.keys.shape[-2] for a in served)
-        layers = served[0].keys.shape[0]
-        dtype = self.backbone.get_input_embeddings().weight.dtype
-        cache, prefix_mask = DynamicCache(), attention_mask.new_zeros(len(served), longest)
-        per_layer = []
-        for adapter in served:
-            m = adapter.keys.shape[-2]
-            pad = (0, 0, longest - m, 0)  # left-pad the prefix's positions
-            per_layer.append((torch.nn.functional.pad(adapter.keys.to(dtype), pad),
-                              torch.nn.functional.pad(adapter.values.to(dtype), pad)))
-        for i, adapter in enumerate(served):
-            prefix_mask[i, longest - adapter.keys.shape[-2]:] = 1
-        for layer in range(layers):
-            cache.update(torch.stack([k[layer] for k, _ in per_layer]), torch.stack([v[layer] for _, v in per_layer]),
-                         layer)
+        keys, values, prefix_mask = self._stacked_prefix(served)
+        longest, prefix_mask = prefix_mask.shape[1], prefix_mask.to(attention_mask)
+        cache = DynamicCache()
+        for layer, (k, v) in enumerate(zip(keys, values)):
+            cache.update(k, v, layer)
         mask = torch.cat([prefix_mask, attention_mask], dim=1)
         argument = served[0].model.semantic.cache_argument
         step = {"input_ids": input_ids, "attention_mask": mask, argument: cache, "use_cache": True}
@@ -159,10 +163,17 @@ class MultiAdapterModel(nn.Module):
     def _grouped(self, input_ids, attention_mask, served: list[ServedAdapter],
                  token_type_ids: torch.Tensor | None) -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(served)
-        for adapter in dict.fromkeys(served, None):  # each distinct adapter, in order of first row
-            rows = [i for i, a in enumerate(served) if a is adapter]
+        for adapter, rows in _rows_by_adapter(served).items():
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids[rows]}
             logits = adapter.model(input_ids=input_ids[rows], attention_mask=attention_mask[rows], **extra).logits
             for j, i in enumerate(rows):
                 out[i] = logits[j]
         return out
+
+
+def _rows_by_adapter(served: list[ServedAdapter]) -> dict[ServedAdapter, list[int]]:
+    """Each distinct adapter (in order of its first row) and the rows that are its."""
+    rows: dict[ServedAdapter, list[int]] = {}
+    for i, adapter in enumerate(served):
+        rows.setdefault(adapter, []).append(i)
+    return rows

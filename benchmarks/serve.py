@@ -1,0 +1,294 @@
+"""Serving many SK adapters on one backbone, measured on this machine in one run.
+
+1. Throughput: one backbone forward over a batch whose rows belong to 1, 8 or 64 different adapters
+   (`MultiAdapterModel`), against one adapter's own merged model alone at the same batch size.
+2. Memory: the resident set of one process serving N adapters on one backbone, against N processes
+   that each load the backbone for one adapter (N times the one-adapter process, measured).
+3. A load test of `sktune serve` over loopback (httpx, asyncio): requests of one text for random
+   adapters at several concurrencies, then a flood beyond the queue limit; throughput, p50/p95/p99
+   latency, errors; and the server's time per text against in-process `predict` at the batch size
+   the server formed.
+
+    python benchmarks/serve.py                    # SmolLM2-135M, rt-polarity texts (docs/serving.md)
+    python benchmarks/serve.py --tiny             # a tiny random Llama: the whole path in seconds (make test)
+
+Adapters are SK-Prefix and SK-Prompt (lowrank) with random weights and task texts of different
+lengths: speed and memory do not depend on what they learned. The load generator shares the
+machine's cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import transformers as tf
+from common import quiet_cpu_setup
+
+from sktuning import SKTuningConfig, get_sk_model, predict
+from sktuning.data import load_task
+from sktuning.multi_adapter import MultiAdapterModel
+from sktuning.zoo import load_backbone, model_path
+
+TEXTS = ["Classify the sentiment of this movie review as positive or negative:", "Is this review positive?",
+         "Decide whether the following sentence expresses a favourable or an unfavourable opinion of the film:",
+         "Sentiment:", "Read the review and say if the critic liked the movie.",
+         "Label the question by the type of answer it expects:"]
+
+
+def make_adapters(backbone, tokenizer, count: int) -> list:
+    """`count` adapters, alternating SK-Prefix and SK-Prompt, with texts of different lengths."""
+    models = []
+    for i in range(count):
+        torch.manual_seed(i)
+        config = SKTuningConfig(mode="prefix" if i % 2 == 0 else "prompt", adapter="lowrank", num_labels=2 + i % 3,
+                                text=TEXTS[i % len(TEXTS)])
+        model = get_sk_model(backbone, tokenizer, config)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.add_(torch.randn_like(p) * 0.01)
+        models.append(model.eval())
+    return models
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def throughput(args, backbone, tokenizer, texts) -> None:
+    models = make_adapters(backbone, tokenizer, max(args.adapters))
+    multi = MultiAdapterModel(backbone)
+    for i, model in enumerate(models):
+        multi.add(str(i), model)
+    batch = tokenizer(texts[:args.batch_size], padding=True, return_tensors="pt")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    variants = {"one adapter alone (its merged SKModel)": lambda: models[0](input_ids=ids, attention_mask=mask)}
+    for n in args.adapters:
+        names = [str(i % n) for i in range(len(ids))]
+        variants[f"{n} adapter{'s' if n > 1 else ''} in one mixed batch"] = lambda names=names: multi(ids, mask, names)
+    times = {name: [] for name in variants}
+    with torch.no_grad():
+        for fn in variants.values():  # warm-up
+            fn()
+        for _ in range(args.repeats):
+            for name, fn in variants.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    alone = statistics.median(times["one adapter alone (its merged SKModel)"])
+    lengths = sorted({m.semantic.num_text_tokens for m in models})
+    print(f"\n## Throughput: batch {len(ids)}, {ids.shape[1]} input tokens (padded), prefixes of {lengths[0]}-{lengths[-1]} "
+          f"text tokens; median of {args.repeats}\n")
+    print("| batch | ms per batch | texts/s | vs one adapter alone |")
+    print("|---|---:|---:|---:|")
+    for name, values in times.items():
+        t = statistics.median(values)
+        print(f"| {name} | {1000 * t:.1f} | {len(ids) / t:.1f} | {alone / t:.2f}x |")
+
+
+def memory(args) -> None:
+    """RSS of a fresh process holding the backbone and N adapters (one forward run)."""
+    rows = {}
+    for n in sorted({1, *args.adapters}):
+        out = subprocess.run([sys.executable, __file__, "--model", args.model_dir, "--memory-probe", str(n),
+                              "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+        rows[n] = float(out.stdout.strip().splitlines()[-1])
+    print("\n## Memory: resident set (RSS) after loading and one forward\n")
+    print("| adapters | one process, one backbone (MiB) | N processes, one adapter each (MiB) | saved |")
+    print("|---:|---:|---:|---:|")
+    for n, mib in rows.items():
+        print(f"| {n} | {mib:.0f} | {n * rows[1]:.0f} | {n * rows[1] / mib:.1f}x |")
+
+
+def memory_probe(args) -> None:
+    backbone, tokenizer = load_backbone(args.model)
+    multi = MultiAdapterModel(backbone)
+    for i, model in enumerate(make_adapters(backbone, tokenizer, args.memory_probe)):
+        multi.add(str(i), model)
+    batch = tokenizer(["a gorgeous, witty film"] * 2, return_tensors="pt")
+    multi(batch["input_ids"], batch["attention_mask"], ["0", str(args.memory_probe - 1)])
+    print(rss_mib())
+
+
+# -- the load test --------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(folder: Path, names: list[str], threads: int, *options: str) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = free_port()
+    adapters = [a for name in names for a in ("--adapter", f"{name}={folder / name}")]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    server = subprocess.Popen([sys.executable, "-m", "sktuning.cli", "serve", *adapters, "--port", str(port), *options],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if server.poll() is not None:
+            raise RuntimeError(f"sktune serve exited: {server.stderr.read()[-2000:]}")
+    raise RuntimeError("sktune serve did not start within 300 s")
+
+
+async def load(url: str, names: list[str], texts: list[str], requests: int, concurrency: int) -> dict:
+    import httpx
+
+    rng = random.Random(concurrency)
+    latencies, statuses = [], []
+    todo = iter(range(requests))
+
+    async def client(http):
+        for i in todo:
+            body = {"adapter": rng.choice(names), "texts": [texts[i % len(texts)]]}
+            start = time.perf_counter()
+            try:
+                status = (await http.post(f"{url}/v1/predict", json=body)).status_code
+            except httpx.HTTPError as err:
+                status = type(err).__name__
+            latencies.append(time.perf_counter() - start)
+            statuses.append(status)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    ok = sorted(t for t, s in zip(latencies, statuses) if s == 200)
+    q = statistics.quantiles(ok, n=100) if len(ok) > 1 else [float("nan")] * 99
+    counts = {str(s): statuses.count(s) for s in set(statuses)}
+    return {"seconds": seconds, "ok": len(ok), "rate": len(ok) / seconds, "p50": q[49], "p95": q[94], "p99": q[98],
+            "statuses": counts}
+
+
+def batch_rows(url: str) -> tuple[float, float]:
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith(("sktune_batch_rows_sum", "sktune_batch_rows_count"))}
+    return values["sktune_batch_rows_sum"], values["sktune_batch_rows_count"]
+
+
+def load_test(args, backbone, tokenizer, texts) -> None:
+    names = [f"a{i}" for i in range(args.served)]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        models = make_adapters(backbone, tokenizer, args.served)
+        for name, model in zip(names, models):
+            model.save_pretrained(folder / name, {"model": args.model_dir, "max_length": 64})
+        server, url = start_server(folder, names, args.threads)
+        print(f"\n## Load test: sktune serve with {args.served} adapters, {args.requests} requests of one text each, "
+              f"random adapters, over loopback\n")
+        print("| concurrency | texts/s | p50 (ms) | p95 (ms) | p99 (ms) | mean batch | statuses |")
+        print("|---:|---:|---:|---:|---:|---:|---|")
+        mean_batch = {}
+        try:
+            for c in args.concurrency:
+                before = batch_rows(url)
+                r = asyncio.run(load(url, names, texts, args.requests, c))
+                after = batch_rows(url)
+                mean_batch[c] = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+                print(f"| {c} | {r['rate']:.1f} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} "
+                      f"| {mean_batch[c]:.1f} | {json.dumps(r['statuses'])} |", flush=True)
+                server_rate = {c: r["rate"]}
+        finally:
+            server.send_signal(signal.SIGTERM)
+            code = server.wait(timeout=120)
+        # the same texts through in-process predict at the batch size the server formed (last concurrency)
+        c = args.concurrency[-1]
+        size = max(1, round(mean_batch[c]))
+        model = models[0].merge()
+        sample = [texts[i % len(texts)] for i in range(min(args.requests, 20 * size))]
+        predict(model, tokenizer, sample[:size], batch_size=size)  # warm-up
+        seconds = predict(model, tokenizer, sample, batch_size=size, sort_by_length=False, max_length=64).seconds
+        in_process = len(sample) / seconds
+        print(f"\nin-process predict at batch {size}: {in_process:.1f} texts/s; the server at concurrency {c}: "
+              f"{server_rate[c]:.1f} texts/s, so {in_process / server_rate[c]:.2f}x the time per text "
+              f"(target <= 1.2x); SIGTERM -> exit {code}")
+
+        limit = args.flood_queue
+        server, url = start_server(folder, names, args.threads, "--max-queue", str(limit))
+        try:
+            r = asyncio.run(load(url, names, texts, args.flood_requests, args.flood_concurrency))
+            import httpx
+
+            healthy = httpx.get(f"{url}/health", timeout=30).json()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            code = server.wait(timeout=120)
+        print(f"\nflood: {args.flood_requests} requests at concurrency {args.flood_concurrency} against --max-queue "
+              f"{limit}: statuses {json.dumps(r['statuses'])}; /health afterwards {json.dumps(healthy)}; "
+              f"SIGTERM -> exit {code}")
+
+
+def tiny_model(folder: Path) -> str:
+    """A tiny random Llama with SmolLM2's tokenizer, saved where `sktune serve` can load it."""
+    _, tokenizer = load_backbone("smollm2-135m")
+    torch.manual_seed(0)
+    config = tf.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            num_key_value_heads=2, intermediate_size=64, max_position_embeddings=256,
+                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    tf.AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--tiny", action="store_true", help="a tiny random Llama and small counts (the test's run)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--adapters", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--served", type=int, default=8, help="adapters the load-tested server holds")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--flood-queue", type=int, default=8)
+    parser.add_argument("--flood-concurrency", type=int, default=64)
+    parser.add_argument("--flood-requests", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    quiet_cpu_setup(args.threads)
+    if args.memory_probe:
+        return memory_probe(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        args.model_dir = tiny_model(Path(tmp)) if args.tiny else model_path(args.model)
+        args.model = args.model_dir
+        backbone, tokenizer = load_backbone(args.model_dir)
+        texts = list(load_task("rt-polarity").splits["test"]["text"])
+        print(f"# {'tiny random Llama' if args.tiny else args.model}; {platform.machine()}, "
+              f"{torch.get_num_threads()} threads, {os.cpu_count()} cores; torch {torch.__version__}, "
+              f"transformers {tf.__version__}; fp32; seed 0")
+        throughput(args, backbone, tokenizer, texts)
+        memory(args)
+        load_test(args, backbone, tokenizer, texts)
+
+
+if __name__ == "__main__":
+    main()
