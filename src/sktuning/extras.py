@@ -14,6 +14,7 @@ EXTRAS = {
     "cluster": "ray: sktune bench --ray",
     "trl": "trl: SFTTrainer for task='causal-lm'",
     "serve": "fastapi, uvicorn, httpx, prometheus-client, selenium: sktune serve and its tests",
+    "quantize": "bitsandbytes: --quantize int8|nf4",
     "deepspeed": "deepspeed: --shard zero3",
 }
 

@@ -30,6 +30,7 @@ from sktuning.config import AUTHORS_KINDS, SKTuningConfig
 from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
+from sktuning.quantization import keep_gradients_flowing
 from sktuning.semantic import SemanticText
 from sktuning.special_tokens import tokenize_text
 from sktuning.version import __version__
@@ -62,6 +63,7 @@ class SKModel(nn.Module):
         causal_lm = backbone if config.task == "causal-lm" else None
         head = _language_model_head(backbone) if causal_lm is not None else None
         backbone = bb.base_model_of(backbone)
+        keep_gradients_flowing(backbone)  # a 4-bit backbone on the CPU would otherwise drop them silently
         text_input_ids = torch.as_tensor(text_input_ids, dtype=torch.long).flatten()
         _check_text_ids(text_input_ids, backbone)
         backbone.requires_grad_(False)

@@ -87,14 +87,23 @@ def model_path(name: str) -> str:
                      "(e.g. 'meta-llama/Llama-3.2-1B') or a local folder.")
 
 
-def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32,
-                  trust_remote_code: bool = False) -> tuple[PreTrainedModel, object]:
-    """The headless backbone and its tokenizer (with a padding token set) for `name`."""
+def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32, trust_remote_code: bool = False,
+                  quantize: str | None = None, device: str = "cpu") -> tuple[PreTrainedModel, object]:
+    """The headless backbone and its tokenizer (with a padding token set) for `name`.
+
+    `quantize` ("int8", "nf4") holds the frozen weights in 8 or 4 bits with bitsandbytes
+    (`sktuning.quantization`), placed on `device` as they load; a quantized model cannot be moved later."""
     path = model_path(name)
+    options = {}
+    if quantize is not None:
+        from sktuning.quantization import quantization_config
+
+        options = {"quantization_config": quantization_config(quantize, dtype), "device_map": {"": device}}
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModel.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = AutoModel.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code,
+                                          **options)
     except OSError as err:
         raise ValueError(f"Could not load model {name!r} ({err}). Offline, use one of {', '.join(MODELS)} "
                          "or a local folder.") from None

@@ -34,14 +34,16 @@ def device_for(device: str | None) -> str:
     return device
 
 
-def load_model(name: str, trust_remote_code: bool = False, device: str | None = "auto", dtype: str | None = None):
+def load_model(name: str, trust_remote_code: bool = False, device: str | None = "auto", dtype: str | None = None,
+               quantize: str | None = None):
     import torch
 
     from sktuning.zoo import load_backbone
 
     backbone, tokenizer = load_backbone(name, dtype=getattr(torch, dtype or "float32"),
-                                        trust_remote_code=trust_remote_code)
-    return backbone.to(device_for(device)), tokenizer
+                                        trust_remote_code=trust_remote_code, quantize=quantize,
+                                        device=device_for(device))
+    return (backbone if quantize else backbone.to(device_for(device))), tokenizer
 
 
 def model_reference(name: str) -> str:
@@ -53,8 +55,9 @@ def model_reference(name: str) -> str:
 
 
 def load_adapter(adapter: str, model: str | None, trust_remote_code: bool = False, device: str | None = "auto",
-                 dtype: str | None = None):
-    """(SKModel, tokenizer, AdapterRecord) for a saved adapter, on its own backbone unless `model` is given."""
+                 dtype: str | None = None, quantize: str | None = None):
+    """(SKModel, tokenizer, AdapterRecord) for a saved adapter, on its own backbone unless `model` is given;
+    quantized as it was trained (`quantize` None) unless `quantize` says otherwise ("none": full weights)."""
     from sktuning.model import SKModel, read_adapter_meta
     from sktuning.training.spec import AdapterRecord
 
@@ -62,7 +65,8 @@ def load_adapter(adapter: str, model: str | None, trust_remote_code: bool = Fals
     model_name = model or record.model
     if not model_name:
         raise ValueError(f"{adapter} does not record its backbone; pass --model.")
-    backbone, tokenizer = load_model(model_name, trust_remote_code, device, dtype)
+    scheme = record.quantize if quantize is None else (None if quantize == "none" else quantize)
+    backbone, tokenizer = load_model(model_name, trust_remote_code, device, dtype, scheme)
     return SKModel.from_pretrained(backbone, adapter, tokenizer=tokenizer), tokenizer, record
 
 

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.metrics import compute_metrics
     from sktuning.prediction import predict_rows
 
-    model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device, args.dtype)
+    model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device, args.dtype,
+                                       args.quantize)
     encoder = InputEncoder.for_model(model, tokenizer, args.max_length or record.max_length, data.task)
     rows = encoder.encode(data.splits[args.split], args.split)
     predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from sktuning.training.spec import DTYPES, FILE_TASK_TYPES, RunSpec
+from sktuning.training.spec import DTYPES, FILE_TASK_TYPES, QUANTIZE, RunSpec
 
 
 def positive_int(text: str) -> int:
@@ -58,6 +58,14 @@ def add_model_and_data(parser: argparse.ArgumentParser, for_adapter: bool = Fals
                                                                            f"{default('max_length')})"))
     add_device(group)
     group.add_argument("--dtype", choices=DTYPES, help="precision of the frozen backbone's weights (default float32)")
+    add_quantize(group, for_adapter)
+
+
+def add_quantize(group, for_adapter: bool = False) -> None:
+    choices = QUANTIZE + ("none",) if for_adapter else QUANTIZE
+    group.add_argument("--quantize", choices=choices,
+                       help="hold the frozen backbone in 8 or 4 bits with bitsandbytes (the quantize extra)"
+                       + ("; default: as the adapter was trained, none for full weights" if for_adapter else ""))
 
 
 def add_device(group) -> None:

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sktuning.cli.options import add_device, positive_int
+from sktuning.cli.options import add_device, add_quantize, positive_int
 
 logger = logging.getLogger("sktuning")
 
@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--adapter", required=True, help="folder written by sktune train (DIR/adapter)")
     parser.add_argument("--model", help="backbone (default: the one the adapter was trained on)")
     add_device(parser)
+    add_quantize(parser, for_adapter=True)
     parser.add_argument("--input", help="file of inputs: .txt (one per line), .csv, .tsv or .jsonl")
     parser.add_argument("--text-column", help="(default: the adapter's, else text)")
     parser.add_argument("--text-pair-column", help="(default: the adapter's)")
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.atomic import atomic_write_text
     from sktuning.prediction import predict
 
-    model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device)
+    model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device,
+                                       quantize=args.quantize)
     # serving: the adapter's output is a constant
     result = predict(model.merge(), tokenizer, rows, args.batch_size, not args.no_sort, record.max_length)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records)

@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = device_for(spec.device)
     # to shard, the whole model is read on the CPU, its text encoded, and only then sharded to `device`
-    backbone, tokenizer = load_model(spec.model, spec.trust_remote_code, "cpu" if plan else device, spec.dtype)
+    backbone, tokenizer = load_model(spec.model, spec.trust_remote_code, "cpu" if plan else device, spec.dtype,
+                                     spec.quantize)
     if spec.gradient_checkpointing:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     record = AdapterRecord(model=model_reference(spec.model), task=data.name,
                            task_source="files" if spec.train else "named", max_length=spec.max_length,
                            text_column=spec.text_column, text_pair_column=spec.text_pair_column,
-                           label_column=spec.label_column)
+                           label_column=spec.label_column, quantize=spec.quantize)
     trainer = Trainer(model, encoder, splits["train"], splits["validation"], data.metrics, data.label_names,
                       training, adapter_metadata=record.to_dict())
     dist.barrier()

@@ -22,6 +22,8 @@ SHARD_ENGINES = ("fsdp", "zero3")
 #: where the training loop's numbers also go (sktuning.training.tracking)
 REPORT_TO = ("none", "tensorboard", "wandb")
 FILE_TASK_TYPES = ("sequence-classification", "token-classification", "regression")
+#: bitsandbytes schemes for a frozen backbone (sktuning.quantization, kept here so the CLI loads no torch)
+QUANTIZE = ("int8", "nf4")
 #: keys of a 0.1.0 run.json that are not settings (the subcommand's name)
 _LEGACY_KEYS = ("command",)
 
@@ -49,6 +51,7 @@ class RunSpec:
     trust_remote_code: bool = False
     device: str = "auto"
     dtype: str = "float32"
+    quantize: str | None = field(default=None, metadata=_help("hold the frozen backbone in 8 or 4 bits: int8, nf4"))
     # method
     mode: str = "prefix"
     text: str | None = field(default=None, metadata=_help("semantic text (default: the task's own)"))
@@ -82,6 +85,11 @@ class RunSpec:
         _choice("--adapter", self.adapter, ADAPTER_KINDS)
         check_mode_and_adapter(self.mode, self.adapter, "--adapter")
         _choice("--dtype", self.dtype, DTYPES)
+        if self.quantize is not None:
+            _choice("--quantize", self.quantize, QUANTIZE)
+            if self.shard is not None:
+                raise ValueError("--quantize and --shard do not go together: FSDP and ZeRO-3 shard full weights, "
+                                 "not bitsandbytes' packed ones. Quantize to fit one device, or shard.")
         _choice("--report-to", self.report_to, REPORT_TO)
         if self.pooling is not None:
             _choice("--pooling", self.pooling, POOLINGS)
@@ -166,6 +174,7 @@ class AdapterRecord:
     text_column: str | None = None
     text_pair_column: str | None = None
     label_column: str | None = None
+    quantize: str | None = None          # the backbone was held in int8 / nf4 while training
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
