@@ -40,6 +40,7 @@ def test_sk_tuning_trains_through_a_quantized_backbone(llama_dir, scheme, layer,
     assert type(backbone.layers[0].self_attn.q_proj).__name__ == layer
     torch.manual_seed(0)
     model = get_sk_model(backbone, tokenizer, SKTuningConfig(mode=mode, text="w5 w6", num_labels=2))
+    assert not any(getattr(m, "support_avx512bf16_for_cpu", False) for m in backbone.modules())  # no repacking
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert trainable and all(p.dtype == torch.float32 for p in trainable)
     assert not any(p.requires_grad for p in backbone.parameters())

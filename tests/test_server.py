@@ -79,6 +79,27 @@ def test_malformed_json_a_big_body_and_a_missing_key_are_refused(served):
     assert client.get("/health", headers=auth).json() == {"status": "ok", "adapters": 2, "queued": 0}
 
 
+def test_chunked_bodies_foreign_hosts_and_adapters_trained_quantized_are_refused(served, tmp_path):
+    registry, folder, tiny_model_dir = served
+    client = TestClient(create_app(registry))
+    chunked = client.post("/v1/predict", content=iter([b'{"adapter": "sentiment", ', b'"texts": ["w7"]}']),
+                          headers={"content-type": "application/json"})
+    assert chunked.status_code == 411 and "Content-Length" in chunked.json()["error"]
+    local_only = TestClient(create_app(registry, allowed_hosts=["127.0.0.1", "localhost"]))
+    assert local_only.get("/health").status_code == 400  # Host: testserver, as a rebound DNS name would send
+    assert local_only.get("/health", headers={"host": "127.0.0.1:8000"}).status_code == 200
+    import json
+
+    meta = json.loads((folder / "sentiment" / "sk_config.json").read_text())
+    meta["training"]["quantize"] = "nf4"
+    (tmp_path / "q").mkdir()
+    for name in ("adapter_model.safetensors",):
+        (tmp_path / "q" / name).write_bytes((folder / "sentiment" / name).read_bytes())
+    (tmp_path / "q" / "sk_config.json").write_text(json.dumps(meta))
+    answer = client.post("/v1/adapters", json={"name": "q", "path": str(tmp_path / "q")})
+    assert answer.status_code == 400 and "trained on a backbone held in nf4" in answer.json()["error"]
+
+
 def test_adapters_are_added_and_removed_while_serving(served):
     registry, folder, _ = served
     client = TestClient(create_app(registry))
@@ -90,24 +111,29 @@ def test_adapters_are_added_and_removed_while_serving(served):
     assert client.post("/v1/adapters", json={"name": "x", "path": "/nowhere"}).status_code == 400
 
 
-def test_generate_continues_prompts_with_a_causal_lm_adapter(tmp_path):
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_generate_continues_prompts_with_a_causal_lm_adapter(tmp_path, arch):
     from conftest import tiny_backbone, tiny_tokenizer
 
     from sktuning import SKModel
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
-    model = get_sk_model(tiny_backbone("llama", wrapper="causal-lm"), tokenizer,
+    model = get_sk_model(tiny_backbone(arch, wrapper="causal-lm"), tokenizer,
                          SKTuningConfig(text="w5 w6", task="causal-lm"))
     model.save_pretrained(tmp_path / "lm", {"max_length": 16})
-    registry = Registry(tiny_backbone("llama", wrapper="causal-lm"), tokenizer)
+    registry = Registry(tiny_backbone(arch, wrapper="causal-lm"), tokenizer)
     registry.load("lm", str(tmp_path / "lm"))
     client = TestClient(create_app(registry))
     answer = client.post("/v1/generate", json={"adapter": "lm", "prompts": ["w7 w8", "w9"], "max_new_tokens": 4})
     assert answer.status_code == 200, answer.text
-    alone = SKModel.from_pretrained(tiny_backbone("llama", wrapper="causal-lm"), tmp_path / "lm").eval()
+    alone = SKModel.from_pretrained(tiny_backbone(arch, wrapper="causal-lm"), tmp_path / "lm").eval()
     ids = tokenizer(["w7 w8"], return_tensors="pt")["input_ids"]
-    want = tokenizer.decode(alone.generate(ids, max_new_tokens=4)[0, ids.shape[1]:], skip_special_tokens=True)
-    assert answer.json()["generations"][0] == want
+    out = alone.generate(ids, max_new_tokens=4, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    assert answer.json()["generations"][0] == tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     refused = client.post("/v1/generate", json={"adapter": "lm", "prompts": ["w7"], "max_new_tokens": 0})
     assert refused.status_code == 422
+    if arch == "gpt2":  # a learned position table of 128: prefix, prompt and new tokens must fit in it
+        too_long = client.post("/v1/generate", json={"adapter": "lm", "prompts": ["w7"], "max_new_tokens": 1000})
+        assert too_long.status_code == 400 and "do not fit" in too_long.json()["error"]
+    assert client.get("/health").json()["status"] == "ok"

@@ -59,8 +59,11 @@ def alone(tiny_model_dir, folder, name, texts):
     return predict(model, tokenizer, texts, max_length=16).records
 
 
-def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_model_dir, folder):
-    app = create_app(registry_for(tiny_model_dir, folder), max_wait_ms=300, max_batch_size=64)
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_model_dir, folder, side):
+    registry = registry_for(tiny_model_dir, folder)
+    registry.tokenizer.padding_side = side  # the batch is padded on the tokenizer's side, as predict pads it
+    app = create_app(registry, max_wait_ms=300, max_batch_size=64)
     client = TestClient(app)
     texts = {"sentiment": ["w7 w8 w9", "w10"], "topic": ["w11 w12 w13 w14 w15", "w16 w17"],
              "tags": ["w20 w21 w22", "w23"]}
@@ -76,6 +79,7 @@ def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_
         t.join()
     for name, answer in answers.items():
         assert answer.status_code == 200, answer.text
+        assert len(answer.json()["predictions"]) == len(texts[name])
         for got, want in zip(answer.json()["predictions"], alone(tiny_model_dir, folder, name, texts[name])):
             if name == "tags":
                 assert got == want  # a tag per word, as predict gives them
@@ -105,8 +109,7 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_server_recovers(tiny_
     with registry.lock:  # the worker is busy: it takes the first request and waits for the model
         first = threading.Thread(target=ask)
         first.start()
-        wait_for(lambda: batcher.depth() == 0 and len(answers) == 0, "the worker to take the first request")
-        time.sleep(0.1)
+        wait_for(lambda: batcher.taken == 1, "the worker to take the first request")
         second = threading.Thread(target=ask)
         second.start()
         wait_for(lambda: batcher.depth() == 1, "the second request to be queued")
@@ -129,13 +132,14 @@ def test_an_adapter_removed_while_its_request_waits_still_answers_it(tiny_model_
         asking = threading.Thread(target=lambda: answers.append(
             client.post("/v1/predict", json={"adapter": "topic", "texts": ["w7"]})))
         asking.start()
-        wait_for(lambda: app.state.batcher.depth() == 0, "the request to reach the worker")
-        time.sleep(0.1)
+        wait_for(lambda: app.state.batcher.taken == 1, "the request to reach the worker")
         assert client.delete("/v1/adapters/topic").json() == {"unloaded": "topic"}
     asking.join()
     assert answers[0].status_code == 200 and answers[0].json()["predictions"][0]["label"] in ("a", "b", "c")
     assert client.post("/v1/predict", json={"adapter": "topic", "texts": ["w7"]}).status_code == 404
-    assert 'adapter="nope"' not in client.get("/metrics").text
+    assert client.post("/v1/predict", json={"adapter": "nope", "texts": ["w7"]}).status_code == 404
+    metrics = client.get("/metrics").text  # a name a client made up never becomes a label
+    assert 'adapter="nope"' not in metrics and 'endpoint="/v1/predict",status="404"} 2.0' in metrics
 
 
 def test_a_failing_request_fails_alone(tiny_model_dir, folder):

@@ -122,14 +122,22 @@ class MultiAdapterModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapters: list[str | ServedAdapter],
                  max_new_tokens: int = 20, do_sample: bool = False, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 top_k: int | None = None, generator: torch.Generator | None = None,
+                 eos_token_id: int | list[int] | None = None, pad_token_id: int | None = None) -> torch.Tensor:
         """Decode a left-padded batch of `causal-lm` adapters' rows together: each row writes what its
-        adapter's `SKModel.generate` writes alone (greedy), its prefix read once in the prefill."""
+        adapter's `SKModel.generate` writes alone (greedy), its prefix read once in the prefill; a row
+        that wrote `eos_token_id` is filled with `pad_token_id` after it, and decoding stops when all have."""
         served = self.resolve(adapters)
         if any(a.config.task != "causal-lm" or a.keys is None for a in served):
             raise ValueError("generate() takes causal-lm adapters served as key/value prefixes only.")
         if (attention_mask[:, -1] == 0).any():
             raise ValueError("generate() needs left padding, so every row ends with a real token.")
+        for adapter in dict.fromkeys(served):  # a learned position table must hold prefix, prompt and new tokens
+            adapter.model.check_fits(input_ids.shape[1] + max_new_tokens, "prompt and new tokens")
+        eos = torch.as_tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
+                              dtype=torch.long, device=input_ids.device)
+        fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
+        finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         keys, values, prefix_mask = self._stacked_prefix(served)
         longest, prefix_mask = prefix_mask.shape[1], prefix_mask.to(attention_mask)
         cache = DynamicCache()
@@ -146,7 +154,12 @@ class MultiAdapterModel(nn.Module):
         position, new_tokens = position[:, -1:], []
         for _ in range(max_new_tokens):
             token = choose_next_token(logits, do_sample, temperature, top_k, generator)
+            token = torch.where(finished, torch.full_like(token, fill), token)
             new_tokens.append(token)
+            if len(eos):
+                finished |= torch.isin(token, eos)
+                if finished.all():
+                    break
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
             position = position + 1
             step = {"input_ids": token[:, None], "attention_mask": mask, argument: cache, "use_cache": True}

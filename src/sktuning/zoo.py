@@ -109,4 +109,8 @@ def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32
                          "or a local folder.") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if quantize is not None:  # before anything runs it in eval mode (SKModel does this again for any model)
+        from sktuning.quantization import keep_gradients_flowing
+
+        keep_gradients_flowing(model)
     return model.eval(), tokenizer

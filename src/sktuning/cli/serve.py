@@ -54,15 +54,19 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_libraries()
     uvicorn = require("uvicorn", "serve")
-    model_name = args.model or AdapterRecord.from_meta(read_adapter_meta(next(iter(adapters.values())))).model
+    first = AdapterRecord.from_meta(read_adapter_meta(next(iter(adapters.values()))))
+    model_name = args.model or first.model
     if not model_name:
         raise ValueError("The first adapter does not record its backbone; pass --model.")
-    backbone, tokenizer = load_model(model_name, args.trust_remote_code, args.device)
+    # held as the adapters were trained (int8 / nf4 / full); an adapter trained otherwise is refused
+    backbone, tokenizer = load_model(model_name, args.trust_remote_code, args.device, quantize=first.quantize)
     registry = Registry(backbone, tokenizer)
     for name, path in adapters.items():
         registry.load(name, path)
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
     app = create_app(registry, api_key=args.api_key, max_body_bytes=args.max_body_bytes,
-                     max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
+                     max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                     allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None)
     print(f"serving {', '.join(adapters)} on http://{args.host}:{args.port}", flush=True)
     # SIGTERM / Ctrl-C: uvicorn stops accepting, finishes the requests in flight, then the app drains its queue
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=60)

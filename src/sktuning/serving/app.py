@@ -11,6 +11,7 @@ queue gets 503 with Retry-After. Nothing a client sends reaches the model unchec
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -32,7 +33,7 @@ from sktuning.serving.registry import Registry, Served, UnknownAdapter  # noqa: 
 
 MAX_TEXTS = 256
 MAX_TEXT_CHARS = 20_000
-#: where the page and the metrics are, so that they are not counted or locked as API calls
+#: the page carries no data, so it loads without the API key (it asks for the key and sends it)
 OPEN_PATHS = ("/",)
 
 
@@ -58,8 +59,10 @@ class LoadRequest(BaseModel):
 
 def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: int = 1_000_000,
                max_texts: int = MAX_TEXTS, max_text_chars: int = MAX_TEXT_CHARS, max_batch_size: int = 32,
-               max_wait_ms: float = 5.0, max_queue: int = 256) -> FastAPI:
-    """The app over `registry`; its batching worker starts now and drains its queue at shutdown."""
+               max_wait_ms: float = 5.0, max_queue: int = 256, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The app over `registry`; its batching worker starts now and drains its queue at shutdown.
+    `allowed_hosts`: the Host headers accepted (a server on 127.0.0.1 takes only its own names, so a web
+    page elsewhere cannot reach it by DNS rebinding)."""
     metrics = ServerMetrics(lambda: batcher.depth(), lambda: len(registry.served))
     batcher = Batcher(registry, max_batch_size, max_wait_ms, max_queue, metrics)
 
@@ -70,21 +73,22 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
 
     app = FastAPI(title="sktune serve", lifespan=lifespan)
     app.state.batcher, app.state.metrics = batcher, metrics
+    expected = f"Bearer {api_key}".encode() if api_key is not None else None
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         started = time.perf_counter()
         if request.url.path in OPEN_PATHS:
             return await call_next(request)
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+        length = request.headers.get("content-length")
+        if expected is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
             response = JSONResponse({"error": "Missing or wrong API key: send 'Authorization: Bearer <key>'."}, 401)
+        elif request.method in ("POST", "PUT", "PATCH") and length is None:  # a chunked body could be any size
+            response = JSONResponse({"error": "Send the body with a Content-Length header (no chunked bodies)."}, 411)
+        elif length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            response = JSONResponse({"error": f"The request body is over the limit of {max_body_bytes} bytes."}, 413)
         else:
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
-                response = JSONResponse({"error": f"The request body is over the limit of {max_body_bytes} bytes."},
-                                        413)
-            else:
-                response = await call_next(request)
+            response = await call_next(request)
         route = request.scope.get("route")
         metrics.observe_request(getattr(route, "path", "unmatched"), request.scope.get("state", {}).get("adapter", ""),
                                 response.status_code, time.perf_counter() - started)
@@ -112,8 +116,10 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
         return resources.files("sktuning.serving").joinpath("page.html").read_text(encoding="utf-8")
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "adapters": len(registry.served), "queued": batcher.depth()}
+    def health() -> JSONResponse:
+        if not batcher.alive():
+            return JSONResponse({"status": "the batching worker has stopped", "adapters": len(registry.served)}, 503)
+        return JSONResponse({"status": "ok", "adapters": len(registry.served), "queued": batcher.depth()})
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -167,13 +173,18 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
                           max_length=served.encoder.max_length, padding_side="left",
                           add_special_tokens=served.adapter.model.start_token is None)
         settings = {"max_new_tokens": body.max_new_tokens, "do_sample": body.do_sample,
-                    "temperature": body.temperature, "top_k": body.top_k}
-        out = await asyncio.wrap_future(batcher.submit_generate(served, batch["input_ids"], batch["attention_mask"],
-                                                                **settings))
+                    "temperature": body.temperature, "top_k": body.top_k, "eos_token_id": tokenizer.eos_token_id,
+                    "pad_token_id": tokenizer.pad_token_id}
+        # the worker refuses (400) prompts that, with the new tokens, overrun a learned position table
+        new_tokens = await asyncio.wrap_future(batcher.submit_generate(served, batch["input_ids"],
+                                                                       batch["attention_mask"], **settings))
         metrics.texts.labels(body.adapter).inc(len(body.prompts))
-        width = batch["input_ids"].shape[1]
-        return {"generations": tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)}
+        return {"generations": tokenizer.batch_decode(new_tokens, skip_special_tokens=True)}
 
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     return app
 
 

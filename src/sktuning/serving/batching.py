@@ -50,7 +50,8 @@ class Job:
 
     @property
     def size(self) -> int:
-        return len(self.rows)
+        """Texts in the request (a generate request's rows are its prompts)."""
+        return len(self.rows) if self.generate is None else self.rows[0]["input_ids"].shape[0]
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
         try:  # a client that went away cancelled its future: nothing to answer
@@ -71,17 +72,20 @@ class Batcher:
         self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.max_queue = max_queue
         self.closed = False
+        self.taken = 0  # requests the worker has taken from the queue (tests synchronise on it)
         self.thread = threading.Thread(target=self._work, name="sktune-batcher", daemon=True)
         self.thread.start()
 
     # -- the request side ----------------------------------------------------------------------
     def submit(self, served: Served, rows: list[dict[str, Any]]) -> Future:
         """Queue encoded rows of one adapter; the future gives one (prediction, probabilities) per row."""
+        if not rows:
+            raise ValueError("Nothing to predict: give at least one text.")
         return self._put(Job(served, rows))
 
     def submit_generate(self, served: Served, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         **settings: Any) -> Future:
-        """Queue left-padded prompts of a causal-lm adapter; the future gives the token ids with the new ones."""
+        """Queue left-padded prompts of a causal-lm adapter; the future gives each prompt's new token ids."""
         job = Job(served, [{"input_ids": input_ids, "attention_mask": attention_mask}], generate=settings)
         return self._put(job)
 
@@ -99,6 +103,9 @@ class Batcher:
     def depth(self) -> int:
         return self.queue.qsize()
 
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
     def close(self, timeout: float | None = None) -> None:
         """Refuse new requests, run the queued ones, stop the worker."""
         if not self.closed:
@@ -111,7 +118,8 @@ class Batcher:
         while True:
             job = self.queue.get()
             if job is _STOP:
-                return
+                return self._refuse_the_rest()
+            self.taken += 1
             gathered, rows, stop = [job], job.size, False
             deadline = time.monotonic() + self.max_wait
             while rows < self.max_batch_size and job.generate is None:
@@ -122,11 +130,26 @@ class Batcher:
                 if more is _STOP:
                     stop = True
                     break
+                self.taken += 1
                 gathered.append(more)
                 rows += more.size
-            self._run(gathered)
+            try:
+                self._run(gathered)
+            except Exception as err:  # noqa: BLE001  a bug of ours: answer every gathered request, keep serving
+                for job in gathered:
+                    job.finish(error=err)
             if stop:
+                return self._refuse_the_rest()
+
+    def _refuse_the_rest(self) -> None:
+        """Requests that slipped in after close() began: answered, not left waiting."""
+        while True:
+            try:
+                job = self.queue.get_nowait()
+            except queue.Empty:
                 return
+            if job is not _STOP:
+                job.finish(error=QueueFull("The server is shutting down."))
 
     def _run(self, jobs: list[Job]) -> None:
         for job in (j for j in jobs if j.generate is not None):
@@ -135,9 +158,9 @@ class Batcher:
         pieces.sort(key=lambda piece: len(piece[0].rows[piece[1]]["input_ids"]))  # little padding
         for start in range(0, len(pieces), self.max_batch_size):
             chunk = pieces[start:start + self.max_batch_size]
-            failed = self._guarded(list(dict.fromkeys(job for job, _ in chunk)), lambda: self._forward(chunk))
-            if failed and len({id(job) for job, _ in chunk}) > 1:  # find the culprit: each request on its own
-                for job in dict.fromkeys(job for job, _ in chunk):
+            owners = list(dict.fromkeys(job for job, _ in chunk))
+            if self._guarded(owners, lambda: self._forward(chunk)) and len(owners) > 1:
+                for job in owners:  # find the culprit: each request on its own
                     own = [piece for piece in chunk if piece[0] is job]
                     self._guarded([job], lambda: self._forward(own))
 
@@ -171,20 +194,28 @@ class Batcher:
             types = torch.tensor([pad(r.get("token_type_ids", [0] * len(r["input_ids"])), 0) for r in rows],
                                  device=device)
         logits = multi(input_ids, mask, [job.served.adapter for job, _ in chunk], token_type_ids=types)
+        decoded = []  # all rows first: a chunk that fails half-way leaves no job half-counted
+        for (job, _), row, out in zip(chunk, rows, logits):
+            keep = torch.tensor(pad(row["word_ids"], -1)) >= 0 if "word_ids" in row else None
+            decoded.append(decode_logits(job.served.config, out.float().cpu(), keep))
         if self.metrics is not None:
             self.metrics.observe_batch(len(rows), len({id(job.served) for job, _ in chunk}))
-        for (job, i), row, out in zip(chunk, rows, logits):
-            keep = torch.tensor(pad(row["word_ids"], -1)) >= 0 if "word_ids" in row else None
-            job.outputs[i] = decode_logits(job.served.config, out.float().cpu(), keep)
+        for (job, i), output in zip(chunk, decoded):
+            job.outputs[i] = output
             job.remaining -= 1
             if job.remaining == 0:
                 job.finish(job.outputs)
 
     def _generate(self, job: Job) -> None:
+        """The prompts in slices of at most `max_batch_size` rows; each row's new tokens."""
         device = self.registry.multi.backbone.get_input_embeddings().weight.device
-        row = job.rows[0]
-        ids, mask = row["input_ids"].to(device), row["attention_mask"].to(device)
-        out = self.registry.multi.generate(ids, mask, [job.served.adapter] * ids.shape[0], **job.generate)
-        if self.metrics is not None:
-            self.metrics.observe_batch(ids.shape[0], 1)
-        job.finish(out.cpu())
+        ids, mask = job.rows[0]["input_ids"], job.rows[0]["attention_mask"]
+        new_tokens = []
+        for start in range(0, ids.shape[0], self.max_batch_size):
+            rows = slice(start, start + self.max_batch_size)
+            out = self.registry.multi.generate(ids[rows].to(device), mask[rows].to(device),
+                                               [job.served.adapter] * ids[rows].shape[0], **job.generate)
+            new_tokens += [row.tolist() for row in out[:, ids.shape[1]:].cpu()]
+            if self.metrics is not None:
+                self.metrics.observe_batch(out.shape[0], 1)
+        job.finish(new_tokens)
