@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers.cache_utils import DynamicCache
 
 from sktuning.atomic import atomic_directory
 from sktuning.config import SKTuningConfig
 from sktuning.extras import require
 from sktuning.heads import TaskHead
+from sktuning.kv_prefix import writable_cache
 from sktuning.model import SKModel
 
 FORMATS = ("peft", "vllm-prompt-embeds")
@@ -58,11 +58,8 @@ def export_peft(model: SKModel, output: str | Path) -> Path:
         peft_model = peft.get_peft_model(model.backbone, peft.PrefixTuningConfig(task_type=features,
                                                                                   num_virtual_tokens=m))
         keys, values = adapter_output(model)
-        cache = DynamicCache()
-        for layer, (k, v) in enumerate(zip(keys, values)):
-            cache.update(k, v, layer)
         require("peft.tuners.cartridge.utils", "bench").initialize_kv_prefix_from_past_key_values(
-            peft_model, past_key_values=cache)
+            peft_model, past_key_values=writable_cache(keys, values))
     else:
         peft_model = peft.get_peft_model(model.backbone, peft.PromptTuningConfig(task_type=features,
                                                                                   num_virtual_tokens=m))

@@ -60,6 +60,15 @@ def allow_checkpointing_with_prefix(backbone: nn.Module) -> None:
             module._can_checkpoint_with_cache = True
 
 
+def writable_cache(keys, values) -> DynamicCache:
+    """A cache that decoding (or PEFT's initialiser) can extend, holding layer i's keys[i] and values[i]
+    ((batch, heads, m, head_dim) each)."""
+    cache = DynamicCache()
+    for layer, (k, v) in enumerate(zip(keys, values)):
+        cache.update(k, v, layer)
+    return cache
+
+
 def text_key_values(backbone: nn.Module, argument: str, positions: dict, grad: bool = False,
                     **text) -> tuple[torch.Tensor, tuple]:
     """One pass of the frozen backbone over the text (ids or embeddings) -> its keys and values, read

@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache, DynamicCache
+from transformers.cache_utils import Cache
 
 from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
 from sktuning.generation import choose_next_token
-from sktuning.kv_prefix import PrefixLayer, run_with_prefix
+from sktuning.kv_prefix import PrefixLayer, run_with_prefix, writable_cache
 from sktuning.model import SKModel
 
 
@@ -140,9 +140,7 @@ class MultiAdapterModel(nn.Module):
         finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         keys, values, prefix_mask = self._stacked_prefix(served)
         longest, prefix_mask = prefix_mask.shape[1], prefix_mask.to(attention_mask)
-        cache = DynamicCache()
-        for layer, (k, v) in enumerate(zip(keys, values)):
-            cache.update(k, v, layer)
+        cache = writable_cache(keys, values)
         mask = torch.cat([prefix_mask, attention_mask], dim=1)
         argument = served[0].model.semantic.cache_argument
         step = {"input_ids": input_ids, "attention_mask": mask, argument: cache, "use_cache": True}

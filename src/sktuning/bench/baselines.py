@@ -18,7 +18,7 @@ from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
 from sktuning.extras import require
 from sktuning.heads import TaskHead, task_loss
-from sktuning.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values
+from sktuning.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values, writable_cache
 from sktuning.bench.settings import DEFAULT_LR, LR_GRID, METHODS, SK_METHODS  # noqa: F401 (re-exported)
 from sktuning.model import SKModel, SKModelOutput
 
@@ -80,10 +80,7 @@ def text_cache(backbone: nn.Module, text_ids: list[int]) -> DynamicCache:
         if bb.accepts(backbone, "position_ids") else {}
     kv, shape = text_key_values(backbone, require_cache_argument(backbone), positions, input_ids=ids)
     keys, values = unflatten_key_values(kv, shape)
-    cache = DynamicCache()
-    for layer, (k, v) in enumerate(zip(keys, values)):
-        cache.update(k, v, layer)
-    return cache
+    return writable_cache(keys, values)
 
 
 def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SKTuningConfig,

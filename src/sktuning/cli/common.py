@@ -11,9 +11,12 @@ from typing import Any
 
 def quiet_libraries() -> None:
     """transformers' and datasets' own logs and bars off: the commands report for themselves."""
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # bitsandbytes (imported by peft when installed) warns at import that an optional CPU kernel package is absent
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     import transformers
 
     transformers.logging.set_verbosity_error()
