@@ -206,3 +206,19 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_adapter_of_another_backbone_is_refused_at_start_as_predict_refuses_it(folder, tmp_path):
+    from conftest import tiny_backbone, tiny_tokenizer
+
+    other = tmp_path / "tiny-gpt2"
+    tiny_backbone("gpt2").save_pretrained(other)
+    tiny_tokenizer().save_pretrained(other)
+    adapter = str(folder / "sentiment")
+    serve = subprocess.run([sys.executable, "-m", "sktuning.cli", "serve", "--adapter", f"a={adapter}", "--model",
+                            str(other), "--port", str(free_port())], capture_output=True, text=True, timeout=120)
+    predict_ = subprocess.run([sys.executable, "-m", "sktuning.cli", "predict", "--adapter", adapter, "--model",
+                               str(other), "w7"], capture_output=True, text=True, timeout=120)
+    assert serve.returncode == predict_.returncode == 2
+    message = predict_.stderr.strip().splitlines()[-1].split("error: ", 1)[1]  # after "sktune predict: error: "
+    assert "does not fit this backbone" in message and f"sktune serve: error: {message}" in serve.stderr
