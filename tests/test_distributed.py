@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,23 @@ def env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "SKTUNING_DIST_TIMEOUT": "60"}
 
 
+def launch(command: list[str], out: Path) -> None:
+    """Run a training command to the end. A rank that aborts in gloo's C++ teardown after the run wrote
+    everything ("terminate called without an active exception", seen once in hundreds of runs before
+    the CLI met at a barrier before leaving) is run once more from scratch, with a warning: the numbers
+    the tests compare are still those of a complete run, and any other failure fails the test."""
+    done = subprocess.run(command, timeout=300, env=env(), capture_output=True, text=True)
+    if done.returncode != 0 and "terminate called without an active exception" in done.stderr \
+            and (out / "metrics.json").is_file():
+        warnings.warn(f"a rank aborted at exit after the run finished; running it again:\n{done.stderr[-2000:]}")
+        done = subprocess.run([*command, "--overwrite"], timeout=300, env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
 def test_two_gloo_processes_match_one_process(tiny_model_dir, data_dir, tmp_path):
     for processes in (1, 2):
-        subprocess.run(train_command(tiny_model_dir, data_dir, tmp_path / f"p{processes}", processes),
-                       check=True, timeout=300, env=env())
+        out = tmp_path / f"p{processes}"
+        launch(train_command(tiny_model_dir, data_dir, out, processes), out)
     one = load_file(str(tmp_path / "p1" / "adapter" / "adapter_model.safetensors"))
     two = load_file(str(tmp_path / "p2" / "adapter" / "adapter_model.safetensors"))
     assert one.keys() == two.keys()
@@ -155,7 +169,7 @@ def test_sharded_backbone_matches_one_process(engine, tiny_model_dir, data_dir, 
                 command += ["--shard", engine] + (["--gradient-checkpointing"] if mode == "prefix" else [])
                 command += ["--deepspeed-config", str(zero)] if engine == "zero3" else []
             command += ["--mode", mode, "--adapter", adapter]
-            subprocess.run(command, check=True, timeout=300, env=env())
+            launch(command, outs[processes])
         one, two = (load_file(str(outs[p] / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
         assert one.keys() == two.keys()
         assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5

@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import timedelta
 from typing import Any
 
 from sktuning.cli import bench, evaluate, export, listing, predict, push, serve, train
@@ -39,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
                         format="%(message)s")
     previous = _terminate_like_interrupt()
+    finished = False
     try:
-        return args.handler(args) or 0
+        code = args.handler(args) or 0
+        finished = True
+        return code
     except ValueError as err:
         print(f"sktune {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -56,11 +60,32 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        if "torch.distributed" in sys.modules:  # never imported just to tear down
-            import torch.distributed
+        _leave_process_group(finished)
 
-            if torch.distributed.is_available() and torch.distributed.is_initialized():
-                torch.distributed.destroy_process_group()
+
+def _leave_process_group(finished: bool) -> None:
+    """Destroy the process group (and FSDP's sub-groups) while the interpreter is whole.
+
+    After a run that finished, the ranks first meet at a barrier: rank 0 is still writing the adapter
+    when the others return, and a rank that tears gloo down while its peer's connections are live can
+    abort at exit ("terminate called without an active exception") after its work is done. After an
+    error the peers may never arrive, so then the group is destroyed at once; a peer that fails after
+    this rank finished is waited for at most a minute (gloo), then this rank leaves anyway.
+    """
+    if "torch.distributed" not in sys.modules:  # never imported just to tear down
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if finished:
+            try:
+                if dist.get_backend() == "gloo":
+                    dist.monitored_barrier(timeout=timedelta(seconds=60))
+                else:
+                    dist.barrier()
+            except RuntimeError:  # a peer failed: its launcher reports that; nothing more to wait for
+                pass
+        dist.destroy_process_group()
 
 
 class Terminated(KeyboardInterrupt):
