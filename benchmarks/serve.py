@@ -155,16 +155,21 @@ def start_server(folder: Path, names: list[str], threads: int, *options: str) ->
     raise RuntimeError("sktune serve did not start within 300 s")
 
 
-async def load(url: str, names: list[str], texts: list[str], requests: int, concurrency: int) -> dict:
+def plan(names: list[str], texts: list[str], requests: int, seed: int) -> list[tuple[str, str]]:
+    """The requests of one load test: (adapter, text), adapters drawn at random, texts in order."""
+    rng = random.Random(seed)
+    return [(rng.choice(names), texts[i % len(texts)]) for i in range(requests)]
+
+
+async def load(url: str, requests: list[tuple[str, str]], concurrency: int) -> dict:
     import httpx
 
-    rng = random.Random(concurrency)
     latencies, statuses = [], []
-    todo = iter(range(requests))
+    todo = iter(requests)
 
     async def client(http):
-        for i in todo:
-            body = {"adapter": rng.choice(names), "texts": [texts[i % len(texts)]]}
+        for name, text in todo:
+            body = {"adapter": name, "texts": [text]}
             start = time.perf_counter()
             try:
                 status = (await http.post(f"{url}/v1/predict", json=body)).status_code
@@ -175,14 +180,14 @@ async def load(url: str, names: list[str], texts: list[str], requests: int, conc
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     ok = sorted(t for t, s in zip(latencies, statuses) if s == 200)
     q = statistics.quantiles(ok, n=100) if len(ok) > 1 else [float("nan")] * 99
     counts = {str(s): statuses.count(s) for s in set(statuses)}
     return {"seconds": seconds, "ok": len(ok), "rate": len(ok) / seconds, "p50": q[49], "p95": q[94], "p99": q[98],
-            "statuses": counts}
+            "statuses": counts, "client_cpu": cpu / seconds}
 
 
 def batch_rows(url: str) -> tuple[float, float]:
@@ -204,37 +209,44 @@ def load_test(args, backbone, tokenizer, texts) -> None:
         server, url = start_server(folder, names, args.threads)
         print(f"\n## Load test: sktune serve with {args.served} adapters, {args.requests} requests of one text each, "
               f"random adapters, over loopback\n")
-        print("| concurrency | texts/s | p50 (ms) | p95 (ms) | p99 (ms) | mean batch | statuses |")
-        print("|---:|---:|---:|---:|---:|---:|---|")
-        mean_batch = {}
+        print("| concurrency | texts/s | p50 (ms) | p95 (ms) | p99 (ms) | mean batch | load generator's CPU | statuses |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---|")
+        mean_batch, server_rate = {}, {}
         try:
             for c in args.concurrency:
                 before = batch_rows(url)
-                r = asyncio.run(load(url, names, texts, args.requests, c))
+                r = asyncio.run(load(url, plan(names, texts, args.requests, c), c))
                 after = batch_rows(url)
                 mean_batch[c] = (after[0] - before[0]) / max(1.0, after[1] - before[1])
                 print(f"| {c} | {r['rate']:.1f} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} "
-                      f"| {mean_batch[c]:.1f} | {json.dumps(r['statuses'])} |", flush=True)
-                server_rate = {c: r["rate"]}
+                      f"| {mean_batch[c]:.1f} | {100 * r['client_cpu']:.0f} % of a core | {json.dumps(r['statuses'])} |",
+                      flush=True)
+                server_rate[c] = r["rate"]
         finally:
             server.send_signal(signal.SIGTERM)
             code = server.wait(timeout=120)
-        # the same texts through in-process predict at the batch size the server formed (last concurrency)
+        # the same requests without the server: each adapter's own merged model runs `predict` over its
+        # share of them, at the batch size the server formed (last concurrency), as a user would in-process
         c = args.concurrency[-1]
         size = max(1, round(mean_batch[c]))
-        model = models[0].merge()
-        sample = [texts[i % len(texts)] for i in range(min(args.requests, 20 * size))]
-        predict(model, tokenizer, sample[:size], batch_size=size)  # warm-up
-        seconds = predict(model, tokenizer, sample, batch_size=size, sort_by_length=False, max_length=64).seconds
-        in_process = len(sample) / seconds
-        print(f"\nin-process predict at batch {size}: {in_process:.1f} texts/s; the server at concurrency {c}: "
-              f"{server_rate[c]:.1f} texts/s, so {in_process / server_rate[c]:.2f}x the time per text "
-              f"(target <= 1.2x); SIGTERM -> exit {code}")
+        sample = plan(names, texts, min(args.requests, 20 * size), c)
+        merged = {name: model.merge() for name, model in zip(names, models)}
+        shares = {name: [text for owner, text in sample if owner == name] for name in names}
+        for name in names:  # warm-up
+            predict(merged[name], tokenizer, shares[name][:size] or texts[:1], batch_size=size, max_length=64)
+        start = time.perf_counter()
+        for name in names:
+            if shares[name]:
+                predict(merged[name], tokenizer, shares[name], batch_size=size, max_length=64)
+        in_process = len(sample) / (time.perf_counter() - start)
+        print(f"\nin-process `predict`, each adapter over its share of the same {len(sample)} requests at batch {size}: "
+              f"{in_process:.1f} texts/s; the server at concurrency {c}: {server_rate[c]:.1f} texts/s, so "
+              f"{in_process / server_rate[c]:.2f}x the time per text (target <= 1.2x); SIGTERM -> exit {code}")
 
         limit = args.flood_queue
         server, url = start_server(folder, names, args.threads, "--max-queue", str(limit))
         try:
-            r = asyncio.run(load(url, names, texts, args.flood_requests, args.flood_concurrency))
+            r = asyncio.run(load(url, plan(names, texts, args.flood_requests, 0), args.flood_concurrency))
             import httpx
 
             healthy = httpx.get(f"{url}/health", timeout=30).json()
@@ -272,6 +284,8 @@ def main() -> None:
     parser.add_argument("--flood-concurrency", type=int, default=64)
     parser.add_argument("--flood-requests", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", nargs="+", choices=["throughput", "memory", "load"],
+                        default=["throughput", "memory", "load"], help="run these parts only")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     quiet_cpu_setup(args.threads)
@@ -285,9 +299,9 @@ def main() -> None:
         print(f"# {'tiny random Llama' if args.tiny else args.model}; {platform.machine()}, "
               f"{torch.get_num_threads()} threads, {os.cpu_count()} cores; torch {torch.__version__}, "
               f"transformers {tf.__version__}; fp32; seed 0")
-        throughput(args, backbone, tokenizer, texts)
-        memory(args)
-        load_test(args, backbone, tokenizer, texts)
+        for section in args.only:
+            {"throughput": throughput, "memory": lambda *_: memory(args), "load": load_test}[section](
+                args, backbone, tokenizer, texts)
 
 
 if __name__ == "__main__":

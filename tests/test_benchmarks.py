@@ -38,7 +38,7 @@ def test_serving_benchmark_load_test_answers_everything_below_the_queue_limit_an
               "--flood-queue", "2")
     assert "| 8 adapters in one mixed batch |" in out and "| 8 | " in out  # throughput and memory rows
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
-    statuses = [json.loads(r[7]) for r in rows if len(r) > 8]
+    statuses = [json.loads(r[8]) for r in rows if len(r) > 9]
     assert statuses == [{"200": 60}, {"200": 60}]  # below the queue limit: no error at all
     flood = json.loads(out.split("flood: ")[1].split("statuses ")[1].split("; /health")[0])
     assert set(flood) == {"200", "503"} and flood["503"] > 0 and sum(flood.values()) == 96
