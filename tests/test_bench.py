@@ -313,6 +313,24 @@ def test_the_ablations_train_what_they_say(tiny_settings):
     assert default["text"] != unrelated["text"]
 
 
+def test_an_ablation_whose_base_grid_is_missing_waits_with_a_warning_instead_of_stopping_the_suite(
+        tiny_settings, tmp_path, monkeypatch, caplog):
+    """`--methods sk-prefix-unrelated` alone before the default adapter's grid is done: nothing runs for
+    it, the other methods' runs go on, and the warning names the method to add."""
+    import sktuning.bench.suite as suite_module
+
+    ran = []
+    monkeypatch.setattr(suite_module, "subprocess_run",
+                        lambda settings, method, lr, seed, log: ran.append((method, lr, seed)) or
+                        {**_run(method, seed, [(10, 0.6)], 0.6), "lr": lr})
+    suite = Suite(tiny_settings, ["head-only", "sk-prefix-unrelated"], seeds=[0, 1], grid=False, output=tmp_path)
+    with caplog.at_level("WARNING", logger="sktuning"):
+        suite.run()
+    assert ran == [("head-only", DEFAULT_LR["head-only"], 0), ("head-only", DEFAULT_LR["head-only"], 1)]
+    waits = [r.getMessage() for r in caplog.records if "waits for the grid of sk-prefix-lowrank" in r.getMessage()]
+    assert len(waits) == 1 and "add sk-prefix-lowrank to --methods" in waits[0]
+
+
 def test_the_unrelated_text_is_cut_or_repeated_to_the_task_texts_length():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast

@@ -5,6 +5,7 @@ method on validation with the first seed. The numbers are judged in `stats` and 
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any
 from sktuning.bench import stats
 from sktuning.bench.runner import append_record, subprocess_run
 from sktuning.bench.settings import DEFAULT_LR, LR_GRID, MAX_EXTENSIONS, METHODS, RATE_OF, BenchSettings, next_rate
+
+logger = logging.getLogger("sktuning")
 
 # -- the suite -----------------------------------------------------------------------------------
 #: the order of the work, so that an interrupted suite has the most useful part done: every method
@@ -37,6 +40,7 @@ class Suite:
     def __post_init__(self) -> None:
         self.log = self.output / f"{self._name()}.runs.jsonl"
         self.ignored = 0
+        self._warned: set[str] = set()
         if self.log.exists():
             for line in self.log.read_text(encoding="utf-8").splitlines():
                 try:
@@ -139,8 +143,9 @@ class Suite:
             for key in [] if executor is not None else self._pending(phase):
                 if key not in self.done:
                     method, lr, seed = key
-                    if lr is None and method in RATE_OF and phase != "seeds":
-                        continue  # waits for its base method's grid (done later in this phase or the next)
+                    if lr is None and method in RATE_OF:
+                        self._waits(method, phase)
+                        continue
                     if lr is None:  # the seeds phase needs a rate chosen on seed 0 first
                         raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to "
                                          "choose a learning rate from; run the 'first' or 'grid' phase before "
@@ -155,13 +160,26 @@ class Suite:
         keys = []
         for key in dict.fromkeys(self.planned(phase)):
             method, lr, _ = key
-            if key in self.done or (lr is None and method in RATE_OF and phase != "seeds"):
+            if key in self.done:
+                continue
+            if lr is None and method in RATE_OF:
+                self._waits(method, phase)
                 continue
             if lr is None:
                 raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to choose a "
                                  "learning rate from; run the 'first' or 'grid' phase before 'seeds'.")
             keys.append(key)
         return keys
+
+    def _waits(self, method: str, phase: str) -> None:
+        """A method that takes its base's rate waits for the base's grid: later in this phase or the next;
+        after the grid phase, a base outside this suite's methods is named so the user can add it."""
+        base = RATE_OF[method]
+        if (phase == "seeds" or base not in self.methods) and method not in self._warned:
+            self._warned.add(method)
+            logger.warning("%s: %s waits for the grid of %s to finish (it runs at the rate chosen there); "
+                           "run that grid (add %s to --methods), then %s again.", self._name(), method, base, base,
+                           method)
 
     def _pending(self, phase: str):
         """The phase's runs; the grid phase looks again after each run, since a finished grid may grow."""
