@@ -57,10 +57,22 @@ def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sampl
     cache = kwargs.get(argument) or getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     mask = kwargs["attention_mask"]
     position = bb.position_ids_from_mask(mask, semantic.position_offset)[:, -1:]
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
-    new_tokens = []
     logits = model.lm_head(out.last_hidden_state[:, -1]).float()
+    fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
+    new_tokens = decode_after_prefill(backbone, model.lm_head, logits, mask, position, cache, argument,
+                                      semantic.takes_position_ids, max_new_tokens, do_sample, temperature, top_k,
+                                      eos, fill, generator)
+    return torch.cat([input_ids, new_tokens], dim=1)
+
+
+def decode_after_prefill(backbone, head, logits, mask, position, cache, argument: str, takes_positions: bool,
+                         max_new_tokens: int, do_sample: bool, temperature: float, top_k: int | None,
+                         eos: torch.Tensor, fill: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(batch, new) ids: one token per step from the prefill's last `logits`, each step one position
+    through the backbone with the growing `cache`; a row that wrote one of `eos` is filled with `fill`
+    after it, and decoding stops when every row has. Shared by one adapter's and mixed batches' decoding."""
+    finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+    new_tokens = []
     for _ in range(max_new_tokens):
         token = choose_next_token(logits, do_sample, temperature, top_k, generator)
         token = torch.where(finished, torch.full_like(token, fill), token)
@@ -72,10 +84,10 @@ def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sampl
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         position = position + 1
         step = {"input_ids": token[:, None], "attention_mask": mask, argument: cache, "use_cache": True}
-        if semantic.takes_position_ids:
+        if takes_positions:
             step["position_ids"] = position
-        logits = model.lm_head(backbone(**step).last_hidden_state[:, -1]).float()
-    return torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
+        logits = head(backbone(**step).last_hidden_state[:, -1]).float()
+    return torch.stack(new_tokens, dim=1)
 
 
 def choose_next_token(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int | None,

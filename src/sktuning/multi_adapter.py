@@ -21,7 +21,7 @@ from transformers.cache_utils import Cache
 
 from sktuning import backbone as bb
 from sktuning.config import SKTuningConfig
-from sktuning.generation import choose_next_token
+from sktuning.generation import decode_after_prefill
 from sktuning.kv_prefix import PrefixLayer, run_with_prefix, writable_cache
 from sktuning.model import SKModel
 
@@ -137,7 +137,6 @@ class MultiAdapterModel(nn.Module):
         eos = torch.as_tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
                               dtype=torch.long, device=input_ids.device)
         fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
-        finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         keys, values, prefix_mask = self._stacked_prefix(served)
         longest, prefix_mask = prefix_mask.shape[1], prefix_mask.to(attention_mask)
         cache = writable_cache(keys, values)
@@ -149,22 +148,10 @@ class MultiAdapterModel(nn.Module):
             step["position_ids"] = position[:, longest:]
         head = served[0].model.lm_head  # the backbone's own LM head, shared by every causal-lm adapter
         logits = head(self.backbone(**step).last_hidden_state[:, -1]).float()
-        position, new_tokens = position[:, -1:], []
-        for _ in range(max_new_tokens):
-            token = choose_next_token(logits, do_sample, temperature, top_k, generator)
-            token = torch.where(finished, torch.full_like(token, fill), token)
-            new_tokens.append(token)
-            if len(eos):
-                finished |= torch.isin(token, eos)
-                if finished.all():
-                    break
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-            position = position + 1
-            step = {"input_ids": token[:, None], "attention_mask": mask, argument: cache, "use_cache": True}
-            if self.takes_positions:
-                step["position_ids"] = position
-            logits = head(self.backbone(**step).last_hidden_state[:, -1]).float()
-        return torch.cat([input_ids, torch.stack(new_tokens, dim=1)], dim=1)
+        new_tokens = decode_after_prefill(self.backbone, head, logits, mask, position[:, -1:], cache, argument,
+                                          self.takes_positions, max_new_tokens, do_sample, temperature, top_k,
+                                          eos, fill, generator)
+        return torch.cat([input_ids, new_tokens], dim=1)
 
     @staticmethod
     def _head(adapter: ServedAdapter, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
