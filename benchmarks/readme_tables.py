@@ -1,0 +1,70 @@
+"""The two result tables of README.md, printed from the finished runs in docs/results.
+
+1. The verdicts: the first table of docs/results/summary.md ("In one table"), with README's column
+   names for the pairs.
+2. Test metric per method and pair, mean +- sd over the seeds at the rate each method's grid chose on
+   validation (what each pair's report shows).
+
+    python benchmarks/readme_tables.py             # after `sktune bench` (or `--report-only`)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sktuning.bench import BenchSettings, Suite
+from sktuning.bench.settings import METHODS
+
+PAIRS = {"smollm2-135m-rt-polarity": ("smollm2-135m", "rt-polarity", "rt-polarity"),
+         "smollm2-135m-trec": ("smollm2-135m", "trec", "trec"),
+         "minilm-l6-rt-polarity": ("minilm-l6", "rt-polarity", "MiniLM rt-polarity"),
+         "smollm2-135m-tweet-sentiment": ("smollm2-135m", "tweet-sentiment", "tweet-sentiment"),
+         "smollm2-135m-brown-pos": ("smollm2-135m", "brown-pos", "brown-pos (token acc.)")}
+COLUMNS = {"sk-prefix-lowrank": "SK-Prefix lowrank", "sk-prefix-authors": "SK-Prefix authors",
+           "prefix-tuning-text": "PEFT prefix, text init", "sk-prompt-lowrank": "SK-Prompt lowrank",
+           "prompt-tuning-text": "PEFT prompt, text init", "prefix-tuning": "PEFT prefix (random)",
+           "lora": "LoRA r8", "full-ft": "full FT", "sk-prefix-frozen": "SK-Prefix frozen (ablation)",
+           "sk-prefix-unrelated": "unrelated text (ablation)"}
+
+
+def verdicts(results: Path) -> str:
+    lines = (results / "summary.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("## In one table")
+    first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
+    table = lines[first:end]
+    header = table[0]
+    for name, (_, _, label) in PAIRS.items():
+        header = header.replace(f"| {name} ", f"| {label} ")
+    return "\n".join([header, *table[1:]])
+
+
+def means(results: Path) -> str:
+    rows = ["| pair | " + " | ".join(COLUMNS.values()) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for model, task, label in PAIRS.values():
+        suite = Suite(BenchSettings(model=model, task=task), METHODS, [0, 1, 2], grid=True, output=results)
+        _, table, _ = suite.table()
+        cells = []
+        for method in COLUMNS:
+            row = table.get(method)
+            if row is None:
+                cells.append("-")
+            elif row["std"] is None:
+                cells.append(f"{row['mean']:.3f} (1 seed)")
+            else:
+                seeds = "" if row["seeds"] == 3 else f" ({row['seeds']} seeds)"
+                cells.append(f"{row['mean']:.3f} ± {row['std']:.3f}{seeds}")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=Path("docs/results"))
+    args = parser.parse_args()
+    print(verdicts(args.results), "", means(args.results), sep="\n")
+
+
+if __name__ == "__main__":
+    main()
