@@ -77,6 +77,10 @@ def test_malformed_json_a_big_body_and_a_missing_key_are_refused(served):
     big = client.post("/v1/predict", json={"adapter": "sentiment", "texts": ["w7 " * 100]}, headers=auth)
     assert big.status_code == 413 and "200 bytes" in big.json()["error"]
     assert client.get("/health", headers=auth).json() == {"status": "ok", "adapters": 2, "queued": 0}
+    metrics = client.get("/metrics", headers=auth).text  # refused before any route: counted, with their status
+    for status, count in (("401", 1), ("413", 1), ("422", 1), ("200", 1)):
+        assert len([line for line in metrics.splitlines() if line.startswith("sktune_requests_total")
+                    and f'status="{status}"' in line and line.endswith(f" {count}.0")]) == 1, (status, metrics)
 
 
 def test_chunked_bodies_foreign_hosts_and_adapters_trained_quantized_are_refused(served, tmp_path):

@@ -25,6 +25,7 @@ require("prometheus_client", "serve")
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
+from starlette.datastructures import Headers  # noqa: E402
 
 from sktuning.prediction import to_records  # noqa: E402
 from sktuning.serving.batching import Batcher, QueueFull  # noqa: E402
@@ -73,26 +74,8 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
 
     app = FastAPI(title="sktune serve", lifespan=lifespan)
     app.state.batcher, app.state.metrics = batcher, metrics
-    expected = f"Bearer {api_key}".encode() if api_key is not None else None
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        started = time.perf_counter()
-        if request.url.path in OPEN_PATHS:
-            return await call_next(request)
-        length = request.headers.get("content-length")
-        if expected is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
-            response = JSONResponse({"error": "Missing or wrong API key: send 'Authorization: Bearer <key>'."}, 401)
-        elif request.method in ("POST", "PUT", "PATCH") and length is None:  # a chunked body could be any size
-            response = JSONResponse({"error": "Send the body with a Content-Length header (no chunked bodies)."}, 411)
-        elif length is not None and (not length.isdigit() or int(length) > max_body_bytes):
-            response = JSONResponse({"error": f"The request body is over the limit of {max_body_bytes} bytes."}, 413)
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe_request(getattr(route, "path", "unmatched"), request.scope.get("state", {}).get("adapter", ""),
-                                response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(Guard, metrics=metrics, api_key=api_key, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(UnknownAdapter)
     async def unknown(_, err: UnknownAdapter):
@@ -186,6 +169,46 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     return app
+
+
+class Guard:
+    """Every request but the page's: the API key and the body's size checked before any route reads it,
+    then its status and latency counted (endpoint, adapter). Plain ASGI: Starlette's `@app.middleware`
+    would add a task and a stream to every request."""
+
+    def __init__(self, app, metrics: ServerMetrics, api_key: str | None, max_body_bytes: int):
+        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.expected = f"Bearer {api_key}".encode() if api_key is not None else None
+
+    def refusal(self, method: str, headers: Headers) -> JSONResponse | None:
+        length = headers.get("content-length")
+        if self.expected is not None and not hmac.compare_digest(headers.get("authorization", "").encode(),
+                                                                 self.expected):
+            return JSONResponse({"error": "Missing or wrong API key: send 'Authorization: Bearer <key>'."}, 401)
+        if method in ("POST", "PUT", "PATCH") and length is None:  # a chunked body could be any size
+            return JSONResponse({"error": "Send the body with a Content-Length header (no chunked bodies)."}, 411)
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            return JSONResponse({"error": f"The request body is over the limit of {self.max_body_bytes} bytes."}, 413)
+        return None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500  # 500 unless a response starts: an error no handler took
+
+        async def noted(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            refusal = self.refusal(scope["method"], Headers(scope=scope))
+            await (refusal or self.app)(scope, receive, noted)
+        finally:
+            route = scope.get("route")  # set by the router on this same scope
+            self.metrics.observe_request(getattr(route, "path", "unmatched"), scope.get("state", {}).get("adapter", ""),
+                                         status, time.perf_counter() - started)
 
 
 def _check_texts(texts: list[str], limit: int, max_chars: int, what: str) -> None:
