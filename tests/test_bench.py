@@ -75,6 +75,37 @@ def test_prefix_tuning_text_is_sk_prefix_embedding_built_by_peft(arch):
     assert trainable == ours.semantic.adapter.num_parameters()  # the same parameters, counted alike
 
 
+def test_prefix_tuning_text_and_sk_prefix_embedding_train_alike_step_by_step():
+    """Not only the same function at initialisation: given the same head and batches (right-padded),
+    AdamW moves the two along the same losses. Their runs in the suite still differ at one seed: PEFT
+    draws the random prefix it then overwrites, so the head and data order come from other numbers."""
+    from conftest import tiny_backbone
+
+    from sktuning import SKTuningConfig
+    from sktuning.bench.baselines import build_method
+
+    config = SKTuningConfig(text="t", task="sequence-classification", num_labels=3, pooling="mean")
+    ours = build_method("sk-prefix-embedding", tiny_backbone("llama"), [5, 9, 17, 33], config)
+    theirs = build_method("prefix-tuning-text", tiny_backbone("llama"), [5, 9, 17, 33], config)
+    theirs.head.load_state_dict(ours.head.state_dict())
+    before = {i: p.detach().clone() for i, p in enumerate(ours.semantic.parameters())}
+    models = {m: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-2) for m in (ours, theirs)}
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(12):
+        ids, labels = torch.randint(10, 90, (8, 9), generator=generator), torch.randint(0, 3, (8,), generator=generator)
+        mask = (torch.arange(9) < torch.tensor([9, 8, 7, 6] * 2)[:, None]).long()  # right padding
+        losses = []
+        for model, optimizer in models.items():
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(input_ids=ids, attention_mask=mask).logits, labels)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    moved = [(p - before[i]).abs().max().item() for i, p in enumerate(ours.semantic.parameters()) if p.requires_grad]
+    assert min(moved) > 1e-3  # the text's keys and values trained, not only the head
+
+
 @pytest.mark.parametrize("method", ["lora", "head-only", "full-ft"])
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_baselines_without_virtual_tokens_count_positions_over_real_tokens_as_sk_does(method, arch):
