@@ -78,7 +78,7 @@ def test_prefix_tuning_text_is_sk_prefix_embedding_built_by_peft(arch):
 def test_prefix_tuning_text_and_sk_prefix_embedding_train_alike_step_by_step():
     """Not only the same function at initialisation: given the same head and batches (right-padded),
     AdamW moves the two along the same losses. Their runs in the suite still differ at one seed: PEFT
-    draws the random prefix it then overwrites, so the head and data order come from other numbers."""
+    draws the random prefix it then overwrites, so the head starts from other random numbers."""
     from conftest import tiny_backbone
 
     from sktuning import SKTuningConfig
