@@ -95,6 +95,50 @@ def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_
     assert "sktune_request_seconds_bucket" in metrics
 
 
+def test_concurrent_generate_requests_for_different_adapters_decode_as_one_batch(tmp_path):
+    """Two causal-lm adapters (texts of different lengths), prompts of different lengths from two
+    requests: one left-padded batch, and every prompt continued as its adapter alone continues it."""
+    from conftest import tiny_backbone, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    for i, text in enumerate(("w5 w6", "w11 w12 w13 w14")):
+        torch.manual_seed(i)
+        model = get_sk_model(tiny_backbone("llama", wrapper="causal-lm"), tokenizer,
+                             SKTuningConfig(text=text, task="causal-lm"))
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.add_(torch.randn_like(p) * 0.2)
+        model.save_pretrained(tmp_path / f"lm{i}", {"max_length": 16})
+    registry = Registry(tiny_backbone("llama", wrapper="causal-lm"), tokenizer)
+    for i in range(2):
+        registry.load(f"lm{i}", str(tmp_path / f"lm{i}"))
+    client = TestClient(create_app(registry, max_wait_ms=300))
+    prompts = {"lm0": ["w7 w8 w9 w10 w11", "w9"], "lm1": ["w20 w21"]}
+    answers = {}
+
+    def ask(name):
+        answers[name] = client.post("/v1/generate", json={"adapter": name, "prompts": prompts[name],
+                                                          "max_new_tokens": 5})
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        alone_model = SKModel.from_pretrained(tiny_backbone("llama", wrapper="causal-lm"), tmp_path / name).eval()
+        for prompt, got in zip(prompts[name], answer.json()["generations"]):
+            ids = tokenizer([prompt], return_tensors="pt")["input_ids"]
+            out = alone_model.generate(ids, max_new_tokens=5, eos_token_id=tokenizer.eos_token_id,
+                                       pad_token_id=tokenizer.pad_token_id)
+            assert got == tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    metrics = client.get("/metrics").text
+    assert "sktune_batch_rows_count 1.0" in metrics and "sktune_batch_rows_sum 3.0" in metrics, metrics
+    assert "sktune_batch_adapters_sum 2.0" in metrics
+
+
 def test_a_full_queue_answers_503_with_retry_after_and_the_server_recovers(tiny_model_dir, folder):
     registry = registry_for(tiny_model_dir, folder)
     app = create_app(registry, max_wait_ms=0, max_queue=1)

@@ -4,9 +4,10 @@ one mixed batch through the backbone.
 One worker thread owns the model. It takes the oldest request, waits up to `max_wait_ms` for more
 (until `max_batch_size` texts are gathered), sorts the gathered texts by length, and runs them in
 mixed batches of at most `max_batch_size` rows: `MultiAdapterModel` gives every row its own adapter's
-prefix and head in one forward. The queue is bounded (`max_queue` requests): a full queue refuses at
-once (`QueueFull`, a 503 with Retry-After) instead of growing without limit. `close()` lets the worker
-finish everything already queued, then stops it (graceful shutdown).
+prefix and head in one forward. Generate requests with the same decoding settings are decoded
+together the same way, their prompts padded on the left. The queue is bounded (`max_queue` requests):
+a full queue refuses at once (`QueueFull`, a 503 with Retry-After) instead of growing without limit.
+`close()` lets the worker finish everything already queued, then stops it (graceful shutdown).
 
 A request that fails (say, a text the backbone cannot read) fails alone: the rows it shared a batch
 with are run again without it.
@@ -122,7 +123,7 @@ class Batcher:
             self.taken += 1
             gathered, rows, stop = [job], job.size, False
             deadline = time.monotonic() + self.max_wait
-            while rows < self.max_batch_size and job.generate is None:
+            while rows < self.max_batch_size:
                 try:
                     more = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
@@ -152,8 +153,13 @@ class Batcher:
                 job.finish(error=QueueFull("The server is shutting down."))
 
     def _run(self, jobs: list[Job]) -> None:
+        groups: dict[tuple, list[Job]] = {}  # generate requests with the same decoding settings decode together
         for job in (j for j in jobs if j.generate is not None):
-            self._guarded([job], lambda: self._generate(job))
+            groups.setdefault(tuple(sorted(job.generate.items())), []).append(job)
+        for group in groups.values():
+            if self._guarded(group, lambda: self._generate(group)) and len(group) > 1:
+                for job in group:  # find the culprit: each request on its own
+                    self._guarded([job], lambda: self._generate([job]))
         pieces = [(job, i) for job in jobs if job.generate is None and not job.future.done() for i in range(job.size)]
         pieces.sort(key=lambda piece: len(piece[0].rows[piece[1]]["input_ids"]))  # little padding
         for start in range(0, len(pieces), self.max_batch_size):
@@ -206,16 +212,27 @@ class Batcher:
             if job.remaining == 0:
                 job.finish(job.outputs)
 
-    def _generate(self, job: Job) -> None:
-        """The prompts in slices of at most `max_batch_size` rows; each row's new tokens."""
-        device = self.registry.multi.backbone.get_input_embeddings().weight.device
-        ids, mask = job.rows[0]["input_ids"], job.rows[0]["attention_mask"]
+    def _generate(self, jobs: list[Job]) -> None:
+        """The requests' prompts (for any causal-lm adapters) as one left-padded batch, decoded in slices of
+        at most `max_batch_size` rows; each request gets its own rows' new token ids."""
+        multi = self.registry.multi
+        device = multi.backbone.get_input_embeddings().weight.device
+        width = max(job.rows[0]["input_ids"].shape[1] for job in jobs)
+        pad_id = jobs[0].generate.get("pad_token_id") or 0
+
+        def left(t: torch.Tensor, fill: int) -> torch.Tensor:
+            return torch.nn.functional.pad(t, (width - t.shape[1], 0), value=fill)
+
+        ids = torch.cat([left(job.rows[0]["input_ids"], pad_id) for job in jobs])
+        mask = torch.cat([left(job.rows[0]["attention_mask"], 0) for job in jobs])
+        adapters = [job.served.adapter for job in jobs for _ in range(job.size)]
         new_tokens = []
         for start in range(0, ids.shape[0], self.max_batch_size):
             rows = slice(start, start + self.max_batch_size)
-            out = self.registry.multi.generate(ids[rows].to(device), mask[rows].to(device),
-                                               [job.served.adapter] * ids[rows].shape[0], **job.generate)
-            new_tokens += [row.tolist() for row in out[:, ids.shape[1]:].cpu()]
+            out = multi.generate(ids[rows].to(device), mask[rows].to(device), adapters[rows], **jobs[0].generate)
+            new_tokens += [row.tolist() for row in out[:, width:].cpu()]
             if self.metrics is not None:
-                self.metrics.observe_batch(out.shape[0], 1)
-        job.finish(new_tokens)
+                self.metrics.observe_batch(out.shape[0], len({id(a) for a in adapters[rows]}))
+        for job in jobs:
+            job.finish(new_tokens[:job.size])
+            new_tokens = new_tokens[job.size:]
