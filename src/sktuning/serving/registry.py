@@ -59,10 +59,6 @@ class Registry:
         self.served: dict[str, Served] = {}
         self.lock = threading.Lock()
 
-    @property
-    def adapters(self) -> dict[str, Served]:
-        return self.served
-
     def load(self, name: str, path: str) -> Served:
         if not name or "/" in name:
             raise ValueError(f"Adapter name {name!r}: give a non-empty name without '/'.")
