@@ -59,6 +59,29 @@ def alone(tiny_model_dir, folder, name, texts):
     return predict(model, tokenizer, texts, max_length=16).records
 
 
+def test_length_chunks_cut_where_padding_costs_more_than_a_forward():
+    import itertools
+
+    from sktuning.serving.batching import length_chunks
+
+    def cost(lengths, chunks, overhead):
+        return sum(overhead + (end - start) * lengths[end - 1] for start, end in chunks)
+
+    short_and_long = [5, 5, 6, 60, 61]
+    assert length_chunks(short_and_long, 32, overhead=10) == [(0, 3), (3, 5)]  # 10+18 + 10+122 < 10+305
+    assert length_chunks(short_and_long, 32, overhead=1000) == [(0, 5)]  # a forward dearer than any padding
+    even = length_chunks([7] * 10, 4, overhead=1)
+    assert len(even) == 3 and all(end - start <= 4 for start, end in even)  # the fewest forwards of <= 4 rows
+    assert length_chunks([], 8, overhead=5) == []
+    lengths = [3, 4, 9, 10, 11, 30, 31, 64]
+    for overhead, max_rows in ((0, 8), (20, 8), (20, 3), (200, 8)):
+        chunks = length_chunks(lengths, max_rows, overhead)
+        assert [s for s, _ in chunks[1:]] == [e for _, e in chunks[:-1]] and chunks[0][0] == 0 and chunks[-1][1] == 8
+        splits = [[0, *cuts, 8] for k in range(8) for cuts in itertools.combinations(range(1, 8), k)]
+        allowed = [list(zip(b, b[1:])) for b in splits if all(e - s <= max_rows for s, e in zip(b, b[1:]))]
+        assert cost(lengths, chunks, overhead) == min(cost(lengths, c, overhead) for c in allowed)  # exhaustive
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_model_dir, folder, side):
     registry = registry_for(tiny_model_dir, folder)
@@ -220,7 +243,7 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(tiny_model_dir, fol
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "sktuning.cli", "serve", "--adapter", f"a={folder / 'sentiment'}",
-                               "--adapter", f"b={folder / 'topic'}", "--port", str(port), "--max-wait-ms", "500"],
+                               "--adapter", f"b={folder / 'topic'}", "--port", str(port), "--max-wait-ms", "3000"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -231,7 +254,7 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(tiny_model_dir, fol
             for n in range(6)]
         for t in threads:
             t.start()
-        time.sleep(0.2)  # the requests wait in the batching window
+        time.sleep(1.0)  # all 6 sent (on a loaded machine too); they wait in the 3-s batching window
         server.send_signal(signal.SIGTERM)
         for t in threads:
             t.join()

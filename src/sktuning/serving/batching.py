@@ -3,8 +3,8 @@ one mixed batch through the backbone.
 
 One worker thread owns the model. It takes the oldest request, waits up to `max_wait_ms` for more
 (until `max_batch_size` texts are gathered), sorts the gathered texts by length, and runs them in
-mixed batches of at most `max_batch_size` rows: `MultiAdapterModel` gives every row its own adapter's
-prefix and head in one forward. Generate requests with the same decoding settings are decoded
+mixed batches of at most `max_batch_size` rows, cut where padding would cost more than another forward
+(`length_chunks`): `MultiAdapterModel` gives every row its own adapter's prefix and head in one forward. Generate requests with the same decoding settings are decoded
 together the same way, their prompts padded on the left. The queue is bounded (`max_queue` requests):
 a full queue refuses at once (`QueueFull`, a 503 with Retry-After) instead of growing without limit.
 `close()` lets the worker finish everything already queued, then stops it (graceful shutdown).
@@ -28,6 +28,28 @@ from sktuning.prediction import decode_logits
 from sktuning.serving.registry import Registry, Served
 
 _STOP = object()
+
+
+#: what one more backbone forward costs beyond its tokens, in padded tokens (SmolLM2-135M on 2 CPU cores)
+FORWARD_OVERHEAD_TOKENS = 32
+
+
+def length_chunks(lengths: list[int], max_rows: int, overhead: int) -> list[tuple[int, int]]:
+    """Cut rows sorted by length into batches, as (start, end), of at most `max_rows` rows, at the least
+    cost: each batch costs `overhead` + its rows x its longest row (what padding makes the backbone
+    compute). The texts a window gathers are a random sample of lengths: padded to the longest as one
+    batch, most of the work would be padding; cut where lengths jump, it is spent on real tokens."""
+    best, cut = [0] + [float("inf")] * len(lengths), [0] * (len(lengths) + 1)
+    for end in range(1, len(lengths) + 1):
+        for start in range(max(0, end - max_rows), end):
+            cost = best[start] + overhead + (end - start) * lengths[end - 1]
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    chunks, end = [], len(lengths)
+    while end > 0:
+        chunks.append((cut[end], end))
+        end = cut[end]
+    return chunks[::-1]
 
 
 class QueueFull(RuntimeError):
@@ -161,9 +183,10 @@ class Batcher:
                 for job in group:  # find the culprit: each request on its own
                     self._guarded([job], lambda: self._generate([job]))
         pieces = [(job, i) for job in jobs if job.generate is None and not job.future.done() for i in range(job.size)]
-        pieces.sort(key=lambda piece: len(piece[0].rows[piece[1]]["input_ids"]))  # little padding
-        for start in range(0, len(pieces), self.max_batch_size):
-            chunk = pieces[start:start + self.max_batch_size]
+        pieces.sort(key=lambda piece: len(piece[0].rows[piece[1]]["input_ids"]))
+        lengths = [len(job.rows[i]["input_ids"]) for job, i in pieces]
+        for start, end in length_chunks(lengths, self.max_batch_size, FORWARD_OVERHEAD_TOKENS):
+            chunk = pieces[start:end]
             owners = list(dict.fromkeys(job for job, _ in chunk))
             if self._guarded(owners, lambda: self._forward(chunk)) and len(owners) > 1:
                 for job in owners:  # find the culprit: each request on its own
