@@ -59,6 +59,18 @@ def alone(tiny_model_dir, folder, name, texts):
     return predict(model, tokenizer, texts, max_length=16).records
 
 
+def post_together(client, route: str, bodies: dict[str, dict]) -> dict:
+    """POST every body at once, from a thread each (so they meet in one batching window)."""
+    answers = {}
+    threads = [threading.Thread(target=lambda k=k: answers.__setitem__(k, client.post(route, json=bodies[k])))
+               for k in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
 def test_length_chunks_cut_where_padding_costs_more_than_a_forward():
     import itertools
 
@@ -90,16 +102,7 @@ def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_
     client = TestClient(app)
     texts = {"sentiment": ["w7 w8 w9", "w10"], "topic": ["w11 w12 w13 w14 w15", "w16 w17"],
              "tags": ["w20 w21 w22", "w23"]}
-    answers = {}
-
-    def ask(name):
-        answers[name] = client.post("/v1/predict", json={"adapter": name, "texts": texts[name]})
-
-    threads = [threading.Thread(target=ask, args=(name,)) for name in texts]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = post_together(client, "/v1/predict", {name: {"adapter": name, "texts": texts[name]} for name in texts})
     for name, answer in answers.items():
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["predictions"]) == len(texts[name])
@@ -138,17 +141,8 @@ def test_concurrent_generate_requests_for_different_adapters_decode_as_one_batch
         registry.load(f"lm{i}", str(tmp_path / f"lm{i}"))
     client = TestClient(create_app(registry, max_wait_ms=300))
     prompts = {"lm0": ["w7 w8 w9 w10 w11", "w9"], "lm1": ["w20 w21"]}
-    answers = {}
-
-    def ask(name):
-        answers[name] = client.post("/v1/generate", json={"adapter": name, "prompts": prompts[name],
-                                                          "max_new_tokens": 5})
-
-    threads = [threading.Thread(target=ask, args=(name,)) for name in prompts]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = post_together(client, "/v1/generate",
+                            {name: {"adapter": name, "prompts": prompts[name], "max_new_tokens": 5} for name in prompts})
     for name, answer in answers.items():
         assert answer.status_code == 200, answer.text
         alone_model = SKModel.from_pretrained(tiny_backbone("llama", wrapper="causal-lm"), tmp_path / name).eval()
