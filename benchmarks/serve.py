@@ -2,9 +2,10 @@
 
 1. Throughput: one backbone forward over a batch whose rows belong to 1, 8 or 64 different adapters
    (`MultiAdapterModel`), against one adapter's own merged model alone at the same batch size.
-2. Memory: the resident set of one process serving N adapters on one backbone, against N processes
+2. The cost of one forward against its padded tokens, which the server's batching weighs.
+3. Memory: the resident set of one process serving N adapters on one backbone, against N processes
    that each load the backbone for one adapter (N times the one-adapter process, measured).
-3. A load test of `sktune serve` over loopback (httpx, asyncio): requests of one text for random
+4. A load test of `sktune serve` over loopback (httpx, asyncio): requests of one text for random
    adapters at several concurrencies, then a flood beyond the queue limit; throughput, p50/p95/p99
    latency, errors; and the server's time per text against in-process `predict` at the batch size
    the server formed.
@@ -101,6 +102,36 @@ def throughput(args, backbone, tokenizer, texts) -> None:
     for name, values in times.items():
         t = statistics.median(values)
         print(f"| {name} | {1000 * t:.1f} | {len(ids) / t:.1f} | {alone / t:.2f}x |")
+
+
+def forward_cost(args, backbone, tokenizer, texts) -> None:
+    """Time of one forward against its padded tokens (rows x width): the fixed part, in tokens, is what
+    the server's batching weighs padding against (`FORWARD_OVERHEAD_TOKENS`)."""
+    from sktuning.serving.batching import FORWARD_OVERHEAD_TOKENS
+
+    model = make_adapters(backbone, tokenizer, 1)[0].merge()
+    shapes = [(rows, width) for rows in (1, 4, 16) for width in (8, 24, 64)]
+    seconds = []
+    with torch.no_grad():
+        for rows, width in shapes:
+            ids = torch.randint(100, 1000, (rows, width))
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))  # warm-up
+            times = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                model(input_ids=ids, attention_mask=torch.ones_like(ids))
+                times.append(time.perf_counter() - start)
+            seconds.append(statistics.median(times))
+    tokens = torch.tensor([float(r * w) for r, w in shapes])
+    fit = torch.linalg.lstsq(torch.stack([torch.ones_like(tokens), tokens], 1), torch.tensor(seconds)[:, None]).solution
+    fixed, per_token = float(fit[0]), float(fit[1])
+    print(f"\n## One forward: its time against its padded tokens (median of {args.repeats})\n")
+    print("| rows x width | tokens | ms |")
+    print("|---|---:|---:|")
+    for (rows, width), t in zip(shapes, seconds):
+        print(f"| {rows} x {width} | {rows * width} | {1000 * t:.1f} |")
+    print(f"\nleast squares: {1000 * fixed:.1f} ms + {1000 * per_token:.2f} ms per token, so one more forward costs "
+          f"what {fixed / per_token:.0f} padded tokens cost (the server assumes {FORWARD_OVERHEAD_TOKENS})")
 
 
 def memory(args) -> None:
@@ -284,8 +315,8 @@ def main() -> None:
     parser.add_argument("--flood-concurrency", type=int, default=64)
     parser.add_argument("--flood-requests", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", nargs="+", choices=["throughput", "memory", "load"],
-                        default=["throughput", "memory", "load"], help="run these parts only")
+    parser.add_argument("--only", nargs="+", choices=["throughput", "cost", "memory", "load"],
+                        default=["throughput", "cost", "memory", "load"], help="run these parts only")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     quiet_cpu_setup(args.threads)
@@ -300,8 +331,8 @@ def main() -> None:
               f"{torch.get_num_threads()} threads, {os.cpu_count()} cores; torch {torch.__version__}, "
               f"transformers {tf.__version__}; fp32; seed 0")
         for section in args.only:
-            {"throughput": throughput, "memory": lambda *_: memory(args), "load": load_test}[section](
-                args, backbone, tokenizer, texts)
+            {"throughput": throughput, "cost": forward_cost, "memory": lambda *_: memory(args), "load": load_test}[
+                section](args, backbone, tokenizer, texts)
 
 
 if __name__ == "__main__":
