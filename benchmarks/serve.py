@@ -106,8 +106,8 @@ def throughput(args, backbone, tokenizer, texts) -> None:
 
 def forward_cost(args, backbone, tokenizer, texts) -> None:
     """Time of one forward against its padded tokens (rows x width): the fixed part, in tokens, is what
-    the server's batching weighs padding against (`FORWARD_OVERHEAD_TOKENS`)."""
-    from sktuning.serving.batching import FORWARD_OVERHEAD_TOKENS
+    the server's batching weighs padding against (`sktune serve` measures it at start with two shapes)."""
+    from sktuning.serving.batching import measure_forward_overhead
 
     model = make_adapters(backbone, tokenizer, 1)[0].merge()
     shapes = [(rows, width) for rows in (1, 4, 16) for width in (8, 24, 64)]
@@ -131,7 +131,8 @@ def forward_cost(args, backbone, tokenizer, texts) -> None:
     for (rows, width), t in zip(shapes, seconds):
         print(f"| {rows} x {width} | {rows * width} | {1000 * t:.1f} |")
     print(f"\nleast squares: {1000 * fixed:.1f} ms + {1000 * per_token:.2f} ms per token, so one more forward costs "
-          f"what {fixed / per_token:.0f} padded tokens cost (the server assumes {FORWARD_OVERHEAD_TOKENS})")
+          f"what {fixed / per_token:.0f} padded tokens cost; `sktune serve`'s measure at start (two shapes): "
+          f"{measure_forward_overhead(model.backbone)}")
 
 
 def memory(args) -> None:

@@ -118,6 +118,16 @@ def test_adapter_onto_a_different_backbone_is_refused(tiny_model_dir, data_dir, 
     assert "hidden_size=32" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--adapter", "nodir"], "give NAME=DIR"),
+    (["--adapter", "a=x", "--adapter", "a=y"], "given twice"),
+    (["--adapter", "a=x", "--forward-overhead-tokens", "-1"], "--forward-overhead-tokens must be >= 0"),
+])
+def test_serve_refuses_bad_options_before_loading_anything(args, message, capsys):
+    assert main(["serve", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_tasks_and_models_are_listed(capsys):
     assert main(["tasks"]) == 0
     listing = capsys.readouterr().out

@@ -94,6 +94,26 @@ def test_length_chunks_cut_where_padding_costs_more_than_a_forward():
         assert cost(lengths, chunks, overhead) == min(cost(lengths, c, overhead) for c in allowed)  # exhaustive
 
 
+def test_the_forward_overhead_is_measured_in_padded_tokens():
+    """A backbone whose forward takes 50 ms plus 0.2 ms per token: one more forward costs 250 tokens."""
+    from sktuning.serving.batching import measure_forward_overhead
+
+    class Timed(torch.nn.Module):
+        def __init__(self, fixed: float, per_token: float):
+            super().__init__()
+            self.embed, self.fixed, self.per_token = torch.nn.Embedding(100, 4), fixed, per_token
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def forward(self, input_ids, attention_mask):
+            time.sleep(self.fixed + self.per_token * input_ids.numel())
+
+    assert measure_forward_overhead(Timed(0.05, 0.0002)) == pytest.approx(250, rel=0.25)
+    assert measure_forward_overhead(Timed(0.0, 0.0002)) < 25  # all cost is per token: cut freely
+    assert measure_forward_overhead(Timed(0.05, 0.0), limit=1000) == 1000  # padding is free: never cut
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_model_dir, folder, side):
     registry = registry_for(tiny_model_dir, folder)

@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
                        help="how long the first queued request waits for others to batch with (default 5)")
     serve.add_argument("--max-queue", type=positive_int, default=256,
                        help="requests that may wait; more get 503 with Retry-After (default 256)")
+    serve.add_argument("--forward-overhead-tokens", type=int, metavar="N",
+                       help="what one more backbone forward costs, in padded tokens: a batch is cut where padding "
+                            "would cost more (default: measured at start on this backbone and device)")
     serve.set_defaults(handler=run)
 
 
@@ -46,10 +49,13 @@ def parse_adapters(items: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     adapters = parse_adapters(args.adapter)  # bad options fail before anything loads
+    if args.forward_overhead_tokens is not None and args.forward_overhead_tokens < 0:
+        raise ValueError(f"--forward-overhead-tokens must be >= 0, got {args.forward_overhead_tokens}.")
     from sktuning.cli.common import load_model, quiet_libraries
     from sktuning.extras import require
     from sktuning.model import read_adapter_meta
     from sktuning.serving import Registry, create_app
+    from sktuning.serving.batching import measure_forward_overhead
     from sktuning.training.spec import AdapterRecord
 
     quiet_libraries()
@@ -63,11 +69,16 @@ def run(args: argparse.Namespace) -> int:
     registry = Registry(backbone, tokenizer)
     for name, path in adapters.items():
         registry.load(name, path)
+    overhead = args.forward_overhead_tokens
+    if overhead is None:
+        overhead = measure_forward_overhead(backbone)
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     app = create_app(registry, api_key=args.api_key, max_body_bytes=args.max_body_bytes,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                     allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None)
-    print(f"serving {', '.join(adapters)} on http://{args.host}:{args.port}", flush=True)
+                     allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None,
+                     forward_overhead_tokens=overhead)
+    print(f"serving {', '.join(adapters)} on http://{args.host}:{args.port} (one more forward costs what {overhead} "
+          "padded tokens cost: batches are cut where padding costs more)", flush=True)
     # SIGTERM / Ctrl-C: uvicorn stops accepting, finishes the requests in flight, then the app drains its queue
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=60)
     return 0

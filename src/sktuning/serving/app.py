@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 from starlette.datastructures import Headers  # noqa: E402
 
 from sktuning.prediction import to_records  # noqa: E402
-from sktuning.serving.batching import Batcher, QueueFull  # noqa: E402
+from sktuning.serving.batching import FORWARD_OVERHEAD_TOKENS, Batcher, QueueFull  # noqa: E402
 from sktuning.serving.metrics import ServerMetrics  # noqa: E402
 from sktuning.serving.registry import Registry, Served, UnknownAdapter  # noqa: E402
 
@@ -60,12 +60,14 @@ class LoadRequest(BaseModel):
 
 def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: int = 1_000_000,
                max_texts: int = MAX_TEXTS, max_text_chars: int = MAX_TEXT_CHARS, max_batch_size: int = 32,
-               max_wait_ms: float = 5.0, max_queue: int = 256, allowed_hosts: list[str] | None = None) -> FastAPI:
+               max_wait_ms: float = 5.0, max_queue: int = 256, allowed_hosts: list[str] | None = None,
+               forward_overhead_tokens: int = FORWARD_OVERHEAD_TOKENS) -> FastAPI:
     """The app over `registry`; its batching worker starts now and drains its queue at shutdown.
     `allowed_hosts`: the Host headers accepted (a server on 127.0.0.1 takes only its own names, so a web
-    page elsewhere cannot reach it by DNS rebinding)."""
+    page elsewhere cannot reach it by DNS rebinding). `forward_overhead_tokens`: what one more forward costs,
+    in padded tokens (`batching.measure_forward_overhead`); the batcher cuts batches where padding costs more."""
     metrics = ServerMetrics(lambda: batcher.depth(), lambda: len(registry.served))
-    batcher = Batcher(registry, max_batch_size, max_wait_ms, max_queue, metrics)
+    batcher = Batcher(registry, max_batch_size, max_wait_ms, max_queue, metrics, forward_overhead_tokens)
 
     @asynccontextmanager
     async def lifespan(_):

@@ -30,8 +30,36 @@ from sktuning.serving.registry import Registry, Served
 _STOP = object()
 
 
-#: what one more backbone forward costs beyond its tokens, in padded tokens (SmolLM2-135M on 2 CPU cores)
+#: what one more backbone forward costs beyond its tokens, in padded tokens, where nothing measured it
+#: (`sktune serve` measures it at start: `measure_forward_overhead`)
 FORWARD_OVERHEAD_TOKENS = 32
+
+
+def measure_forward_overhead(backbone, repeats: int = 3, limit: int = 4096) -> int:
+    """Padded tokens that cost what one more forward costs, on this backbone and device: from the times
+    of a small forward (1 x 8 tokens) and a large one (8 x 64). A CPU does little per forward beyond its
+    tokens; a GPU a lot (so there, batches are rarely cut). Cut to [0, `limit`]."""
+    device = backbone.get_input_embeddings().weight.device
+
+    def seconds(rows: int, width: int) -> float:
+        ids = torch.randint(0, 100, (rows, width), device=device)
+        times = []
+        with torch.no_grad():
+            for _ in range(repeats + 1):  # the first warms up
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - start)
+        return sorted(times[1:])[len(times[1:]) // 2]
+
+    small, large = seconds(1, 8), seconds(8, 64)
+    per_token = (large - small) / (8 * 64 - 8)
+    if per_token <= 0:  # the large forward was no dearer: padding is free here
+        return limit
+    return int(min(max((small - 8 * per_token) / per_token, 0), limit))
 
 
 def length_chunks(lengths: list[int], max_rows: int, overhead: int) -> list[tuple[int, int]]:
@@ -87,11 +115,12 @@ class Batcher:
     """The bounded queue and the worker that turns it into mixed-adapter batches."""
 
     def __init__(self, registry: Registry, max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 256,
-                 metrics=None):
+                 metrics=None, forward_overhead_tokens: int = FORWARD_OVERHEAD_TOKENS):
         if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0.")
         self.registry, self.metrics = registry, metrics
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
+        self.forward_overhead_tokens = forward_overhead_tokens
         self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.max_queue = max_queue
         self.closed = False
@@ -185,7 +214,7 @@ class Batcher:
         pieces = [(job, i) for job in jobs if job.generate is None and not job.future.done() for i in range(job.size)]
         pieces.sort(key=lambda piece: len(piece[0].rows[piece[1]]["input_ids"]))
         lengths = [len(job.rows[i]["input_ids"]) for job, i in pieces]
-        for start, end in length_chunks(lengths, self.max_batch_size, FORWARD_OVERHEAD_TOKENS):
+        for start, end in length_chunks(lengths, self.max_batch_size, self.forward_overhead_tokens):
             chunk = pieces[start:end]
             owners = list(dict.fromkeys(job for job, _ in chunk))
             if self._guarded(owners, lambda: self._forward(chunk)) and len(owners) > 1:
