@@ -33,11 +33,13 @@ def verdicts(results: Path) -> str:
     start = lines.index("## In one table")
     first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
     end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
-    table = lines[first:end]
-    header = table[0]
-    for name, (_, _, label) in PAIRS.items():
-        header = header.replace(f"| {name} ", f"| {label} ")
-    return "\n".join([header, *table[1:]])
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[first:end]]
+    header, body = rows[0], rows[2:]
+    order = [0] + [header.index(name) for name in PAIRS if name in header]  # README's order of the pairs
+    labels = {name: label for name, (_, _, label) in PAIRS.items()}
+    out = ["| " + " | ".join(labels.get(header[i], header[i]) for i in order) + " |",
+           "|" + "---|" * len(order)]
+    return "\n".join(out + ["| " + " | ".join(row[i] for i in order) + " |" for row in body])
 
 
 def means(results: Path) -> str:
