@@ -58,19 +58,21 @@ def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sampl
     mask = kwargs["attention_mask"]
     position = bb.position_ids_from_mask(mask, semantic.position_offset)[:, -1:]
     logits = model.lm_head(out.last_hidden_state[:, -1]).float()
-    fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
     new_tokens = decode_after_prefill(backbone, model.lm_head, logits, mask, position, cache, argument,
                                       semantic.takes_position_ids, max_new_tokens, do_sample, temperature, top_k,
-                                      eos, fill, generator)
+                                      eos, pad_token_id, generator)
     return torch.cat([input_ids, new_tokens], dim=1)
 
 
 def decode_after_prefill(backbone, head, logits, mask, position, cache, argument: str, takes_positions: bool,
                          max_new_tokens: int, do_sample: bool, temperature: float, top_k: int | None,
-                         eos: torch.Tensor, fill: int, generator: torch.Generator | None) -> torch.Tensor:
+                         eos: torch.Tensor, pad_token_id: int | None,
+                         generator: torch.Generator | None) -> torch.Tensor:
     """(batch, new) ids: one token per step from the prefill's last `logits`, each step one position
-    through the backbone with the growing `cache`; a row that wrote one of `eos` is filled with `fill`
-    after it, and decoding stops when every row has. Shared by one adapter's and mixed batches' decoding."""
+    through the backbone with the growing `cache`; a row that wrote one of `eos` is filled with
+    `pad_token_id` (else the first EOS) after it, and decoding stops when every row has. Shared by one
+    adapter's and mixed batches' decoding."""
+    fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
     finished = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
     new_tokens = []
     for _ in range(max_new_tokens):

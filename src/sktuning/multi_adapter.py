@@ -136,7 +136,6 @@ class MultiAdapterModel(nn.Module):
             adapter.model.check_fits(input_ids.shape[1] + max_new_tokens, "prompt and new tokens")
         eos = torch.as_tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
                               dtype=torch.long, device=input_ids.device)
-        fill = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
         keys, values, prefix_mask = self._stacked_prefix(served)
         longest, prefix_mask = prefix_mask.shape[1], prefix_mask.to(attention_mask)
         cache = writable_cache(keys, values)
@@ -150,7 +149,7 @@ class MultiAdapterModel(nn.Module):
         logits = head(self.backbone(**step).last_hidden_state[:, -1]).float()
         new_tokens = decode_after_prefill(self.backbone, head, logits, mask, position[:, -1:], cache, argument,
                                           self.takes_positions, max_new_tokens, do_sample, temperature, top_k,
-                                          eos, fill, generator)
+                                          eos, pad_token_id, generator)
         return torch.cat([input_ids, new_tokens], dim=1)
 
     @staticmethod
