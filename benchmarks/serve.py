@@ -125,6 +125,7 @@ def forward_cost(args, backbone, tokenizer, texts) -> None:
     tokens = torch.tensor([float(r * w) for r, w in shapes])
     fit = torch.linalg.lstsq(torch.stack([torch.ones_like(tokens), tokens], 1), torch.tensor(seconds)[:, None]).solution
     fixed, per_token = float(fit[0]), float(fit[1])
+    args.cost = fixed, per_token  # the load test weighs the server's forwards with it
     print(f"\n## One forward: its time against its padded tokens (median of {args.repeats})\n")
     print("| rows x width | tokens | ms |")
     print("|---|---:|---:|")
@@ -222,13 +223,14 @@ async def load(url: str, requests: list[tuple[str, str]], concurrency: int) -> d
             "statuses": counts, "client_cpu": cpu / seconds}
 
 
-def batch_rows(url: str) -> tuple[float, float]:
+def counters(url: str) -> dict[str, float]:
+    """The server's totals from /metrics: rows and forwards, padded tokens, the worker's busy seconds."""
     import httpx
 
+    names = ("sktune_batch_rows_sum", "sktune_batch_rows_count", "sktune_padded_tokens_total",
+             "sktune_worker_busy_seconds_total")
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-              if line.startswith(("sktune_batch_rows_sum", "sktune_batch_rows_count"))}
-    return values["sktune_batch_rows_sum"], values["sktune_batch_rows_count"]
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.split()[0] in names}
 
 
 def load_test(args, backbone, tokenizer, texts) -> None:
@@ -241,18 +243,23 @@ def load_test(args, backbone, tokenizer, texts) -> None:
         server, url = start_server(folder, names, args.threads)
         print(f"\n## Load test: sktune serve with {args.served} adapters, {args.requests} requests of one text each, "
               f"random adapters, over loopback\n")
-        print("| concurrency | texts/s | p50 (ms) | p95 (ms) | p99 (ms) | mean batch | load generator's CPU | statuses |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---|")
+        print("| concurrency | texts/s | p50 (ms) | p95 (ms) | p99 (ms) | mean batch | worker busy | forwards: "
+              "worker s / cost model s | load generator's CPU | statuses |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         mean_batch, server_rate = {}, {}
         try:
             for c in args.concurrency:
-                before = batch_rows(url)
+                before = counters(url)
                 r = asyncio.run(load(url, plan(names, texts, args.requests, c), c))
-                after = batch_rows(url)
-                mean_batch[c] = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+                d = {key: value - before[key] for key, value in counters(url).items()}
+                forwards = d["sktune_batch_rows_count"]
+                mean_batch[c] = d["sktune_batch_rows_sum"] / max(1.0, forwards)
+                busy = d["sktune_worker_busy_seconds_total"]
+                fixed, per_token = args.cost if args.cost else (float("nan"),) * 2
+                model = forwards * fixed + d["sktune_padded_tokens_total"] * per_token
                 print(f"| {c} | {r['rate']:.1f} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} "
-                      f"| {mean_batch[c]:.1f} | {100 * r['client_cpu']:.0f} % of a core | {json.dumps(r['statuses'])} |",
-                      flush=True)
+                      f"| {mean_batch[c]:.1f} | {100 * busy / r['seconds']:.0f} % | {busy:.1f} / {model:.1f} "
+                      f"| {100 * r['client_cpu']:.0f} % of a core | {json.dumps(r['statuses'])} |", flush=True)
                 server_rate[c] = r["rate"]
         finally:
             server.send_signal(signal.SIGTERM)
@@ -321,6 +328,7 @@ def main() -> None:
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     quiet_cpu_setup(args.threads)
+    args.cost = None
     if args.memory_probe:
         return memory_probe(args)
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,8 +38,12 @@ def test_serving_benchmark_load_test_answers_everything_below_the_queue_limit_an
               "--flood-queue", "2")
     assert "| 8 adapters in one mixed batch |" in out and "| 8 | " in out  # throughput and memory rows
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
-    statuses = [json.loads(r[8]) for r in rows if len(r) > 9]
-    assert statuses == [{"200": 60}, {"200": 60}]  # below the queue limit: no error at all
+    load_rows = [r for r in rows if len(r) > 11]
+    assert [json.loads(r[-2]) for r in load_rows] == [{"200": 60}, {"200": 60}]  # below the queue limit: no error
+    for r in load_rows:  # the worker's busy share of the wall time, and its seconds against the cost model's
+        assert 0 < float(r[7].strip(" %")) <= 100
+        worker, model = (float(x) for x in r[8].split("/"))
+        assert worker > 0 and model > 0
     flood = json.loads(out.split("flood: ")[1].split("statuses ")[1].split("; /health")[0])
     assert set(flood) == {"200", "503"} and flood["503"] > 0 and sum(flood.values()) == 96
     assert '"status": "ok"' in out.split("/health afterwards")[1] and out.count("SIGTERM -> exit 0") == 2

@@ -139,6 +139,11 @@ def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_
     assert 'sktune_requests_total{adapter="topic",endpoint="/v1/predict",status="200"} 1.0' in metrics
     assert 'sktune_texts_total{adapter="tags"} 2.0' in metrics and "sktune_queue_depth 0.0" in metrics
     assert "sktune_request_seconds_bucket" in metrics
+    values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines() if line.startswith("sktune_")}
+    rows = {name: [{"tokens": t.split()} if name == "tags" else {"text": t} for t in texts[name]] for name in texts}
+    width = max(len(row["input_ids"]) for name in texts for row in registry.get(name).encoder.encode(rows[name], "t"))
+    assert values["sktune_padded_tokens_total"] == 6 * width  # the one forward: 6 rows padded to the longest
+    assert 0 < values["sktune_worker_busy_seconds_total"] < 60
 
 
 def test_concurrent_generate_requests_for_different_adapters_decode_as_one_batch(tmp_path):

@@ -185,11 +185,14 @@ class Batcher:
                 self.taken += 1
                 gathered.append(more)
                 rows += more.size
+            started = time.perf_counter()
             try:
                 self._run(gathered)
             except Exception as err:  # noqa: BLE001  a bug of ours: answer every gathered request, keep serving
                 for job in gathered:
                     job.finish(error=err)
+            if self.metrics is not None:
+                self.metrics.worker_seconds.inc(time.perf_counter() - started)
             if stop:
                 return self._refuse_the_rest()
 
@@ -257,7 +260,7 @@ class Batcher:
             keep = torch.tensor(pad(row["word_ids"], -1)) >= 0 if "word_ids" in row else None
             decoded.append(decode_logits(job.served.config, out.float().cpu(), keep))
         if self.metrics is not None:
-            self.metrics.observe_batch(len(rows), len({id(job.served) for job, _ in chunk}))
+            self.metrics.observe_batch(len(rows), len({id(job.served) for job, _ in chunk}), input_ids.numel())
         for (job, i), output in zip(chunk, decoded):
             job.outputs[i] = output
             job.remaining -= 1
@@ -284,7 +287,8 @@ class Batcher:
             out = multi.generate(ids[rows].to(device), mask[rows].to(device), adapters[rows], **jobs[0].generate)
             new_tokens += [row.tolist() for row in out[:, width:].cpu()]
             if self.metrics is not None:
-                self.metrics.observe_batch(out.shape[0], len({id(a) for a in adapters[rows]}))
+                self.metrics.observe_batch(out.shape[0], len({id(a) for a in adapters[rows]}),
+                                          ids[rows].numel())
         for job in jobs:
             job.finish(new_tokens[:job.size])
             new_tokens = new_tokens[job.size:]

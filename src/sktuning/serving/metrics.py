@@ -2,7 +2,8 @@
 app so that two apps in one process, as in tests, count apart).
 
 Per adapter: requests by endpoint and status, latency, texts. Per batch: rows and distinct adapters
-in each backbone forward (how well dynamic batching mixes). The queue's depth is read when scraped.
+in each backbone forward (how well dynamic batching mixes), the padded tokens it computed, and the time
+the worker spent running batches (its share of wall time: how busy the backbone is). The queue's depth is read when scraped.
 An adapter label is only ever the name of a served adapter, never a string a client made up.
 """
 
@@ -30,13 +31,18 @@ class ServerMetrics:
                                     registry=r)
         self.batch_adapters = Histogram("sktune_batch_adapters", "Distinct adapters in each backbone forward",
                                         buckets=SIZE_BUCKETS, registry=r)
+        self.padded_tokens = Counter("sktune_padded_tokens", "Tokens the backbone computed, padding included "
+                                     "(rows x width of each forward)", registry=r)
+        self.worker_seconds = Counter("sktune_worker_busy_seconds", "Time the batching worker spent running batches "
+                                      "(against wall time: how busy the backbone is)", registry=r)
         self.rejected = Counter("sktune_rejected", "Requests refused with 503 because the queue was full", registry=r)
         Gauge("sktune_queue_depth", "Requests waiting for the batching worker", registry=r).set_function(queue_depth)
         Gauge("sktune_adapters", "Adapters served", registry=r).set_function(adapters)
 
-    def observe_batch(self, rows: int, adapters: int) -> None:
+    def observe_batch(self, rows: int, adapters: int, padded_tokens: int) -> None:
         self.batch_rows.observe(rows)
         self.batch_adapters.observe(adapters)
+        self.padded_tokens.inc(padded_tokens)
 
     def observe_request(self, endpoint: str, adapter: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, adapter, str(status)).inc()
