@@ -3,6 +3,8 @@
 1. Throughput: one backbone forward over a batch whose rows belong to 1, 8 or 64 different adapters
    (`MultiAdapterModel`), against one adapter's own merged model alone at the same batch size.
 2. The cost of one forward against its padded tokens, which the server's batching weighs.
+   Then why the server runs every computation on its one worker thread: a forward on a thread while
+   another thread's OpenMP pool exists, against alone.
 3. Memory: the resident set of one process serving N adapters on one backbone, against N processes
    that each load the backbone for one adapter (N times the one-adapter process, measured).
 4. A load test of `sktune serve` over loopback (httpx, asyncio): requests of one text for random
@@ -160,6 +162,52 @@ def memory_probe(args) -> None:
     print(rss_mib())
 
 
+def pools(args) -> None:
+    """One forward timed on a worker thread, as the server runs it, in fresh processes: alone, after the
+    main thread ran a forward (its OpenMP pool stays), after a thread that ran one exited (its pool goes)."""
+    cases = {"alone": "only the worker thread ever ran a forward",
+             "main": "the main thread ran a forward first (its OpenMP pool stays)",
+             "exited": "a thread ran a forward first, then exited (as `sktune serve` starts up)"}
+    print(f"\n## OpenMP pools: one forward (6 x 28 tokens) on a worker thread, median of {args.repeats}, a fresh "
+          "process each\n")
+    print("| before the worker's forwards | ms | vs alone |")
+    print("|---|---:|---:|")
+    times = {}
+    for case, words in cases.items():
+        out = subprocess.run([sys.executable, __file__, "--model", args.model_dir, "--pools-probe", case,
+                              "--repeats", str(args.repeats), "--threads", str(args.threads)],
+                             capture_output=True, text=True, check=True)
+        times[case] = float(out.stdout.strip().splitlines()[-1])
+        print(f"| {words} | {times[case]:.1f} | {times[case] / times['alone']:.2f}x |")
+
+
+def pools_probe(args) -> None:
+    import threading
+
+    backbone, _ = load_backbone(args.model)
+    ids = torch.randint(100, 1000, (6, 28))
+
+    def forwards(times: list, count: int) -> None:
+        with torch.no_grad():
+            for _ in range(count):
+                start = time.perf_counter()
+                backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
+                times.append(time.perf_counter() - start)
+
+    def on_a_thread(count: int) -> list:
+        times: list = []
+        thread = threading.Thread(target=forwards, args=(times, count))
+        thread.start()
+        thread.join()
+        return times
+
+    if args.pools_probe == "main":
+        forwards([], 2)
+    elif args.pools_probe == "exited":
+        on_a_thread(2)
+    print(1000 * statistics.median(on_a_thread(args.repeats + 1)[1:]))
+
+
 # -- the load test --------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -246,41 +294,33 @@ def load_test(args, backbone, tokenizer, texts) -> None:
         print("| concurrency | texts/s | p50 (ms) | p95 (ms) | p99 (ms) | mean batch | worker busy | forwards: "
               "worker s / cost model s | load generator's CPU | statuses |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-        mean_batch, server_rate = {}, {}
         try:
             for c in args.concurrency:
                 before = counters(url)
                 r = asyncio.run(load(url, plan(names, texts, args.requests, c), c))
                 d = {key: value - before[key] for key, value in counters(url).items()}
                 forwards = d["sktune_batch_rows_count"]
-                mean_batch[c] = d["sktune_batch_rows_sum"] / max(1.0, forwards)
                 busy = d["sktune_worker_busy_seconds_total"]
                 fixed, per_token = args.cost if args.cost else (float("nan"),) * 2
                 model = forwards * fixed + d["sktune_padded_tokens_total"] * per_token
+                batch = d["sktune_batch_rows_sum"] / max(1.0, forwards)
                 print(f"| {c} | {r['rate']:.1f} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} "
-                      f"| {mean_batch[c]:.1f} | {100 * busy / r['seconds']:.0f} % | {busy:.1f} / {model:.1f} "
+                      f"| {batch:.1f} | {100 * busy / r['seconds']:.0f} % | {busy:.2f} / {model:.2f} "
                       f"| {100 * r['client_cpu']:.0f} % of a core | {json.dumps(r['statuses'])} |", flush=True)
-                server_rate[c] = r["rate"]
+            rounds = overhead_rounds(args, url, names, models, tokenizer, texts)
         finally:
             server.send_signal(signal.SIGTERM)
             code = server.wait(timeout=120)
-        # the same requests without the server: each adapter's own merged model runs `predict` over its
-        # share of them, at the batch size the server formed (last concurrency), as a user would in-process
         c = args.concurrency[-1]
-        size = max(1, round(mean_batch[c]))
-        sample = plan(names, texts, min(args.requests, 20 * size), c)
-        merged = {name: model.merge() for name, model in zip(names, models)}
-        shares = {name: [text for owner, text in sample if owner == name] for name in names}
-        for name in names:  # warm-up
-            predict(merged[name], tokenizer, shares[name][:size] or texts[:1], batch_size=size, max_length=64)
-        start = time.perf_counter()
-        for name in names:
-            if shares[name]:
-                predict(merged[name], tokenizer, shares[name], batch_size=size, max_length=64)
-        in_process = len(sample) / (time.perf_counter() - start)
-        print(f"\nin-process `predict`, each adapter over its share of the same {len(sample)} requests at batch {size}: "
-              f"{in_process:.1f} texts/s; the server at concurrency {c}: {server_rate[c]:.1f} texts/s, so "
-              f"{in_process / server_rate[c]:.2f}x the time per text (target <= 1.2x); SIGTERM -> exit {code}")
+        print(f"\n## Overhead: the server at concurrency {c} against in-process `predict` on the same requests, in "
+              f"alternating rounds of {args.round_requests} requests\n")
+        print("| round | server texts/s | mean batch | in-process `predict` texts/s (batch) | server time per text |")
+        print("|---:|---:|---:|---:|---:|")
+        for i, (server_rate, batch, size, in_process) in enumerate(rounds, 1):
+            print(f"| {i} | {server_rate:.1f} | {batch:.1f} | {in_process:.1f} ({size}) | {in_process / server_rate:.2f}x |")
+        ratios = sorted(in_process / server_rate for server_rate, _, _, in_process in rounds)
+        print(f"\nthe server's time per text: median {statistics.median(ratios):.2f}x in-process `predict` (rounds: "
+              f"{ratios[0]:.2f}x to {ratios[-1]:.2f}x; target <= 1.2x); SIGTERM -> exit {code}")
 
         limit = args.flood_queue
         server, url = start_server(folder, names, args.threads, "--max-queue", str(limit))
@@ -295,6 +335,35 @@ def load_test(args, backbone, tokenizer, texts) -> None:
         print(f"\nflood: {args.flood_requests} requests at concurrency {args.flood_concurrency} against --max-queue "
               f"{limit}: statuses {json.dumps(r['statuses'])}; /health afterwards {json.dumps(healthy)}; "
               f"SIGTERM -> exit {code}")
+
+
+def overhead_rounds(args, url, names, models, tokenizer, texts) -> list[tuple[float, float, int, float]]:
+    """The server against in-process `predict` on the same requests, in alternating rounds: this machine's
+    speed drifts by +-15 % over minutes (a virtual machine), so each ratio pairs two runs made a minute apart.
+    In-process, each adapter's own merged model predicts its share of the round's requests (sorted by length,
+    as `predict` sorts) at the mean batch size the server formed in that round: what a user would run
+    without a server. Gives (server texts/s, its mean batch, the batch size used, in-process texts/s)."""
+    c = args.concurrency[-1]
+    merged = {name: model.merge() for name, model in zip(names, models)}
+    for name in names:  # warm-up
+        predict(merged[name], tokenizer, texts[:4], batch_size=4, max_length=64)
+    rounds = []
+    for i in range(args.rounds):
+        k = i * args.round_requests % len(texts)  # each round its own texts
+        requests = plan(names, texts[k:] + texts[:k], args.round_requests, 100 + i)
+        before = counters(url)
+        server_rate = asyncio.run(load(url, requests, c))["rate"]
+        after = counters(url)
+        batch = (after["sktune_batch_rows_sum"] - before["sktune_batch_rows_sum"]) / max(
+            1.0, after["sktune_batch_rows_count"] - before["sktune_batch_rows_count"])
+        size = max(1, round(batch))
+        start = time.perf_counter()
+        for name in names:
+            share = [text for owner, text in requests if owner == name]
+            if share:
+                predict(merged[name], tokenizer, share, batch_size=size, max_length=64)
+        rounds.append((server_rate, batch, size, len(requests) / (time.perf_counter() - start)))
+    return rounds
 
 
 def tiny_model(folder: Path) -> str:
@@ -319,18 +388,23 @@ def main() -> None:
     parser.add_argument("--served", type=int, default=8, help="adapters the load-tested server holds")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the server against predict")
+    parser.add_argument("--round-requests", type=int, default=300)
     parser.add_argument("--flood-queue", type=int, default=8)
     parser.add_argument("--flood-concurrency", type=int, default=64)
     parser.add_argument("--flood-requests", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", nargs="+", choices=["throughput", "cost", "memory", "load"],
-                        default=["throughput", "cost", "memory", "load"], help="run these parts only")
+    parser.add_argument("--only", nargs="+", choices=["throughput", "cost", "pools", "memory", "load"],
+                        default=["throughput", "cost", "pools", "memory", "load"], help="run these parts only")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pools-probe", choices=["alone", "main", "exited"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     quiet_cpu_setup(args.threads)
     args.cost = None
     if args.memory_probe:
         return memory_probe(args)
+    if args.pools_probe:
+        return pools_probe(args)
     with tempfile.TemporaryDirectory() as tmp:
         args.model_dir = tiny_model(Path(tmp)) if args.tiny else model_path(args.model)
         args.model = args.model_dir
@@ -340,7 +414,8 @@ def main() -> None:
               f"{torch.get_num_threads()} threads, {os.cpu_count()} cores; torch {torch.__version__}, "
               f"transformers {tf.__version__}; fp32; seed 0")
         for section in args.only:
-            {"throughput": throughput, "cost": forward_cost, "memory": lambda *_: memory(args), "load": load_test}[
+            {"throughput": throughput, "cost": forward_cost, "pools": lambda *_: pools(args),
+             "memory": lambda *_: memory(args), "load": load_test}[
                 section](args, backbone, tokenizer, texts)
 
 

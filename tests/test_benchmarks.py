@@ -1,7 +1,10 @@
 """The benchmark scripts run (tiny settings), so they are ready when a machine is."""
 
+import math
 import subprocess
 import sys
+
+import pytest
 
 
 def run(*args: str) -> str:
@@ -35,15 +38,23 @@ def test_serving_benchmark_load_test_answers_everything_below_the_queue_limit_an
 
     out = run("benchmarks/serve.py", "--tiny", "--repeats", "1", "--adapters", "1", "8", "--served", "4",
               "--requests", "60", "--concurrency", "1", "8", "--flood-requests", "96", "--flood-concurrency", "48",
-              "--flood-queue", "2")
+              "--flood-queue", "2", "--rounds", "2", "--round-requests", "20")
     assert "| 8 adapters in one mixed batch |" in out and "| 8 | " in out  # throughput and memory rows
+    pools = [line for line in out.split("## OpenMP pools")[1].split("##")[0].splitlines() if line.endswith("x |")]
+    assert len(pools) == 3 and pools[0].endswith("| 1.00x |")  # alone, beside the main's pool, after it exited
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
     load_rows = [r for r in rows if len(r) > 11]
     assert [json.loads(r[-2]) for r in load_rows] == [{"200": 60}, {"200": 60}]  # below the queue limit: no error
     for r in load_rows:  # the worker's busy share of the wall time, and its seconds against the cost model's
         assert 0 < float(r[7].strip(" %")) <= 100
         worker, model = (float(x) for x in r[8].split("/"))
-        assert worker > 0 and model > 0
+        assert worker > 0 and math.isfinite(model)  # the cost section's fit weighs the forwards
+    rounds = [line.split("|") for line in out.split("## Overhead")[1].splitlines() if line[:3] in ("| 1", "| 2")]
+    assert len(rounds) == 2  # server and in-process predict alternate on the same requests
+    for r in rounds:
+        server, in_process = float(r[2]), float(r[4].split("(")[0])
+        assert float(r[5].strip(" x")) == pytest.approx(in_process / server, abs=0.006)
+    assert "median" in out.split("## Overhead")[1] and "target <= 1.2x" in out
     flood = json.loads(out.split("flood: ")[1].split("statuses ")[1].split("; /health")[0])
     assert set(flood) == {"200", "503"} and flood["503"] > 0 and sum(flood.values()) == 96
     assert '"status": "ok"' in out.split("/health afterwards")[1] and out.count("SIGTERM -> exit 0") == 2

@@ -308,3 +308,31 @@ def test_an_adapter_of_another_backbone_is_refused_at_start_as_predict_refuses_i
     assert serve.returncode == predict_.returncode == 2
     message = predict_.stderr.strip().splitlines()[-1].split("error: ", 1)[1]  # after "sktune predict: error: "
     assert "does not fit this backbone" in message and f"sktune serve: error: {message}" in serve.stderr
+
+
+def test_model_work_runs_on_the_worker_thread_in_queue_order(tiny_model_dir, folder):
+    """`call` runs on the worker, after the requests queued before it; an error reaches its caller and the
+    worker goes on. Loading an adapter over HTTP is such a call (one thread owns the model)."""
+    registry = registry_for(tiny_model_dir, folder)
+    app = create_app(registry, max_wait_ms=300)
+    batcher, order = app.state.batcher, []
+    served = registry.get("sentiment")
+    with registry.lock:  # hold the worker so that all four are queued together
+        first = batcher.submit(served, served.encoder.encode([{"text": "w7"}]))
+        wait_for(lambda: batcher.taken == 1, "the worker to take the first request")
+        first.add_done_callback(lambda _: order.append("request"))
+        call = batcher.call(lambda: order.append(threading.current_thread().name) or 42)
+        failing = batcher.call(lambda: 1 / 0)
+        second = batcher.submit(served, served.encoder.encode([{"text": "w8"}]))
+    assert call.result(timeout=30) == 42 and order == ["request", "sktune-batcher"]
+    with pytest.raises(ZeroDivisionError):
+        failing.result(timeout=30)
+    assert len(second.result(timeout=30)) == 1 and batcher.alive()
+
+    threads = []
+    load = registry.load
+    registry.load = lambda *a: threads.append(threading.current_thread().name) or load(*a)
+    client = TestClient(app)
+    answer = client.post("/v1/adapters", json={"name": "more", "path": str(folder / "topic")})
+    assert answer.status_code == 200 and answer.json()["name"] == "more" and threads == ["sktune-batcher"]
+    assert client.post("/v1/predict", json={"adapter": "more", "texts": ["w7"]}).status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from sktuning.cli.options import add_device, positive_int
 
@@ -64,14 +65,20 @@ def run(args: argparse.Namespace) -> int:
     model_name = args.model or first.model
     if not model_name:
         raise ValueError("The first adapter does not record its backbone; pass --model.")
-    # held as the adapters were trained (int8 / nf4 / full); an adapter trained otherwise is refused
-    backbone, tokenizer = load_model(model_name, args.trust_remote_code, args.device, quantize=first.quantize)
-    registry = Registry(backbone, tokenizer)
-    for name, path in adapters.items():
-        registry.load(name, path)
-    overhead = args.forward_overhead_tokens
-    if overhead is None:
-        overhead = measure_forward_overhead(backbone)
+
+    def start() -> tuple[Registry, int]:
+        # held as the adapters were trained (int8 / nf4 / full); an adapter trained otherwise is refused
+        backbone, tokenizer = load_model(model_name, args.trust_remote_code, args.device, quantize=first.quantize)
+        registry = Registry(backbone, tokenizer)
+        for name, path in adapters.items():
+            registry.load(name, path)
+        overhead = args.forward_overhead_tokens
+        return registry, measure_forward_overhead(backbone) if overhead is None else overhead
+
+    # on a thread that exits before serving, taking its OpenMP pool with it: the batching worker's forwards
+    # run 30-40 % slower while another thread's pool exists (sktuning/serving/batching.py)
+    with ThreadPoolExecutor(1, thread_name_prefix="sktune-start") as starter:
+        registry, overhead = starter.submit(start).result()
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     app = create_app(registry, api_key=args.api_key, max_body_bytes=args.max_body_bytes,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,

@@ -115,10 +115,12 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
         return {"adapters": [registry.describe(name) for name in sorted(registry.served)]}
 
     @app.post("/v1/adapters")
-    def load(body: LoadRequest) -> dict[str, Any]:
+    async def load(body: LoadRequest) -> dict[str, Any]:
         if not Path(body.path).is_dir():
             raise ValueError(f"{body.path} is not a folder on the server; give an adapter folder's path.")
-        return registry.load(body.name, body.path).describe()
+        # on the worker thread, which owns the model (batching.py says why)
+        served = await asyncio.wrap_future(batcher.call(registry.load, body.name, body.path))
+        return served.describe()
 
     @app.delete("/v1/adapters/{name}")
     def unload(name: str) -> dict[str, Any]:

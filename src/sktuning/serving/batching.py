@@ -1,13 +1,21 @@
 """Dynamic batching: requests for any adapters, queued within a few milliseconds of each other, run as
 one mixed batch through the backbone.
 
-One worker thread owns the model. It takes the oldest request, waits up to `max_wait_ms` for more
-(until `max_batch_size` texts are gathered), sorts the gathered texts by length, and runs them in
-mixed batches of at most `max_batch_size` rows, cut where padding would cost more than another forward
-(`length_chunks`): `MultiAdapterModel` gives every row its own adapter's prefix and head in one forward. Generate requests with the same decoding settings are decoded
-together the same way, their prompts padded on the left. The queue is bounded (`max_queue` requests):
-a full queue refuses at once (`QueueFull`, a 503 with Retry-After) instead of growing without limit.
-`close()` lets the worker finish everything already queued, then stops it (graceful shutdown).
+One worker thread owns the model: every computation on it runs there, batches and also loading an
+adapter (`call`: merging runs the backbone over the adapter's text). Not only for order: OpenMP gives
+each thread that runs a parallel op a pool of threads of its own, and once a second pool exists beside
+the worker's, every forward ran 30-40 % slower on a 2-core CPU (`benchmarks/serve.py --only pools`;
+libgomp throttles its spin-waiting when it counts more threads than cores). `sktune serve` loads on a
+thread that exits before serving, for the same reason.
+
+The worker takes the oldest request, waits up to `max_wait_ms` for more (until `max_batch_size` texts
+are gathered), sorts the gathered texts by length, and runs them in mixed batches of at most
+`max_batch_size` rows, cut where padding would cost more than another forward (`length_chunks`):
+`MultiAdapterModel` gives every row its own adapter's prefix and head in one forward. Generate requests
+with the same decoding settings are decoded together the same way, their prompts padded on the left.
+The queue is bounded (`max_queue` requests): a full queue refuses at once (`QueueFull`, a 503 with
+Retry-After) instead of growing without limit. `close()` lets the worker finish everything already
+queued, then stops it (graceful shutdown).
 
 A request that fails (say, a text the backbone cannot read) fails alone: the rows it shared a batch
 with are run again without it.
@@ -20,7 +28,7 @@ import threading
 import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -84,8 +92,33 @@ class QueueFull(RuntimeError):
     """The batching queue holds `max_queue` requests already: come back later (503)."""
 
 
+class _Answered:
+    future: Future
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        try:  # a client that went away cancelled its future: nothing to answer
+            self.future.set_exception(error) if error is not None else self.future.set_result(result)
+        except InvalidStateError:
+            pass
+
+
 @dataclass(eq=False)
-class Job:
+class Call(_Answered):
+    """Model work that is not a batch (loading an adapter): run on the worker, alone, in queue order."""
+
+    fn: Callable[[], Any]
+    future: Future = field(default_factory=Future)
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as err:  # noqa: BLE001  the caller gets the error; the worker goes on
+            return self.finish(error=err)
+        self.finish(result)
+
+
+@dataclass(eq=False)
+class Job(_Answered):
     """One request: a predict request's encoded rows, or a generate request's padded prompts."""
 
     served: Served
@@ -103,12 +136,6 @@ class Job:
     def size(self) -> int:
         """Texts in the request (a generate request's rows are its prompts)."""
         return len(self.rows) if self.generate is None else self.rows[0]["input_ids"].shape[0]
-
-    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
-        try:  # a client that went away cancelled its future: nothing to answer
-            self.future.set_exception(error) if error is not None else self.future.set_result(result)
-        except InvalidStateError:
-            pass
 
 
 class Batcher:
@@ -141,7 +168,12 @@ class Batcher:
         job = Job(served, [{"input_ids": input_ids, "attention_mask": attention_mask}], generate=settings)
         return self._put(job)
 
-    def _put(self, job: Job) -> Future:
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        """Run `fn(*args, **kwargs)` on the worker thread, after what is queued before it; the future gives
+        its result. For model work that is not a batch (`Registry.load`): see the module's docstring."""
+        return self._put(Call(lambda: fn(*args, **kwargs)))
+
+    def _put(self, job: Job | Call) -> Future:
         if self.closed:
             raise QueueFull("The server is shutting down.")
         try:
@@ -172,9 +204,9 @@ class Batcher:
             if job is _STOP:
                 return self._refuse_the_rest()
             self.taken += 1
-            gathered, rows, stop = [job], job.size, False
+            gathered, rows, stop, after = [job], job.size if isinstance(job, Job) else 0, False, None
             deadline = time.monotonic() + self.max_wait
-            while rows < self.max_batch_size:
+            while isinstance(job, Job) and rows < self.max_batch_size:
                 try:
                     more = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
@@ -183,14 +215,22 @@ class Batcher:
                     stop = True
                     break
                 self.taken += 1
+                if isinstance(more, Call):  # runs after the batch gathered before it
+                    after = more
+                    break
                 gathered.append(more)
                 rows += more.size
             started = time.perf_counter()
-            try:
-                self._run(gathered)
-            except Exception as err:  # noqa: BLE001  a bug of ours: answer every gathered request, keep serving
-                for job in gathered:
-                    job.finish(error=err)
+            if isinstance(job, Call):
+                job.run()
+            else:
+                try:
+                    self._run(gathered)
+                except Exception as err:  # noqa: BLE001  a bug of ours: answer every gathered request, keep serving
+                    for each in gathered:
+                        each.finish(error=err)
+            if after is not None:
+                after.run()
             if self.metrics is not None:
                 self.metrics.worker_seconds.inc(time.perf_counter() - started)
             if stop:
