@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         return registry, measure_forward_overhead(backbone) if overhead is None else overhead
 
     # on a thread that exits before serving, taking its OpenMP pool with it: the batching worker's forwards
-    # run 30-40 % slower while another thread's pool exists (sktuning/serving/batching.py)
+    # run 24-44 % slower while another thread's pool exists (sktuning/serving/batching.py)
     with ThreadPoolExecutor(1, thread_name_prefix="sktune-start") as starter:
         registry, overhead = starter.submit(start).result()
     loopback = args.host in ("127.0.0.1", "localhost", "::1")

@@ -4,7 +4,7 @@ one mixed batch through the backbone.
 One worker thread owns the model: every computation on it runs there, batches and also loading an
 adapter (`call`: merging runs the backbone over the adapter's text). Not only for order: OpenMP gives
 each thread that runs a parallel op a pool of threads of its own, and once a second pool exists beside
-the worker's, every forward ran 30-40 % slower on a 2-core CPU (`benchmarks/serve.py --only pools`;
+the worker's, every forward ran 24-44 % slower on a 2-core CPU (`benchmarks/serve.py --only pools`;
 libgomp throttles its spin-waiting when it counts more threads than cores). `sktune serve` loads on a
 thread that exits before serving, for the same reason.
 
