@@ -281,6 +281,13 @@ def counters(url: str) -> dict[str, float]:
     return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.split()[0] in names}
 
 
+def since(url: str, before: dict[str, float]) -> dict[str, float]:
+    """The server's counters since `before`, and the mean rows per forward over that time."""
+    d = {key: value - before[key] for key, value in counters(url).items()}
+    d["mean_batch"] = d["sktune_batch_rows_sum"] / max(1.0, d["sktune_batch_rows_count"])
+    return d
+
+
 def load_test(args, backbone, tokenizer, texts) -> None:
     names = [f"a{i}" for i in range(args.served)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,14 +305,12 @@ def load_test(args, backbone, tokenizer, texts) -> None:
             for c in args.concurrency:
                 before = counters(url)
                 r = asyncio.run(load(url, plan(names, texts, args.requests, c), c))
-                d = {key: value - before[key] for key, value in counters(url).items()}
-                forwards = d["sktune_batch_rows_count"]
+                d = since(url, before)
                 busy = d["sktune_worker_busy_seconds_total"]
                 fixed, per_token = args.cost if args.cost else (float("nan"),) * 2
-                model = forwards * fixed + d["sktune_padded_tokens_total"] * per_token
-                batch = d["sktune_batch_rows_sum"] / max(1.0, forwards)
+                model = d["sktune_batch_rows_count"] * fixed + d["sktune_padded_tokens_total"] * per_token
                 print(f"| {c} | {r['rate']:.1f} | {1000 * r['p50']:.0f} | {1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} "
-                      f"| {batch:.1f} | {100 * busy / r['seconds']:.0f} % | {busy:.2f} / {model:.2f} "
+                      f"| {d['mean_batch']:.1f} | {100 * busy / r['seconds']:.0f} % | {busy:.2f} / {model:.2f} "
                       f"| {100 * r['client_cpu']:.0f} % of a core | {json.dumps(r['statuses'])} |", flush=True)
             rounds = overhead_rounds(args, url, names, models, tokenizer, texts)
         finally:
@@ -353,9 +358,7 @@ def overhead_rounds(args, url, names, models, tokenizer, texts) -> list[tuple[fl
         requests = plan(names, texts[k:] + texts[:k], args.round_requests, 100 + i)
         before = counters(url)
         server_rate = asyncio.run(load(url, requests, c))["rate"]
-        after = counters(url)
-        batch = (after["sktune_batch_rows_sum"] - before["sktune_batch_rows_sum"]) / max(
-            1.0, after["sktune_batch_rows_count"] - before["sktune_batch_rows_count"])
+        batch = since(url, before)["mean_batch"]
         size = max(1, round(batch))
         start = time.perf_counter()
         for name in names:

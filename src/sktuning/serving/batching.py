@@ -204,9 +204,12 @@ class Batcher:
             if job is _STOP:
                 return self._refuse_the_rest()
             self.taken += 1
-            gathered, rows, stop, after = [job], job.size if isinstance(job, Job) else 0, False, None
+            if isinstance(job, Call):
+                self._busy(job.run)
+                continue
+            gathered, rows, stop, after = [job], job.size, False, None
             deadline = time.monotonic() + self.max_wait
-            while isinstance(job, Job) and rows < self.max_batch_size:
+            while rows < self.max_batch_size:
                 try:
                     more = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
@@ -220,21 +223,25 @@ class Batcher:
                     break
                 gathered.append(more)
                 rows += more.size
-            started = time.perf_counter()
-            if isinstance(job, Call):
-                job.run()
-            else:
-                try:
-                    self._run(gathered)
-                except Exception as err:  # noqa: BLE001  a bug of ours: answer every gathered request, keep serving
-                    for each in gathered:
-                        each.finish(error=err)
+            self._busy(lambda: self._run_all(gathered))
             if after is not None:
-                after.run()
-            if self.metrics is not None:
-                self.metrics.worker_seconds.inc(time.perf_counter() - started)
+                self._busy(after.run)
             if stop:
                 return self._refuse_the_rest()
+
+    def _busy(self, work) -> None:
+        """Run `work`, counting its time as the worker's busy time."""
+        started = time.perf_counter()
+        work()
+        if self.metrics is not None:
+            self.metrics.worker_seconds.inc(time.perf_counter() - started)
+
+    def _run_all(self, jobs: list[Job]) -> None:
+        try:
+            self._run(jobs)
+        except Exception as err:  # noqa: BLE001  a bug of ours: answer every gathered request, keep serving
+            for job in jobs:
+                job.finish(error=err)
 
     def _refuse_the_rest(self) -> None:
         """Requests that slipped in after close() began: answered, not left waiting."""
