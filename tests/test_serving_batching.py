@@ -118,7 +118,7 @@ def test_the_forward_overhead_is_measured_in_padded_tokens():
 def test_concurrent_requests_for_different_adapters_run_as_one_mixed_batch(tiny_model_dir, folder, side):
     registry = registry_for(tiny_model_dir, folder)
     registry.tokenizer.padding_side = side  # the batch is padded on the tokenizer's side, as predict pads it
-    app = create_app(registry, max_wait_ms=300, max_batch_size=64)
+    app = create_app(registry, max_wait_ms=1500, max_batch_size=64)
     client = TestClient(app)
     texts = {"sentiment": ["w7 w8 w9", "w10"], "topic": ["w11 w12 w13 w14 w15", "w16 w17"],
              "tags": ["w20 w21 w22", "w23"]}
