@@ -1,5 +1,6 @@
 """The benchmark harness: every method trains through one loop and the report states the claims."""
 
+import dataclasses
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from sktuning.bench.settings import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
+from sktuning.bench.suite import rescaled_seconds
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +274,25 @@ def test_seconds_left_uses_each_methods_own_wall_time(tiny_settings, tmp_path):
     assert suite.seconds_left() == (200.0, 0)
     suite.done[("head-only", probe, 0)]["seconds"] = 10.0
     assert suite.seconds_left() == (110.0, 0)
+
+
+def test_a_longer_budget_is_estimated_from_the_short_runs_rescaled(tiny_settings, tmp_path):
+    short = {"settings": {"steps": 120, "eval_every": 30, "max_eval": 300, "max_test": 600},
+             "seconds": 100.0, "step_seconds": 0.5, "test_references": [0] * 500, "best_validation": 0.8}
+    # 60 s of training; 40 s over 4 x 300 + 500 scored examples
+    long = dataclasses.replace(tiny_settings, steps=480, eval_every=40, max_eval=300, max_test=100_000)
+    expected = 480 * 0.5 + 40 / 1700 * (12 * 300 + 500)  # the test examples the short run had
+    assert rescaled_seconds(short, long) == pytest.approx(expected)
+    assert rescaled_seconds(short, dataclasses.replace(long, steps=120, eval_every=30, max_test=600)) == \
+        pytest.approx(100.0)  # its own budget: its own time
+    suite = Suite(long, ["lora", "head-only"], seeds=[0], grid=False, output=tmp_path,
+                  reference={("lora", 1e-3, 0): short})
+    assert suite.seconds_left() == (pytest.approx(expected), 1)  # head-only: nothing to go by
+    suite = Suite(long, ["lora", "head-only"], seeds=[0, 1], grid=False, output=tmp_path,
+                  reference={("lora", 1e-3, 0): short})
+    suite.done = {("lora", DEFAULT_LR["lora"], 0): {"seconds": 30.0, "best_validation": 0.8}}
+    # lora's own run here beats its rescaled one; head-only goes by the runs here
+    assert suite.seconds_left() == (pytest.approx(3 * 30.0), 0)
 
 
 def test_a_grid_grows_past_the_edge_its_best_rate_sits_at_and_marks_what_is_left(tiny_settings, tmp_path):

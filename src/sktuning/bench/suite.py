@@ -36,6 +36,9 @@ class Suite:
     done: dict[tuple, dict[str, Any]] = field(default_factory=dict)
     #: method -> the one rate to run it at, chosen elsewhere (the longer budget takes the short one's)
     fixed_rates: dict[str, float] | None = None
+    #: finished runs of another budget on the same data (the short one's, for a longer budget): they
+    #: estimate a method's time here until one of its runs has finished here
+    reference: dict[tuple, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.log = self.output / f"{self._name()}.runs.jsonl"
@@ -115,16 +118,22 @@ class Suite:
         """(estimated seconds, runs with nothing to estimate them by) for the runs still missing.
 
         Each run is estimated by the median wall time of its method's finished runs here (a method's
-        runs do the same work), else by the median of all of them: a 12-hour suite should say so."""
+        runs do the same work), else by its method's runs in `reference` rescaled to this budget
+        (`rescaled_seconds`), else by the median of all runs here: a 12-hour suite should say so."""
         times: dict[str, list[float]] = {}
         for (method, _, _), record in self.done.items():
             if "seconds" in record:  # the earliest runs did not record it
                 times.setdefault(method, []).append(record["seconds"])
+        rescaled: dict[str, list[float]] = {}
+        for (method, _, _), record in self.reference.items():
+            if "seconds" in record and "step_seconds" in record:
+                rescaled.setdefault(method, []).append(rescaled_seconds(record, self.settings))
         anywhere = [t for ts in times.values() for t in ts]
         total, unknown = 0.0, 0
         for method, _, _ in self.missing():
-            if method in times or anywhere:
-                total += statistics.median(times.get(method) or anywhere)
+            known = times.get(method) or rescaled.get(method) or anywhere
+            if known:
+                total += statistics.median(known)
             else:
                 unknown += 1
         return total, unknown
@@ -233,3 +242,18 @@ class Suite:
         """(the headline comparisons, the paper's claims) on the runs finished so far."""
         by_method, rows, target = self.table()
         return stats.headline(by_method), stats.claims(by_method, rows, target)
+
+
+def rescaled_seconds(record: dict[str, Any], settings: BenchSettings) -> float:
+    """A finished run's wall time moved to another budget: its training steps at its median step time,
+    the rest (loading, evaluation, test) spread over the examples it scored. The new budget scores its
+    evaluations' examples and at most `max_test` test examples, counted as many as the run had (the
+    split's size is not known without loading it), so a budget that raises `max_test` past the
+    run's is underestimated by the extra test examples."""
+    ran = record["settings"]
+    training = ran["steps"] * record["step_seconds"]
+    tested = len(record["test_references"]) if record.get("test_references") is not None else ran["max_test"]
+    scored = (ran["steps"] // ran["eval_every"]) * ran["max_eval"] + tested
+    per_example = max(record["seconds"] - training, 0.0) / max(scored, 1)
+    scoring = (settings.steps // settings.eval_every) * settings.max_eval + min(settings.max_test, tested)
+    return settings.steps * record["step_seconds"] + per_example * scoring

@@ -89,19 +89,25 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
 
     def suite_of(settings: BenchSettings) -> Suite:
-        return Suite(settings, args.methods or (QUICK_METHODS if args.quick else METHODS), seeds, grid=not (args.quick or args.no_grid), output=output,
-                     fixed_rates=rates_chosen_in(Path(args.rates_from), settings) if args.rates_from else None)
+        suite = Suite(settings, args.methods or (QUICK_METHODS if args.quick else METHODS), seeds,
+                      grid=not (args.quick or args.no_grid), output=output)
+        if args.rates_from:  # the rates the default budget chose; its runs estimate this budget's times
+            short = default_budget_in(Path(args.rates_from), settings)
+            suite.fixed_rates, suite.reference = rates_chosen_in(short), short.done
+        return suite
 
-    def rates_chosen_in(folder: Path, settings: BenchSettings) -> dict[str, float]:
+    def default_budget_in(folder: Path, settings: BenchSettings) -> Suite:
         mine = {k: getattr(settings, k) for k in OWN_DATA}  # the same data, the default budget
-        short = Suite(BenchSettings(model=settings.model, task=settings.task, **mine), METHODS, [0], grid=True,
-                      output=folder)
+        return Suite(BenchSettings(model=settings.model, task=settings.task, **mine), METHODS, [0], grid=True,
+                     output=folder)
+
+    def rates_chosen_in(short: Suite) -> dict[str, float]:
         chosen = {m: short.chosen_lr(m) for m in args.methods or METHODS}
         missing = sorted(m for m, lr in chosen.items() if lr is None)
         if missing:
-            raise ValueError(f"--rates-from {folder}: no finished default-budget runs of {', '.join(missing)} for "
-                             f"{settings.model}:{settings.task} to take a learning rate from; run `sktune bench` "
-                             "there first, or leave those methods out with --methods.")
+            raise ValueError(f"--rates-from {short.output}: no finished default-budget runs of {', '.join(missing)} "
+                             f"for {short.settings.model}:{short.settings.task} to take a learning rate from; run "
+                             "`sktune bench` there first, or leave those methods out with --methods.")
         return chosen
 
     suites = []
