@@ -1,7 +1,7 @@
 """The two result tables of README.md, printed from the finished runs in docs/results.
 
 1. The verdicts: the first table of docs/results/summary.md ("In one table"), with README's column
-   names for the pairs.
+   names for the pairs, and the longer budget's (docs/results/long/summary.md) as more columns.
 2. Test metric per method and pair, mean +- sd over the seeds at the rate each method's grid chose on
    validation (what each pair's report shows).
 
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from sktuning.bench import BenchSettings, Suite
@@ -29,17 +30,32 @@ COLUMNS = {"sk-prefix-lowrank": "SK-Prefix lowrank", "sk-prefix-authors": "SK-Pr
 
 
 def verdicts(results: Path) -> str:
-    lines = (results / "summary.md").read_text(encoding="utf-8").splitlines()
+    """summary.md's table, with the longer budget's pairs (results/long) as more columns where it has runs."""
+    header, body = _one_table(results / "summary.md")
+    labels = {name: label for name, (_, _, label) in PAIRS.items()}
+    columns = [(label, {row[0]: row[header.index(name)] for row in body})
+               for name, label in labels.items() if name in header]
+    long = results / "long" / "summary.md"
+    if long.exists():
+        long_header, long_body = _one_table(long)
+        for name, label in labels.items():
+            if name in long_header:
+                steps = json.loads((long.parent / f"{name}.runs.jsonl").open(encoding="utf-8").readline())
+                columns.append((f"{label}, {steps['settings']['steps']} steps",
+                                {row[0]: row[long_header.index(name)] for row in long_body}))
+    out = ["| question | " + " | ".join(label for label, _ in columns) + " |", "|---|" + "---|" * len(columns)]
+    return "\n".join(out + [f"| {row[0]} | " + " | ".join(cells.get(row[0], "—") for _, cells in columns) + " |"
+                            for row in body])
+
+
+def _one_table(summary: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a summary's "In one table"."""
+    lines = summary.read_text(encoding="utf-8").splitlines()
     start = lines.index("## In one table")
     first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
     end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines[first:end]]
-    header, body = rows[0], rows[2:]
-    order = [0] + [header.index(name) for name in PAIRS if name in header]  # README's order of the pairs
-    labels = {name: label for name, (_, _, label) in PAIRS.items()}
-    out = ["| " + " | ".join(labels.get(header[i], header[i]) for i in order) + " |",
-           "|" + "---|" * len(order)]
-    return "\n".join(out + ["| " + " | ".join(row[i] for i in order) + " |" for row in body])
+    return rows[0], rows[2:]
 
 
 def means(results: Path) -> str:

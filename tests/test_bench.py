@@ -465,3 +465,30 @@ def test_ray_tasks_write_the_records_of_local_runs_and_a_crashed_worker_is_retri
     for key, record in local.done.items():
         assert remote.done[key]["test"] == record["test"]  # bit for bit
         assert remote.done[key]["test_predictions"] == record["test_predictions"]
+
+
+def test_a_longer_budget_reports_each_methods_place_at_both_budgets_and_whether_lora_catches_up(tiny_settings,
+                                                                                                 tmp_path):
+    def runs(scores):
+        out = [_run(m, seed, [(10, 0.5), (20, test)], test) for m, tests in scores.items()
+               for seed, test in enumerate(tests)]
+        for r in out:
+            r["settings"] = {"steps": 120, "max_test": 600}
+        return out
+
+    short = runs({"sk-prefix-scale": [0.80, 0.82], "lora": [0.78, 0.80], "full-ft": [0.70, 0.72]})
+    long = runs({"sk-prefix-scale": [0.83, 0.85], "lora": [0.86, 0.88], "full-ft": [0.84, 0.86]})
+    suite = _suite_with(tiny_settings, tmp_path, long)
+    assert "budget" not in suite.report("sktune bench").read_text()  # no reference budget: no such section
+    suite.fixed_rates = {m: DEFAULT_LR[m] for m in ("sk-prefix-scale", "lora", "full-ft")}
+    suite.reference = {(r["method"], r["lr"], r["seed"]): r for r in short}
+    suite.reference[("lora", 1.0, 0)] = {**short[2], "test": {"accuracy": 0.1}}  # another rate: not this budget's
+    report = suite.report("sktune bench").read_text()
+    assert "## Against the 120-step budget" in report
+    assert f"| lora | {DEFAULT_LR['lora']:g} | 0.790 ± 0.014 (2) | 2 | 0.870 ± 0.014 (2) | 1 | +0.080 |" in report
+    assert f"| sk-prefix-scale | {DEFAULT_LR['sk-prefix-scale']:g} | 0.810 ± 0.014 (2) | 1 | 0.840 ± 0.014 (2) | 3 |" \
+        in report
+    assert "changed: lora 2 -> 1, full-ft 3 -> 2, sk-prefix-scale 1 -> 3." in report
+    assert "- 120 steps: sk-prefix-scale vs lora: +0.020 [" in report
+    assert "- 120 steps: sk-prefix-scale vs full-ft: +0.100 [" in report
+    assert "- 4 steps: sk-prefix-scale vs lora: -0.030 [" in report

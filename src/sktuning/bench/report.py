@@ -9,7 +9,8 @@ from pathlib import Path
 
 from sktuning.atomic import atomic_path, atomic_write_text
 from sktuning.bench.settings import ABLATIONS, UNRELATED_TEXT
-from sktuning.bench.stats import CLAIMS, COMPARABLE, TEXT_COUNTERPART, mean_curve
+from sktuning.bench.stats import CLAIMS, COMPARABLE, TEXT_COUNTERPART, against_full_training, mean_curve, n_test, ranks
+from sktuning.bench.stats import table as stats_table
 from sktuning.extras import require
 
 RULES = ("Each side's best method is picked on validation (the mean of each run's best validation score over "
@@ -75,6 +76,7 @@ def write_report(suite, command: str) -> Path:
               "score reaches the mark; held when every SK seed gets there before every baseline seed, did not "
               "hold when none is faster than the slowest baseline seed, inconclusive when they overlap. "
               f"Parameters: comparable when the interval of the gap to LoRA lies above -{COMPARABLE}.", ""]
+    lines += budget_lines(suite, rows, metric)
     lines += ["## Every method", "", f"![learning curves]({name}.png)", "",
               f"| method | test {metric} (mean ± sd) | seeds | trainable | % of model | lr | step (s) | peak RSS "
               f"(MiB) | steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
@@ -110,6 +112,40 @@ def write_report(suite, command: str) -> Path:
     path = suite.output / f"{name}.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def budget_lines(suite, rows: dict, metric: str) -> list[str]:
+    """For a budget run at another budget's rates (`Suite.reference`): each method's score and place at
+    both budgets, and whether LoRA and full fine-tuning catch up with the best SK method."""
+    reference = [r for r in suite.reference_records() if r["method"] in rows]
+    if not reference:
+        return []
+    short_by, short_rows, _ = stats_table(reference)
+    steps = reference[0]["settings"]["steps"]
+    n_short = n_test(reference)
+    long_by, _, _ = suite.table()
+    shared = {m: r for m, r in rows.items() if m in short_rows}
+    before, after = ranks({m: short_rows[m] for m in shared}), ranks(shared)
+    s = suite.settings
+    lines = [f"## Against the {steps}-step budget", "",
+             f"The same methods at the same learning rates and seeds: test {metric} after {steps} steps (on "
+             f"{n_short} test examples) and after {s.steps} (on {n_test(next(iter(long_by.values())))}), and each "
+             "method's place among these methods at each budget.", "",
+             f"| method | lr | {steps} steps: test (mean ± sd, seeds) | place | {s.steps} steps | place | change |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    fmt_row = lambda r: f"{r['mean']:.3f} ± " + ("—" if r["std"] is None else f"{r['std']:.3f}") + f" ({r['seeds']})"  # noqa: E731
+    for method in sorted(shared, key=lambda m: after[m]):
+        lines.append(f"| {method} | {rows[method]['lr']:g} | {fmt_row(short_rows[method])} | {before[method]} | "
+                     f"{fmt_row(rows[method])} | {after[method]} | {rows[method]['mean'] - short_rows[method]['mean']:+.3f} |")
+    moved = [m for m in shared if before[m] != after[m]]
+    lines += ["", "The order of the methods " + ("is the same at both budgets." if not moved else
+              "changed: " + ", ".join(f"{m} {before[m]} -> {after[m]}" for m in sorted(moved, key=after.get)) + "."),
+              "", f"Do LoRA and full fine-tuning catch up? The best SK method on validation against each, at both "
+              "budgets (gap in test metric, SK side minus rival, 95 % interval):", ""]
+    for label, by_method in ((f"{steps} steps", short_by), (f"{s.steps} steps", long_by)):
+        for c in against_full_training(by_method):
+            lines.append(f"- {label}: {c.ours} vs {c.theirs}: {c.gap}, {c.gap.verdict()} ({c.gap.how}).")
+    return lines + [""]
 
 
 def headline_lines(comparisons, metric: str, rows: dict) -> list[str]:
@@ -155,10 +191,13 @@ def write_summary(suites: list, output: Path, command: str) -> Path:
     questions = [q for mode, rival in TEXT_COUNTERPART.items()
                  for q in (f"default SK-{mode.capitalize()} (lowrank) vs {rival}",
                            f"best SK-{mode.capitalize()} other than embedding (on validation) vs {rival}")]
+    # the one table also asks whether LoRA and full fine-tuning are ahead of the best SK method
+    full = [(suite, headline + against_full_training(suite.table()[0]), claims) for suite, headline, claims in judged]
+    rivals = [f"best SK on validation vs {rival}" for rival in ("lora", "full-ft")]
     lines = ["# SK-Tuning against its rivals, per task", "",
              f"The full suite: `sktune bench`; this file was last written by `{command}`. Each task's report, "
              "beside this file, has its tables, learning curves, machine, versions and seeds.", "",
-             *verdict_table(judged, questions), "",
+             *verdict_table(full, questions + rivals), "",
              "## SK against its text-initialised counterpart", "",
              "Gap in test metric [95 % interval] and verdict; — where a side has no finished runs.", "",
              "| model / task | " + " | ".join(questions) + " |", "|---|" + "---|" * len(questions)]

@@ -155,6 +155,19 @@ def claims(by_method: dict[str, list[dict]], rows: dict[str, dict], target: floa
     return out
 
 
+def ranks(rows: dict[str, dict]) -> dict[str, int]:
+    """Each method's place by mean test metric, 1 for the best (ties share the better place)."""
+    means = sorted((r["mean"] for r in rows.values()), reverse=True)
+    return {m: means.index(r["mean"]) + 1 for m, r in rows.items()}
+
+
+def against_full_training(by_method: dict[str, list[dict]]) -> list[Comparison]:
+    """The best SK method (on validation) against LoRA and full fine-tuning: do they catch up with more steps?"""
+    best_sk = pick_on_validation(by_method, [m for m in by_method if is_sk(m)])
+    out = [compare(by_method, f"best SK on validation vs {rival}", best_sk, rival) for rival in ("lora", "full-ft")]
+    return [c for c in out if c is not None]
+
+
 def steps_verdict(sk: list[int | None], base: list[int | None]) -> str:
     """Per-seed steps to the mark (None: never): every SK seed first -> held; no SK seed before the
     slowest baseline seed -> did not hold; overlapping -> inconclusive."""

@@ -221,6 +221,14 @@ class Suite:
             raise ValueError(f"{self.log} holds no finished run with these settings; run the suite first.")
         return stats.table(self.records)
 
+    def reference_records(self) -> list[dict[str, Any]]:
+        """The other budget's finished runs of this suite's methods at the rates run here, for the seeds
+        run here: the same methods at the same rates, so the two budgets' tables can be set side by side."""
+        if not self.fixed_rates:
+            return []
+        keys = [(m, self.fixed_rates[m], s) for m in METHODS if m in self.fixed_rates for s in self.seeds]
+        return [self.reference[k] for k in keys if k in self.reference]
+
     def step_time_spread(self) -> tuple[str, float, float] | None:
         """(method, fastest, slowest step time) over every finished run of the method whose runs differ most.
 
