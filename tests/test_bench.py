@@ -485,6 +485,7 @@ def test_a_longer_budget_reports_each_methods_place_at_both_budgets_and_whether_
     suite.reference[("lora", 1.0, 0)] = {**short[2], "test": {"accuracy": 0.1}}  # another rate: not this budget's
     report = suite.report("sktune bench").read_text()
     assert "## Against the 120-step budget" in report
+    assert "Partial: 3 of 9 planned runs" in report and "rates tried so far" not in report  # its rates are fixed
     assert f"| lora | {DEFAULT_LR['lora']:g} | 0.790 ± 0.014 (2) | 2 | 0.870 ± 0.014 (2) | 1 | +0.080 |" in report
     assert f"| sk-prefix-scale | {DEFAULT_LR['sk-prefix-scale']:g} | 0.810 ± 0.014 (2) | 1 | 0.840 ± 0.014 (2) | 3 |" \
         in report

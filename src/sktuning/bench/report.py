@@ -66,8 +66,9 @@ def write_report(suite, command: str) -> Path:
         seeds_done = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
         lines += [f"**Partial: {len(missing)} of {len(suite.plan())} planned runs are still to do** "
                   f"({', '.join(sorted({m for m, _, _ in missing}))}). Seeds done per method: {seeds_done} of "
-                  f"{len(suite.seeds)}; a learning rate is the best of the rates tried so far. Rerunning the "
-                  "command resumes.", ""]
+                  f"{len(suite.seeds)}" + ("" if suite.fixed_rates is not None else
+                                             "; a learning rate is the best of the rates tried so far")
+                  + ". Rerunning the command resumes.", ""]
     headline, claims = suite.judged()
     lines += headline_lines(headline, metric, rows)
     lines += ["## The paper's claims, on this task", ""]
