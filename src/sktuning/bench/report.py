@@ -118,7 +118,8 @@ def write_report(suite, command: str) -> Path:
 def budget_lines(suite, rows: dict, metric: str) -> list[str]:
     """For a budget run at another budget's rates (`Suite.reference`): each method's score and place at
     both budgets, and whether LoRA and full fine-tuning catch up with the best SK method."""
-    reference = [r for r in suite.reference_records() if r["method"] in rows]
+    ran = {(r["method"], r["seed"]) for r in suite.records}  # the seeds run here, so the two sides match
+    reference = [r for r in suite.reference_records() if (r["method"], r["seed"]) in ran]
     if not reference:
         return []
     short_by, short_rows, _ = stats_table(reference)
