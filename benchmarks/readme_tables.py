@@ -41,11 +41,20 @@ def verdicts(results: Path) -> str:
         for name, label in labels.items():
             if name in long_header:
                 steps = json.loads((long.parent / f"{name}.runs.jsonl").open(encoding="utf-8").readline())
-                columns.append((f"{label}, {steps['settings']['steps']} steps",
+                done = _runs_done(long, name)
+                columns.append((f"{label}, {steps['settings']['steps']} steps" + (f" ({done})" if done else ""),
                                 {row[0]: row[long_header.index(name)] for row in long_body}))
     out = ["| question | " + " | ".join(label for label, _ in columns) + " |", "|---|" + "---|" * len(columns)]
     return "\n".join(out + [f"| {row[0]} | " + " | ".join(cells.get(row[0], "—") for _, cells in columns) + " |"
                             for row in body])
+
+
+def _runs_done(summary: Path, name: str) -> str | None:
+    """"5 of 18 runs" while the pair's suite in that summary is unfinished, else None."""
+    rows = [line for line in summary.read_text(encoding="utf-8").splitlines() if line.startswith(f"| [{name}](")]
+    row = rows[-1]  # the claims table, the last to list the pairs, has the runs done
+    done, _, planned = row.split("|")[2].strip().partition(" of ")
+    return None if done == planned else f"{done} of {planned} runs"
 
 
 def _one_table(summary: Path) -> tuple[list[str], list[list[str]]]:
