@@ -77,7 +77,7 @@ def write_report(suite, command: str) -> Path:
               "score reaches the mark; held when every SK seed gets there before every baseline seed, did not "
               "hold when none is faster than the slowest baseline seed, inconclusive when they overlap. "
               f"Parameters: comparable when the interval of the gap to LoRA lies above -{COMPARABLE}.", ""]
-    lines += budget_lines(suite, rows, metric)
+    lines += budget_lines(suite, by_method, rows, metric)
     lines += ["## Every method", "", f"![learning curves]({name}.png)", "",
               f"| method | test {metric} (mean ± sd) | seeds | trainable | % of model | lr | step (s) | peak RSS "
               f"(MiB) | steps to 95% of own best | steps to best baseline's final val ({fmt(target, '.3f')}) |",
@@ -115,17 +115,15 @@ def write_report(suite, command: str) -> Path:
     return path
 
 
-def budget_lines(suite, rows: dict, metric: str) -> list[str]:
+def budget_lines(suite, long_by: dict, rows: dict, metric: str) -> list[str]:
     """For a budget run at another budget's rates (`Suite.reference`): each method's score and place at
     both budgets, and whether LoRA and full fine-tuning catch up with the best SK method."""
-    ran = {(r["method"], r["seed"]) for r in suite.records}  # the seeds run here, so the two sides match
-    reference = [r for r in suite.reference_records() if (r["method"], r["seed"]) in ran]
+    reference = suite.reference_records()
     if not reference:
         return []
     short_by, short_rows, _ = stats_table(reference)
     steps = reference[0]["settings"]["steps"]
     n_short = n_test(reference)
-    long_by, _, _ = suite.table()
     shared = {m: r for m, r in rows.items() if m in short_rows}
     before, after = ranks({m: short_rows[m] for m in shared}), ranks(shared)
     s = suite.settings

@@ -226,7 +226,7 @@ class Suite:
         run here: the same methods at the same rates, so the two budgets' tables can be set side by side."""
         if not self.fixed_rates:
             return []
-        keys = [(m, self.fixed_rates[m], s) for m in METHODS if m in self.fixed_rates for s in self.seeds]
+        keys = [(r["method"], self.fixed_rates.get(r["method"]), r["seed"]) for r in self.records]
         return [self.reference[k] for k in keys if k in self.reference]
 
     def step_time_spread(self) -> tuple[str, float, float] | None:
