@@ -147,29 +147,42 @@ def test_killing_one_rank_fails_the_run_quickly(tiny_model_dir, data_dir, tmp_pa
     assert "sktuning.cli" in stderr and ("Signal 9" in stderr or "SIGKILL" in stderr or "failed" in stderr.lower())
 
 
+@pytest.fixture(scope="module")
+def sharding_runs(tiny_model_dir, data_dir, tmp_path_factory):
+    """Runs of the sharding test, by (mode, adapter, processes, engine), each launched once: both engines
+    compare against the same one-process runs (an engine means nothing to one process)."""
+    root = tmp_path_factory.mktemp("sharding")
+    rows = [line for name in ("train", "validation", "test")
+            for line in (data_dir / f"{name}.csv").read_text().splitlines()[1:]]
+    (root / "odd.csv").write_text("text,label\n" + "\n".join(rows[:129]) + "\n")  # 65 + 64 rows: one idle batch
+    zero = root / "ds.json"  # the tiny model's tensors are all small: ZeRO-3 keeps small ones whole unless told
+    zero.write_text(json.dumps({"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}))
+    done: dict[tuple, Path] = {}
+
+    def run(mode: str, adapter: str, processes: int, engine: str) -> Path:
+        key = (mode, adapter, processes, engine if processes > 1 else None)
+        if key not in done:
+            out = root / "-".join(str(k) for k in key)
+            command = train_command(tiny_model_dir, data_dir, out, processes, steps=8)
+            command[command.index("--test") + 1] = str(root / "odd.csv")
+            if processes == 2:
+                command += ["--shard", engine] + (["--gradient-checkpointing"] if mode == "prefix" else [])
+                command += ["--deepspeed-config", str(zero)] if engine == "zero3" else []
+            launch(command + ["--mode", mode, "--adapter", adapter], out)
+            done[key] = out
+        return done[key]
+    return run
+
+
 @pytest.mark.parametrize("engine", ["fsdp", "zero3"])
-def test_sharded_backbone_matches_one_process(engine, tiny_model_dir, data_dir, tmp_path):
+def test_sharded_backbone_matches_one_process(engine, sharding_runs):
     """The backbone split over 2 gloo ranks (prefix also under gradient checkpointing): the same adapter
     and metrics as 1 process, for both modes and, under FSDP, the authors' SK-Prefix (which runs the sharded
     backbone twice per step, text then batch), with evaluation shards that need an idle batch on one rank."""
     if engine == "zero3":
         pytest.importorskip("deepspeed")
-    rows = [line for name in ("train", "validation", "test")
-            for line in (data_dir / f"{name}.csv").read_text().splitlines()[1:]]
-    (tmp_path / "odd.csv").write_text("text,label\n" + "\n".join(rows[:129]) + "\n")  # 65 + 64 rows: one idle batch
-    zero = tmp_path / "ds.json"  # the tiny model's tensors are all small: ZeRO-3 keeps small ones whole unless told
-    zero.write_text(json.dumps({"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}))
     for mode, adapter in (("prompt", "lowrank"), ("prefix", "lowrank"), ("prefix", "authors"))[:3 if engine == "fsdp" else 2]:
-        outs = {}
-        for processes in (1, 2):
-            outs[processes] = tmp_path / f"{mode}-{adapter}{processes}"
-            command = train_command(tiny_model_dir, data_dir, outs[processes], processes, steps=8)
-            command[command.index("--test") + 1] = str(tmp_path / "odd.csv")
-            if processes == 2:
-                command += ["--shard", engine] + (["--gradient-checkpointing"] if mode == "prefix" else [])
-                command += ["--deepspeed-config", str(zero)] if engine == "zero3" else []
-            command += ["--mode", mode, "--adapter", adapter]
-            launch(command, outs[processes])
+        outs = {processes: sharding_runs(mode, adapter, processes, engine) for processes in (1, 2)}
         one, two = (load_file(str(outs[p] / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
         assert one.keys() == two.keys()
         assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
