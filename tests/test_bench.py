@@ -2,12 +2,14 @@
 
 import dataclasses
 import json
+import time
 
 import pytest
 import torch
 
 from sktuning.bench.settings import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
+from sktuning.bench.runner import append_record
 from sktuning.bench.suite import rescaled_seconds
 
 
@@ -15,6 +17,22 @@ from sktuning.bench.suite import rescaled_seconds
 def tiny_settings(tiny_model_dir) -> BenchSettings:
     return BenchSettings(model=tiny_model_dir, task="rt-polarity", steps=4, batch_size=4, eval_every=2,
                          max_train=32, max_eval=16, max_test=16, max_length=16)
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """The suite's runs in this process, each record as its subprocess would return it (through JSON, with
+    settings and wall time): a subprocess spends about 8 s importing before a tiny run of 1 s. The tests of
+    the subprocess itself (interrupted suites, the CLI, Ray's workers) do not use this."""
+    import sktuning.bench.suite as suite_module
+
+    def run(settings, method, lr, seed, log):
+        started = time.perf_counter()
+        record = json.loads(json.dumps(run_one(settings, method, lr, seed)))
+        record.update(settings=dataclasses.asdict(settings), seconds=round(time.perf_counter() - started, 1))
+        append_record(log, record)
+        return record
+    monkeypatch.setattr(suite_module, "subprocess_run", run)
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "prompt-tuning-text"])  # needs a tokenizer folder
@@ -140,7 +158,7 @@ def test_baselines_without_virtual_tokens_pass_token_type_ids_on():
     assert not torch.allclose(plain, paired)
 
 
-def test_report_has_the_table_the_plot_and_the_claims(tiny_settings, tmp_path):
+def test_report_has_the_table_the_plot_and_the_claims(tiny_settings, tmp_path, in_process):
     methods = ["sk-prefix-scale", "prefix-tuning", "lora"]
     suite = Suite(tiny_settings, methods, seeds=[0, 1], grid=False, output=tmp_path)
     suite.run()
@@ -171,7 +189,7 @@ def test_interrupted_suite_reports_what_is_done_and_resumes_in_phase_order(tiny_
     assert {lr for m, lr, _ in resumed.planned("grid") if m == "head-only"} == {1e-3, 3e-3, 1e-2}
 
 
-def test_runs_with_another_budget_or_cut_short_are_not_reused(tiny_settings, tmp_path):
+def test_runs_with_another_budget_or_cut_short_are_not_reused(tiny_settings, tmp_path, in_process):
     suite = Suite(tiny_settings, ["head-only"], seeds=[0], grid=False, output=tmp_path)
     suite.run()
     line = suite.log.read_text()
@@ -413,7 +431,8 @@ def test_a_longer_budget_runs_each_method_at_the_rate_the_short_grid_chose(tiny_
     assert "no finished default-budget runs of head-only" in capsys.readouterr().err
 
 
-def test_bench_ranks_the_methods_on_the_users_own_files(tiny_model_dir, data_dir, tmp_path, capsys):
+def test_bench_ranks_the_methods_on_the_users_own_files(tiny_model_dir, data_dir, tmp_path, capsys,
+                                                       in_process):
     from sktuning.cli import main
 
     files = ["--train", str(data_dir / "train.csv"), "--validation", str(data_dir / "validation.csv"),
