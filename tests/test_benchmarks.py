@@ -36,15 +36,15 @@ def test_serving_benchmark_load_test_answers_everything_below_the_queue_limit_an
     """The serving benchmark end to end on a tiny model (the small, bounded load test of make test)."""
     import json
 
-    out = run("benchmarks/serve.py", "--tiny", "--repeats", "1", "--adapters", "1", "8", "--served", "4",
-              "--requests", "60", "--concurrency", "1", "8", "--flood-requests", "96", "--flood-concurrency", "48",
-              "--flood-queue", "2", "--rounds", "2", "--round-requests", "20")
-    assert "| 8 adapters in one mixed batch |" in out and "| 8 | " in out  # throughput and memory rows
+    out = run("benchmarks/serve.py", "--tiny", "--repeats", "1", "--adapters", "1", "2", "--served", "4",
+              "--requests", "24", "--concurrency", "1", "8", "--flood-requests", "48", "--flood-concurrency", "24",
+              "--flood-queue", "2", "--rounds", "2", "--round-requests", "10")
+    assert "| 2 adapters in one mixed batch |" in out and "| 2 | " in out  # throughput and memory rows
     pools = [line for line in out.split("## OpenMP pools")[1].split("##")[0].splitlines() if line.endswith("x |")]
     assert len(pools) == 3 and pools[0].endswith("| 1.00x |")  # alone, beside the main's pool, after it exited
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
     load_rows = [r for r in rows if len(r) > 11]
-    assert [json.loads(r[-2]) for r in load_rows] == [{"200": 60}, {"200": 60}]  # below the queue limit: no error
+    assert [json.loads(r[-2]) for r in load_rows] == [{"200": 24}, {"200": 24}]  # below the queue limit: no error
     for r in load_rows:  # the worker's busy share of the wall time, and its seconds against the cost model's
         assert 0 < float(r[7].strip(" %")) <= 100
         worker, model = (float(x) for x in r[8].split("/"))
@@ -56,5 +56,5 @@ def test_serving_benchmark_load_test_answers_everything_below_the_queue_limit_an
         assert float(r[5].strip(" x")) == pytest.approx(in_process / server, abs=0.006)
     assert "median" in out.split("## Overhead")[1] and "target <= 1.2x" in out
     flood = json.loads(out.split("flood: ")[1].split("statuses ")[1].split("; /health")[0])
-    assert set(flood) == {"200", "503"} and flood["503"] > 0 and sum(flood.values()) == 96
+    assert set(flood) == {"200", "503"} and flood["503"] > 0 and sum(flood.values()) == 48
     assert '"status": "ok"' in out.split("/health afterwards")[1] and out.count("SIGTERM -> exit 0") == 2
