@@ -5,7 +5,10 @@
 2. Test metric per method and pair, mean +- sd over the seeds at the rate each method's grid chose on
    validation (what each pair's report shows).
 
-    python benchmarks/readme_tables.py             # after `sktune bench` (or `--report-only`)
+    python benchmarks/readme_tables.py                    # after `sktune bench` (or `--report-only`)
+    python benchmarks/readme_tables.py --write README.md  # the same tables, put in place of README's
+
+tests/test_readme_tables.py checks that README's tables are the ones this prints from the committed runs.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sktuning.atomic import atomic_write_text
 from sktuning.bench import BenchSettings, Suite
 from sktuning.bench.settings import METHODS
 
@@ -86,11 +90,30 @@ def means(results: Path) -> str:
     return "\n".join(rows)
 
 
+def put_in_place(document: str, tables: list[str]) -> str:
+    """`document` with each of its tables that starts with the same header cell as one of `tables` (the
+    text up to the first " | ") replaced by it; a table the document lacks is an error, not an append."""
+    lines = document.splitlines()
+    for table in tables:
+        first_cell = table.split(" | ")[0] + " | "
+        starts = [i for i, line in enumerate(lines) if line.startswith(first_cell)]
+        if len(starts) != 1:
+            raise ValueError(f"expected one table starting {first_cell!r}, found {len(starts)}")
+        end = next((i for i in range(starts[0], len(lines)) if not lines[i].startswith("|")), len(lines))
+        lines[starts[0]:end] = table.splitlines()
+    return "\n".join(lines) + ("\n" if document.endswith("\n") else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
+    parser.add_argument("--write", type=Path, metavar="README", help="replace this file's two tables in place")
     args = parser.parse_args()
-    print(verdicts(args.results), "", means(args.results), sep="\n")
+    tables = [verdicts(args.results), means(args.results)]
+    if args.write:
+        atomic_write_text(args.write, put_in_place(args.write.read_text(encoding="utf-8"), tables))
+    else:
+        print(*tables, sep="\n\n")
 
 
 if __name__ == "__main__":
