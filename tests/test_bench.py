@@ -9,7 +9,6 @@ import torch
 
 from sktuning.bench.settings import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
-from sktuning.bench.runner import append_record
 from sktuning.bench.suite import rescaled_seconds
 
 
@@ -22,17 +21,17 @@ def tiny_settings(tiny_model_dir) -> BenchSettings:
 @pytest.fixture
 def in_process(monkeypatch):
     """The suite's runs in this process, each record as its subprocess would return it (through JSON, with
-    settings and wall time): a subprocess spends about 8 s importing before a tiny run of 1 s. The tests of
-    the subprocess itself (interrupted suites, the CLI, Ray's workers) do not use this."""
-    import sktuning.bench.suite as suite_module
+    settings and wall time; `subprocess_run` still appends it): a subprocess spends about 8 s importing
+    before a tiny run of 1 s. The tests of the subprocess itself (interrupted suites, the CLI, Ray's
+    workers) do not use this."""
+    import sktuning.bench.runner as runner
 
-    def run(settings, method, lr, seed, log):
+    def run(settings, method, lr, seed):
         started = time.perf_counter()
         record = json.loads(json.dumps(run_one(settings, method, lr, seed)))
         record.update(settings=dataclasses.asdict(settings), seconds=round(time.perf_counter() - started, 1))
-        append_record(log, record)
         return record
-    monkeypatch.setattr(suite_module, "subprocess_run", run)
+    monkeypatch.setattr(runner, "run_in_subprocess", run)
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "prompt-tuning-text"])  # needs a tokenizer folder
