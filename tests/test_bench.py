@@ -293,6 +293,20 @@ def test_seconds_left_uses_each_methods_own_wall_time(tiny_settings, tmp_path):
     assert suite.seconds_left() == (110.0, 0)
 
 
+def test_seconds_left_goes_by_each_methods_latest_runs(tiny_settings, tmp_path):
+    """A suite spans sessions on machines of different speeds: the runs that finished last say most
+    about the next ones."""
+    suite = Suite(tiny_settings, ["lora"], seeds=[0, 1, 2], grid=True, output=tmp_path)
+    rates = suite.rates("lora")
+    early = [10.0, 11.0, 12.0]  # a fast machine: the first three grid runs, in the order they finished
+    suite.done = {("lora", lr, 0): {"seconds": t, "best_validation": 0.5} for lr, t in zip(rates, early)}
+    suite.done[("lora", rates[0], 1)] = {"seconds": 30.0}  # a slower machine since
+    suite.done[("lora", rates[1], 1)] = {"seconds": 40.0}
+    missing = len(suite.missing())
+    assert missing >= 1
+    assert suite.seconds_left() == (pytest.approx(missing * 30.0), 0)  # median of 12, 30, 40; not of all five
+
+
 def test_a_longer_budget_is_estimated_from_the_short_runs_rescaled(tiny_settings, tmp_path):
     short = {"settings": {"steps": 120, "eval_every": 30, "max_eval": 300, "max_test": 600},
              "seconds": 100.0, "step_seconds": 0.5, "test_references": [0] * 500, "best_validation": 0.8}

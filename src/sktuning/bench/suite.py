@@ -14,7 +14,8 @@ from typing import Any
 
 from sktuning.bench import stats
 from sktuning.bench.runner import append_record, subprocess_run
-from sktuning.bench.settings import DEFAULT_LR, LR_GRID, MAX_EXTENSIONS, METHODS, RATE_OF, BenchSettings, next_rate
+from sktuning.bench.settings import (DEFAULT_LR, LR_GRID, MAX_EXTENSIONS, METHODS, RATE_OF, BenchSettings,
+                                     format_duration, next_rate)
 
 logger = logging.getLogger("sktuning")
 
@@ -22,6 +23,8 @@ logger = logging.getLogger("sktuning")
 #: the order of the work, so that an interrupted suite has the most useful part done: every method
 #: once at its default rate (a full single-seed table), then the rest of the grid, then more seeds
 PHASES = ("first", "grid", "seeds")
+#: how many of a method's latest runs estimate its next ones (`Suite.seconds_left`)
+RECENT = 3
 
 
 @dataclass
@@ -117,18 +120,21 @@ class Suite:
     def seconds_left(self) -> tuple[float, int]:
         """(estimated seconds, runs with nothing to estimate them by) for the runs still missing.
 
-        Each run is estimated by the median wall time of its method's finished runs here (a method's
-        runs do the same work), else by its method's runs in `reference` rescaled to this budget
-        (`rescaled_seconds`), else by the median of all runs here: a 12-hour suite should say so."""
+        Each run is estimated by the median wall time of its method's latest `RECENT` finished runs here
+        (a method's runs do the same work, and the latest ran on the machine as it is now: a suite spans
+        sessions, whose machines differ in speed), else by its method's runs in `reference` rescaled to
+        this budget (`rescaled_seconds`), else by the median of all runs here: a 12-hour suite should say
+        so."""
         times: dict[str, list[float]] = {}
-        for (method, _, _), record in self.done.items():
+        for (method, _, _), record in self.done.items():  # in the order they finished
             if "seconds" in record:  # the earliest runs did not record it
                 times.setdefault(method, []).append(record["seconds"])
+        anywhere = [t for ts in times.values() for t in ts]
+        times = {method: ts[-RECENT:] for method, ts in times.items()}
         rescaled: dict[str, list[float]] = {}
         for (method, _, _), record in self.reference.items():
             if "seconds" in record and "step_seconds" in record:
                 rescaled.setdefault(method, []).append(rescaled_seconds(record, self.settings))
-        anywhere = [t for ts in times.values() for t in ts]
         total, unknown = 0.0, 0
         for method, _, _ in self.missing():
             known = times.get(method) or rescaled.get(method) or anywhere
@@ -160,8 +166,10 @@ class Suite:
                                          "choose a learning rate from; run the 'first' or 'grid' phase before "
                                          "'seeds'.")
                     plan = self.plan()
+                    seconds, unknown = self.seconds_left()
+                    left = f", about {format_duration(seconds)} left here" if not unknown else ""
                     print(f"[{time.strftime('%H:%M:%S')}] {self._name()} ({phase}): {method} lr={lr:g} seed={seed} "
-                          f"(run {sum(k in self.done for k in plan) + 1} of {len(plan)})", flush=True)
+                          f"(run {sum(k in self.done for k in plan) + 1} of {len(plan)}{left})", flush=True)
                     self.done[key] = subprocess_run(self.settings, method, lr, seed, self.log)
 
     def _runnable(self, phase: str) -> list[tuple[str, float, int]]:

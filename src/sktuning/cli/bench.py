@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, format_duration, write_summary
+    from sktuning.bench.suite import RECENT
     from sktuning.cli.common import quiet_libraries
 
     own = {k: getattr(args, k) for k in OWN_DATA if getattr(args, k) is not None}
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         runs = sum(len(suite.missing()) for suite in suites)
         seconds, unknown = sum(s for s, _ in left), sum(u for _, u in left)
         print(f"{runs} runs to do: about {format_duration(seconds)} at the median wall time of each method's "
-              f"finished runs in {output}" + (f", plus {unknown} runs with none to go by" if unknown else ""),
+              f"latest {RECENT} finished runs in {output}" + (f", plus {unknown} runs with none to go by" if unknown else ""),
               flush=True)
     # phase by phase over all pairs: an interrupted suite leaves whole single-seed tables behind
     executor = None
