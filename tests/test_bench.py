@@ -342,9 +342,11 @@ def test_a_grid_grows_past_the_edge_its_best_rate_sits_at_and_marks_what_is_left
     assert suite.rates("head-only") == [1e-3, 3e-3, 1e-2, 3e-2] and suite.chosen_lr("head-only") == 1e-2
     assert suite.grid_edge("head-only") is None
     finish(3e-2, 0.8)
-    finish(1e-1, 0.9)  # still best at the top after two extensions: it stops and says so
-    assert suite.rates("head-only")[-2:] == [3e-2, 1e-1] and suite.grid_edge("head-only") == "top"
-    assert "| head-only | 0.900 ± — | 1 | 10 | 10.000 | 0.1 (top) |" in suite.report("sktune bench").read_text()
+    finish(1e-1, 0.9)  # best at the top again: a third extension
+    assert suite.rates("head-only")[-3:] == [3e-2, 1e-1, 3e-1] and suite.grid_edge("head-only") is None
+    finish(3e-1, 0.92)  # still best at the top after three extensions: it stops and says so
+    assert suite.rates("head-only")[-3:] == [3e-2, 1e-1, 3e-1] and suite.grid_edge("head-only") == "top"
+    assert "| head-only | 0.920 ± — | 1 | 10 | 10.000 | 0.3 (top) |" in suite.report("sktune bench").read_text()
     finish(1e-3, 0.95)  # the bottom now: it grows downwards
     assert suite.rates("head-only")[0] == 3e-4 and suite.grid_edge("head-only") is None
 

@@ -92,7 +92,8 @@ DEFAULT_LR: dict[str, float] = {name: grid[1] for name, grid in LR_GRID.items()}
 #: near 5e-5: its grid reaches down from the start
 LR_GRID["prefix-tuning-mlp"] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 #: a rate chosen at an end of a finished grid adds the next rate beyond it, at most this often per end
-MAX_EXTENSIONS = 2
+#: (three: full fine-tuning on brown-pos climbed 1e-4 -> 3e-4 -> 1e-3 and still chose the top)
+MAX_EXTENSIONS = 3
 
 
 def next_rate(rate: float, up: bool) -> float:
