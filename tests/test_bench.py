@@ -473,6 +473,19 @@ def test_runs_recorded_before_a_settings_field_existed_are_still_reused(tiny_set
     assert tiny_settings.same_as(old) and tiny_settings.same_as(asdict(tiny_settings))
     assert not tiny_settings.same_as({**old, "steps": tiny_settings.steps + 1})
     assert not tiny_settings.same_as({**old, "train": "mine.csv"})
+    grouped = dataclasses.replace(tiny_settings, group_by_length=True)  # another training order: not reused
+    assert not grouped.same_as(old) and grouped.same_as(asdict(grouped))
+
+
+def test_the_bench_groups_batches_by_length_only_when_its_settings_say_so(tiny_settings, monkeypatch):
+    import sktuning.training.loop as loop
+
+    made = []
+    arguments = loop.TrainingArguments
+    monkeypatch.setattr(loop, "TrainingArguments", lambda **kw: made.append(arguments(**kw)) or made[-1])
+    run_one(tiny_settings, "head-only", 1e-3, 0)
+    run_one(dataclasses.replace(tiny_settings, group_by_length=True), "head-only", 1e-3, 0)
+    assert [(a.group_by_length, a.data_order) for a in made] == [(False, "stream"), (True, "stream")]
 
 
 def test_ray_tasks_write_the_records_of_local_runs_and_a_crashed_worker_is_retried(tiny_settings, tmp_path,

@@ -77,6 +77,8 @@ def test_resume_continues_exactly(tmp_path):
     want, got = adapter_tensors(full.model), adapter_tensors(resumed.model)
     assert all(torch.equal(want[k], got[k]) for k in want)
     assert [h["step"] for h in state.history] == [10, 20, 30]
+    assert state.losses == full.state.losses and len(state.losses) == 30  # every step's loss, the resumed ones too
+    assert len(state.loss_seconds) == 30 and state.loss_seconds == sorted(state.loss_seconds)
 
 
 def test_resume_without_checkpoint_and_corrupt_checkpoint_fail_clearly(tmp_path):
@@ -181,7 +183,7 @@ def test_the_benchs_options_reproduce_its_former_loop_bit_for_bit(method):
     model = build()
     args = TrainingArguments(output_dir=None, steps=15, batch_size=8, eval_batch_size=64, learning_rate=1e-2,
                              weight_decay=BENCH_WEIGHT_DECAY, eval_every=5, seed=3, progress=False,
-                             data_order="stream", seed_at_start=False)
+                             data_order="stream", seed_at_start=False, group_by_length=False)
     trainer = Trainer(model, encoder, train, val, ["accuracy"], ["no", "yes"], args)
     state = trainer.train()
     assert [(h["step"], h["validation"]["accuracy"]) for h in state.history] == curve
@@ -197,3 +199,64 @@ def test_a_nan_score_is_never_the_best_not_even_the_first(tmp_path, monkeypatch)
     state = trainer.train()
     assert (state.best_metric, state.best_step) == (0.5, 20)
     assert state.evals_without_improvement == 2  # the NaN at step 30 and the lower score at 40
+
+
+def padding(trainer, steps) -> float:
+    """Padded tokens over real tokens in the batches of `steps`."""
+    real = padded = 0
+    for step in steps:
+        lengths = [len(trainer.train_rows[i]["input_ids"]) for i in trainer.batch_indices(step)]
+        real, padded = real + sum(lengths), padded + max(lengths) * len(lengths)
+    return padded / real
+
+
+@pytest.mark.parametrize("data_order", ["epoch", "stream"])
+def test_length_grouped_batches_hold_the_same_rows_with_less_padding(tmp_path, data_order):
+    from sktuning.training.loop import GROUP_WINDOW
+
+    grouped = make_trainer(tmp_path, data_order=data_order)
+    plain = make_trainer(tmp_path, data_order=data_order, group_by_length=False)
+    # a window's batches are its plain batches' rows, regrouped: the same rows, each once
+    if data_order == "epoch":
+        windows = [range(0, grouped.steps_per_epoch)]  # 16 steps per epoch, inside one window
+        assert grouped.steps_per_epoch < GROUP_WINDOW
+    else:
+        windows = [range(0, GROUP_WINDOW), range(GROUP_WINDOW, 2 * GROUP_WINDOW)]
+    for window in windows:
+        rows = [i for s in window for i in grouped.batch_indices(s)]
+        assert sorted(rows) == sorted(i for s in window for i in plain.batch_indices(s))
+        assert all(len(grouped.batch_indices(s)) == 16 for s in window)
+    steps = range(windows[0].start, windows[-1].stop)
+    assert padding(grouped, steps) < padding(plain, steps) - 0.1
+    # and the batches still come in a random order of lengths, not shortest first
+    widths = [max(len(grouped.train_rows[i]["input_ids"]) for i in grouped.batch_indices(s)) for s in windows[0]]
+    assert widths != sorted(widths)
+
+
+def test_length_grouped_order_is_a_function_of_seed_and_step(tmp_path):
+    sequential = make_trainer(tmp_path)
+    want = [sequential.batch_indices(s) for s in range(40)]  # 2.5 epochs
+    jumping = make_trainer(tmp_path)
+    assert [jumping.batch_indices(s) for s in reversed(range(40))] == want[::-1]
+    other_seed = make_trainer(tmp_path, seed=1)
+    assert [other_seed.batch_indices(s) for s in range(40)] != want
+    assert want[:16] != want[16:32]  # each epoch its own order
+
+
+def test_scoring_runs_merged_gives_the_unmerged_scores_and_leaves_the_model_unmerged(tmp_path, monkeypatch):
+    import sktuning.training.loop as loop
+
+    trainer = make_trainer(tmp_path, steps=10)
+    trainer.train()
+    seen = []
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.merged)
+        return predict_rows(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "predict_rows", spy)
+    predictions, _, probabilities = trainer.predict(trainer.eval_rows)
+    assert seen == [True] and not trainer.model.merged
+    plain_predictions, _, plain_probabilities = predict_rows(trainer.model, trainer.encoder, trainer.eval_rows)
+    assert predictions == plain_predictions
+    assert torch.allclose(torch.tensor(probabilities), torch.tensor(plain_probabilities), atol=1e-6)

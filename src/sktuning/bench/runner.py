@@ -62,7 +62,8 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     args = TrainingArguments(output_dir=None, steps=settings.steps, batch_size=settings.batch_size,
                              eval_batch_size=64, learning_rate=lr, weight_decay=BENCH_WEIGHT_DECAY,
                              warmup_ratio=settings.warmup_ratio, max_grad_norm=1.0, eval_every=settings.eval_every,
-                             seed=seed, progress=False, data_order="stream", seed_at_start=False)
+                             seed=seed, progress=False, data_order="stream", seed_at_start=False,
+                             group_by_length=bool(settings.group_by_length))
     trainer = Trainer(model, encoder, train, val, data.metrics, data.label_names, args)
     state = trainer.train()
     metric = data.metrics[0]

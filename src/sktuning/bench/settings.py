@@ -19,6 +19,9 @@ class BenchSettings:
     max_test: int = 600
     max_length: int = 64
     warmup_ratio: float = 0.06
+    # length-grouped training batches (`TrainingArguments.group_by_length`); unset (None) in the committed
+    # suites, whose runs trained on the plain stream order, so that new seeds stay comparable with them
+    group_by_length: bool | None = None
     # the user's own files instead of the named task (`task` then only names the report); what
     # `sktune train` takes: --train/--validation/--test, the columns, the label names, the task type
     train: str | None = None

@@ -38,6 +38,9 @@ def add_parser(sub) -> None:
     bench.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0 1 2; 0 with --quick)")
     bench.add_argument("--no-grid", action="store_true", help="skip the learning-rate grid")
     bench.add_argument("--steps", type=positive_int)
+    bench.add_argument("--group-by-length", action="store_true",
+                       help="length-grouped training batches, as sktune train uses (less padding, faster); the "
+                            "committed suites trained without, so their new runs must too to stay comparable")
     bench.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                        help="other budget settings, e.g. batch_size=8 eval_every=30 max_eval=300 max_test=600")
     bench.add_argument("--output", help="report folder (default docs/results; docs/results/quick with --quick)")
@@ -116,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}), **own)
         if args.steps:
             settings.steps = args.steps
+        if args.group_by_length:
+            settings.group_by_length = True
         for item in args.set:
             name, _, value = item.partition("=")
             if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task", *OWN_DATA) or not value:

@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
     group.add_argument("--eval-every", type=positive_int, help="evaluate on validation every N steps (default 100)")
     group.add_argument("--save-every", type=positive_int, help="checkpoint every N steps (default 100)")
     group.add_argument("--patience", type=positive_int, help="stop after N evaluations without improvement")
+    group.add_argument("--group-by-length", action=argparse.BooleanOptionalAction,
+                       help="batch rows of similar length together, in a random order of batches (default on: "
+                            "less padding, the same data per epoch)")
     group.add_argument("--max-train-examples", type=positive_int, help="use a seeded subset of the training split")
     group.add_argument("--max-eval-examples", type=positive_int, help="use a seeded subset of the validation split")
     group.add_argument("--seed", type=int, help="(default 0)")
@@ -140,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                                  batch_size=spec.batch_size, learning_rate=spec.lr, weight_decay=spec.weight_decay,
                                  warmup_ratio=spec.warmup_ratio, eval_every=spec.eval_every,
                                  save_every=spec.save_every, patience=spec.patience, seed=spec.seed,
+                                 group_by_length=spec.group_by_length,
                                  progress=not quiet, bf16=spec.bf16, report_to=spec.report_to)
     record = AdapterRecord(model=model_reference(spec.model), task=data.name,
                            task_source="files" if spec.train else "named", max_length=spec.max_length,
@@ -166,13 +170,14 @@ def run(args: argparse.Namespace) -> int:
               "adapter": spec.adapter, "seed": spec.seed, "steps": state.step, "best_step": state.best_step,
               "best_validation": state.best_metric, "trainable_parameters": model.num_trainable_parameters(),
               "total_parameters": model.num_parameters(), "train_seconds": round(state.train_seconds, 2),
-              "history": state.history, "processes": dist.world_size(),
+              "history": state.history, "losses": state.losses, "loss_seconds": state.loss_seconds,
+              "processes": dist.world_size(),
               "sharding": plan.engine if plan else None, "backbone_parameters_per_process": held,
               "environment": environment()}
     model.save_pretrained(output / "adapter", record.to_dict())
     atomic_write_text(output / "metrics.json", strict_json(result, indent=2))
-    if state.history:
-        plot_curves(state.history, data.metrics[0], output / "curves.png")
+    if state.losses:
+        plot_curves(state, data.metrics[0], output / "curves.png")
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
     return 0

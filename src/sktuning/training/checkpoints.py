@@ -38,6 +38,9 @@ class TrainState:
     evals_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    # every step's global-batch loss, and the training seconds spent when it was done (curves.png)
+    losses: list[float] = field(default_factory=list)
+    loss_seconds: list[float] = field(default_factory=list)
 
 
 def save_checkpoint(trainer) -> None:

@@ -37,6 +37,9 @@ from sktuning.training.checkpoints import TrainState, load_checkpoint, save_chec
 logger = logging.getLogger(__name__)
 
 DATA_ORDERS = ("epoch", "stream")
+#: batches per length-grouping window: rows of this many consecutive batches are sorted by length
+#: together, so each batch holds rows of similar length (little padding) while the order stays random
+GROUP_WINDOW = 50
 
 
 @dataclass
@@ -60,6 +63,10 @@ class TrainingArguments:
     # "stream": one generator seeded by `seed` draws permutations back to back and batches run on across
     # their ends (the order of the benchmark's runs)
     data_order: str = "epoch"
+    # length-grouped batches on top of that order: each window of GROUP_WINDOW batches is sorted by
+    # length, cut into batches, and the batches shuffled (seeded by (seed, window)); padding, which is
+    # wasted work, falls from about 1.8x the real tokens to about 1.0x on short texts
+    group_by_length: bool = True
     # seed torch's global RNG with `seed` when the trainer is built; the benchmark seeds before building
     # the model instead (its initial values come from the seed) and leaves the RNG alone from then on
     seed_at_start: bool = True
@@ -119,10 +126,34 @@ class Trainer:
         self._order_epoch, self._order = -1, None
         self._stream: list[int] = []
         self._stream_generator = torch.Generator().manual_seed(args.seed)
+        self._grouped_window, self._grouped = -1, []
 
     # -- data order ------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> list[int]:
         """The rows of global step `step`: a fixed function of (seed, step), so resuming is exact."""
+        if not self.args.group_by_length:
+            return self._base_indices(step)
+        first, last = self._window(step)
+        if self._grouped_window != first:
+            rows = [i for s in range(first, last) for i in self._base_indices(s)]
+            rows.sort(key=lambda i: len(self.train_rows[i]["input_ids"]))  # stable: ties keep the random order
+            size = self.args.batch_size
+            batches = [rows[k:k + size] for k in range(0, len(rows), size)]
+            gen = torch.Generator().manual_seed(self.args.seed * 1_000_003 + 500_009 + first)
+            self._grouped = [batches[k] for k in torch.randperm(len(batches), generator=gen).tolist()]
+            self._grouped_window = first
+        return self._grouped[step - first]
+
+    def _window(self, step: int) -> tuple[int, int]:
+        """The steps [first, last) whose rows are grouped together; windows never cross an epoch's end."""
+        if self.args.data_order == "stream":
+            first = step - step % GROUP_WINDOW
+            return first, first + GROUP_WINDOW
+        epoch_start = step - step % self.steps_per_epoch
+        first = epoch_start + (step - epoch_start) // GROUP_WINDOW * GROUP_WINDOW
+        return first, min(first + GROUP_WINDOW, epoch_start + self.steps_per_epoch)
+
+    def _base_indices(self, step: int) -> list[int]:
         size = self.args.batch_size
         if self.args.data_order == "stream":
             while len(self._stream) < (step + 1) * size:
@@ -191,6 +222,8 @@ class Trainer:
                                   / self.step_seconds[-1]}, state.step)
             state.train_seconds += now - last_time
             last_time = now
+            state.losses.append(value)
+            state.loss_seconds.append(round(state.train_seconds, 3))
             stop = False
             if state.step % args.eval_every == 0 or state.step == self.total_steps:
                 stop = self._evaluate_and_keep_best(running)
@@ -257,8 +290,20 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, rows: list[dict]) -> tuple[list, list, list]:
-        """Predictions, references and probabilities (word-level for token tasks)."""
-        return predict_rows(self.model, self.encoder, rows, self.args.eval_batch_size, bf16=self.args.bf16)
+        """Predictions, references and probabilities (word-level for token tasks).
+
+        An SK model scores merged (its adapter's output computed once, not once per batch; a merged
+        SK-Prompt on a decoder reads the text as a key/value prefix, so the text's tokens are not run
+        again for every input) and is unmerged afterwards to train on."""
+        merge = (dist.world_size() == 1 and callable(getattr(self.model, "merge", None))
+                 and not getattr(self.model, "merged", True))
+        if merge:
+            self.model.merge()
+        try:
+            return predict_rows(self.model, self.encoder, rows, self.args.eval_batch_size, bf16=self.args.bf16)
+        finally:
+            if merge:
+                self.model.unmerge()
 
     def evaluate(self, rows: list[dict]) -> dict[str, float]:
         predictions, references, _ = self.predict(rows)

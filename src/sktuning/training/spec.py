@@ -68,6 +68,7 @@ class RunSpec:
     eval_every: int = 100
     save_every: int = 100
     patience: int | None = None
+    group_by_length: bool = field(default=True, metadata=_help("batches of rows of similar length (less padding)"))
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     seed: int = 0

@@ -3,7 +3,7 @@
 The loop's numbers (training loss, learning rate, examples per second at every step; the validation
 metrics at every evaluation) go to TensorBoard (`torch.utils.tensorboard`) or Weights & Biases
 (`wandb`, offline unless WANDB_MODE says otherwise) through the trackers' own libraries, from the
-main process only. `plot_curves` draws a run's loss and validation metric by step (DIR/curves.png);
+main process only. `plot_curves` draws a run's loss and validation metric by step and by second (DIR/curves.png);
 `plot_confusion` a classifier's confusion matrix (beside `sktune eval`'s results).
 """
 
@@ -83,20 +83,31 @@ def _pyplot():
     return plt
 
 
-def plot_curves(history: list[dict[str, Any]], metric: str, path: Path) -> Path:
-    """Training loss (left axis) and validation `metric` (right axis) at each evaluated step."""
+def plot_curves(state, metric: str, path: Path) -> Path:
+    """Time to accuracy at a glance: the training loss of every step and the validation `metric` of
+    every evaluation, against steps (left) and against training seconds (right).
+
+    `state` is the loop's `TrainState` (its per-step `losses` / `loss_seconds` and its `history`)."""
     plt = _pyplot()
-    steps = [h["step"] for h in history]
-    figure, loss_axis = plt.subplots(figsize=(7, 4))
-    loss_axis.plot(steps, [h.get("train_loss") for h in history], "o-", color="tab:blue", label="training loss")
-    loss_axis.set(xlabel="step", ylabel="training loss (running mean)")
-    metric_axis = loss_axis.twinx()
-    metric_axis.plot(steps, [h["validation"].get(metric) for h in history], "s-", color="tab:orange",
-                     label=f"validation {metric}")
-    metric_axis.set_ylabel(f"validation {metric}")
-    figure.legend(loc="upper center", ncol=2, fontsize=8)
-    loss_axis.grid(alpha=0.3)
-    figure.tight_layout()
+    evals = [h for h in state.history if h.get("validation")]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    steps = range(1, len(state.losses) + 1)
+    twins = []
+    for axis, x_loss, x_eval, label in ((axes[0], steps, [h["step"] for h in evals], "step"),
+                                        (axes[1], state.loss_seconds, [h["train_seconds"] for h in evals],
+                                         "training seconds")):
+        axis.plot(x_loss, state.losses, "-", color="tab:blue", linewidth=0.8, alpha=0.8, label="training loss")
+        axis.set(xlabel=label)
+        axis.grid(alpha=0.3)
+        metric_axis = axis.twinx()
+        twins.append(metric_axis)
+        metric_axis.plot(x_eval, [h["validation"].get(metric) for h in evals], "s-", color="tab:orange",
+                         label=f"validation {metric}")
+        metric_axis.set_ylabel(f"validation {metric}")
+    axes[0].set_ylabel("training loss (each step)")
+    handles = axes[0].get_lines() + twins[0].get_lines()
+    figure.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=2, fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
     plt.close(figure)
