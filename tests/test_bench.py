@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import platform
 import time
 
 import pytest
@@ -457,6 +458,7 @@ def test_bench_ranks_the_methods_on_the_users_own_files(tiny_model_dir, data_dir
     assert main(["bench", "--model", tiny_model_dir, *files, *budget]) == 0
     report = (tmp_path / "tiny-llama0-train.md").read_text()
     assert "| head-only |" in report and "| sk-prefix-lowrank |" in report
+    assert f"Machine: {platform.machine()}, {torch.get_num_threads()} CPU threads;" in report  # what the runs used
     runs = [json.loads(line) for line in (tmp_path / "tiny-llama0-train.runs.jsonl").read_text().splitlines()]
     assert {r["settings"]["train"] for r in runs} == {str(data_dir / "train.csv")}
     assert all(len(r["test_predictions"]) == 32 for r in runs)  # the whole test file: 32 rows

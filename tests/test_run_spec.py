@@ -30,6 +30,8 @@ from sktuning.training.spec import DEFAULT_STEPS, AdapterRecord, RunSpec
     (dict(deepspeed_config="ds.json"), "--deepspeed-config goes with --shard zero3"),
     (dict(label_names=["a", "a"]), "at least 2 distinct names"),
     (dict(seed=1.5), "--seed must be a whole number"),
+    (dict(threads=0), "--threads must be a whole number >= 1, got 0"),
+    (dict(group_by_length="yes"), "group_by_length must be true or false"),
 ])
 def test_bad_settings_are_refused_naming_the_option(changes, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):

@@ -50,8 +50,9 @@ def write_report(suite, command: str) -> Path:
     fmt = lambda v, f="": "—" if v is None else format(v, f)  # noqa: E731
     timed = [r["seconds"] for r in suite.done.values() if "seconds" in r]
     missing = suite.missing()
+    threads = "/".join(str(t) for t in sorted({r["threads"] for r in suite.done.values() if r.get("threads")}))
     lines = [f"# {name}", "", f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, 2 CPU threads; python {platform.python_version()}, torch "
+             f"Machine: {platform.machine()}, {threads or 'unrecorded'} CPU threads; python {platform.python_version()}, torch "
              f"{torch.__version__}, transformers {transformers.__version__}; seeds {suite.seeds}; "
              f"{s.steps} steps of batch {s.batch_size}, {s.max_train} training / {s.max_eval} validation / "
              f"{s.max_test} test examples, inputs cut to {s.max_length} tokens; "

@@ -39,7 +39,8 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     from sktuning.special_tokens import tokenize_text
     from sktuning.training.loop import Trainer, TrainingArguments
 
-    torch.set_num_threads(2)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     data = settings.load_data()
     backbone, tokenizer = load_backbone(settings.model)
     text_ids = tokenize_text(tokenizer, data.default_text)

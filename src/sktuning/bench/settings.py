@@ -22,6 +22,8 @@ class BenchSettings:
     # length-grouped training batches (`TrainingArguments.group_by_length`); unset (None) in the committed
     # suites, whose runs trained on the plain stream order, so that new seeds stay comparable with them
     group_by_length: bool | None = None
+    # torch's CPU threads per run; unset: torch's own choice, one per core of the machine
+    threads: int | None = None
     # the user's own files instead of the named task (`task` then only names the report); what
     # `sktune train` takes: --train/--validation/--test, the columns, the label names, the task type
     train: str | None = None

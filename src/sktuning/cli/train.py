@@ -56,6 +56,8 @@ def add_parser(sub) -> None:
     group.add_argument("--max-eval-examples", type=positive_int, help="use a seeded subset of the validation split")
     group.add_argument("--seed", type=int, help="(default 0)")
     group.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
+    group.add_argument("--threads", type=positive_int, help="torch's CPU threads (default: torch's choice, one per "
+                                                            "core)")
     group.add_argument("--gradient-checkpointing", action="store_true",
                        help="recompute the frozen backbone's activations in the backward pass (less memory)")
     group.add_argument("--shard", choices=SHARD_ENGINES,
@@ -114,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
 
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
     from sktuning.config import task_config
     from sktuning.data.encoding import InputEncoder
     from sktuning.model import get_sk_model

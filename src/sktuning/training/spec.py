@@ -73,6 +73,7 @@ class RunSpec:
     max_eval_examples: int | None = None
     seed: int = 0
     bf16: bool = False
+    threads: int | None = field(default=None, metadata=_help("torch's CPU threads (default: one per core)"))
     gradient_checkpointing: bool = False
     shard: str | None = None
     deepspeed_config: str | None = None
@@ -104,11 +105,13 @@ class RunSpec:
                              "the task's own.")
         for name in ("rank", "batch_size", "eval_every", "save_every", "max_length"):
             _at_least_one(name, getattr(self, name))
-        for name in ("steps", "patience", "max_train_examples", "max_eval_examples"):
+        for name in ("steps", "patience", "max_train_examples", "max_eval_examples", "threads"):
             if getattr(self, name) is not None:
                 _at_least_one(name, getattr(self, name))
         if self.steps is not None and self.epochs is not None:
             raise ValueError("Give --steps or --epochs, not both.")
+        if not isinstance(self.group_by_length, bool):
+            raise ValueError(f"group_by_length must be true or false, got {self.group_by_length!r}.")
         if self.epochs is not None and not (_is_number(self.epochs) and self.epochs > 0):
             raise ValueError(f"--epochs must be > 0, got {self.epochs!r}.")
         if not (_is_number(self.lr) and self.lr > 0):
