@@ -46,6 +46,7 @@ def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_model_dir, data
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed = json.loads((cut / "metrics.json").read_text())
     assert resumed["metrics"] == full["metrics"] and resumed["steps"] == 400
+    assert resumed["losses"] == full["losses"] and len(full["losses"]) == 400  # length-grouped batches, step by step
     assert not list((cut / "checkpoints").glob(".*tmp"))  # a checkpoint cut by the kill is cleaned away
 
 

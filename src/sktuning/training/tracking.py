@@ -92,11 +92,15 @@ def plot_curves(state, metric: str, path: Path) -> Path:
     evals = [h for h in state.history if h.get("validation")]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     steps = range(1, len(state.losses) + 1)
+    window = max(1, min(20, len(state.losses) // 10))
+    smoothed = [sum(state.losses[max(0, i + 1 - window):i + 1]) / len(state.losses[max(0, i + 1 - window):i + 1])
+                for i in range(len(state.losses))]
     twins = []
     for axis, x_loss, x_eval, label in ((axes[0], steps, [h["step"] for h in evals], "step"),
                                         (axes[1], state.loss_seconds, [h["train_seconds"] for h in evals],
                                          "training seconds")):
-        axis.plot(x_loss, state.losses, "-", color="tab:blue", linewidth=0.8, alpha=0.8, label="training loss")
+        axis.plot(x_loss, state.losses, "-", color="tab:blue", linewidth=0.6, alpha=0.5, label="training loss")
+        axis.plot(x_loss, smoothed, "-", color="navy", linewidth=1.6, label=f"mean of the last {window} steps")
         axis.set(xlabel=label)
         axis.grid(alpha=0.3)
         metric_axis = axis.twinx()
@@ -106,7 +110,7 @@ def plot_curves(state, metric: str, path: Path) -> Path:
         metric_axis.set_ylabel(f"validation {metric}")
     axes[0].set_ylabel("training loss (each step)")
     handles = axes[0].get_lines() + twins[0].get_lines()
-    figure.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=2, fontsize=8)
+    figure.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=3, fontsize=8)
     figure.tight_layout(rect=(0, 0, 1, 0.93))
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
