@@ -130,9 +130,10 @@ def run(args: argparse.Namespace) -> int:
                     plan.engine, f"{held:,d}")
     spec = spec.replace(steps=spec.training_steps)
     if model.input_length(spec.max_length) < spec.max_length:  # the text takes positions too
-        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text takes %d",
+        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text (and answer "
+                    "template) take %d",
                     spec.max_length, model.input_length(spec.max_length),
-                    model.input_room + model.semantic.num_text_tokens, model.semantic.num_text_tokens)
+                    model.input_room + model.reserved_tokens, model.reserved_tokens)
     encoder = InputEncoder.for_model(model, tokenizer, spec.max_length)
     spec = spec.replace(max_length=encoder.max_length)
     splits = encoded_splits(data, encoder, spec)
