@@ -75,6 +75,11 @@ class SKTuningConfig:
 
     def _check_head(self) -> None:
         _check_choice("head", self.head, HEADS)
+        if self.head == "label-words":
+            self._check_label_words()
+        elif self.label_words is not None:
+            raise ValueError("label_words are read only by head='label-words': set head='label-words', or "
+                             "leave label_words out.")
         if self.answer_template is not None:
             if not isinstance(self.answer_template, str) or not self.answer_template.strip():
                 raise ValueError(f"SKTuningConfig.answer_template must be a non-empty text such as ' Answer:', got "
@@ -82,11 +87,8 @@ class SKTuningConfig:
             if self.task not in ("sequence-classification", "regression"):
                 raise ValueError(f"answer_template is appended after every input for a sequence-level task "
                                  f"(sequence-classification, regression), not task={self.task!r}: leave it out.")
-        if self.head == "linear":
-            if self.label_words is not None:
-                raise ValueError("label_words are read only by head='label-words': set head='label-words', or "
-                                 "leave label_words out.")
-            return
+
+    def _check_label_words(self) -> None:
         if self.task != "sequence-classification" or self.multi_label:
             raise ValueError(f"head='label-words' scores one label per input: it needs "
                              f"task='sequence-classification' without multi_label, got task={self.task!r}"

@@ -88,9 +88,12 @@ def model_path(name: str) -> str:
 
 
 def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32, trust_remote_code: bool = False,
-                  quantize: str | None = None, device: str = "cpu") -> tuple[PreTrainedModel, object]:
+                  quantize: str | None = None, device: str = "cpu", lm_head: bool = False
+                  ) -> tuple[PreTrainedModel, object]:
     """The headless backbone and its tokenizer (with a padding token set) for `name`.
 
+    `lm_head`: a decoder (a tokenizer without a [CLS] token, the rule of `default_pooling`) comes with its
+    language-modelling head (AutoModelForCausalLM), which head='label-words' starts from.
     `quantize` ("int8", "nf4") holds the frozen weights in 8 or 4 bits with bitsandbytes
     (`sktuning.quantization`), placed on `device` as they load; a quantized model cannot be moved later."""
     path = model_path(name)
@@ -102,8 +105,8 @@ def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModel.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code,
-                                          **options)
+        auto = AutoModelForCausalLM if lm_head and getattr(tokenizer, "cls_token", None) is None else AutoModel
+        model = auto.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code, **options)
     except OSError as err:
         raise ValueError(f"Could not load model {name!r} ({err}). Offline, use one of {', '.join(MODELS)} "
                          "or a local folder.") from None
