@@ -305,3 +305,86 @@ def test_task_config_takes_the_tasks_words_then_the_users_then_label_names():
         task_config(_Task(), tiny_tokenizer(), head="label-words", label_words={"good": ["w9"]})
     with pytest.raises(ValueError, match="read only by --head label-words"):
         task_config(_Task(), tiny_tokenizer(), label_words={"fresh": ["w9"]})
+
+
+# -- sktune train --head label-words ---------------------------------------------------------------------------
+def cli_train_args(model, data, out, *extra):
+    return ["train", "--model", model, "--train", str(data / "train.csv"), "--validation",
+            str(data / "validation.csv"), "--test", str(data / "test.csv"), "--steps", "6", "--batch-size", "8",
+            "--eval-every", "6", "--save-every", "6", "--lr", "1e-2", "--output", str(out), "--quiet", *extra]
+
+
+def test_sktune_trains_evaluates_and_predicts_with_label_words(tiny_model_dir, data_dir, tmp_path, capsys):
+    from sktuning.cli import main
+    from sktuning.model import read_adapter_meta
+
+    out = tmp_path / "run"
+    words = tmp_path / "words.json"
+    words.write_text(json.dumps({"no": ["w8"], "yes": "w30"}))
+    assert main(cli_train_args(tiny_model_dir, data_dir, out, "--head", "label-words", "--label-words-file",
+                               str(words), "--label-words", "yes=w7,w9", "--answer-template", "w20 w21")) == 0
+    config = read_adapter_meta(out / "adapter")["config"]
+    assert config["head"] == "label-words" and config["answer_template"] == "w20 w21"
+    assert config["label_names"] == ["no", "yes"] and config["label_words"] == [["w8"], ["w7", "w9"]]  # flags win
+    run = json.loads((out / "run.json").read_text())
+    assert run["head"] == "label-words" and run["label_words"] == {"no": ["w8"], "yes": ["w7", "w9"]}
+    capsys.readouterr()
+    assert main(["eval", "--adapter", str(out / "adapter"), "--test", str(data_dir / "test.csv"), "--quiet"]) == 0
+    assert json.loads((out / "eval-test-test.json").read_text())["metrics"] == pytest.approx(
+        json.loads((out / "metrics.json").read_text())["metrics"])
+    capsys.readouterr()
+    assert main(["predict", "--adapter", str(out / "adapter"), "w7 w12 w13", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("no", "yes")
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--label-words", "yes=w7"], "--label-words are read only by --head label-words"),
+    (["--head", "label-words", "--label-words", "maybe=w7"], "names label(s) ['maybe'] that task"),
+    (["--head", "label-words", "--label-words", "yes=w7", "--label-words", "yes=w9"], "gives label 'yes' twice"),
+    (["--head", "label-words"], "Label word 'no' (label 'no') is not in the tokenizer's vocabulary"),
+    (["--head", "label-words", "--label-words-file", "{tmp}/missing.json"], "not a readable JSON file"),
+    (["--head", "label-words", "--label-words-file", "{tmp}/list.json"], "must map label names to words"),
+    (["--head", "label-words", "--answer-template", " "], "--answer-template is empty"),
+    (["--head", "label-words", "--task-type", "regression"], "--task-type regression has none"),
+])
+def test_bad_label_word_options_exit_2_with_one_line(extra, message, tiny_model_dir, data_dir, tmp_path, capsys):
+    from sktuning.cli import main
+
+    (tmp_path / "list.json").write_text('[["w7"], ["w8"]]')
+    out = tmp_path / "run"
+    args = cli_train_args(tiny_model_dir, data_dir, out, *[a.format(tmp=tmp_path) for a in extra])
+    assert main(args) == 2
+    # transformers draws its weight-loading bar even under --quiet (as for every head); the error is one line
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if "Loading weights" not in line]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not out.exists()
+
+
+def test_a_malformed_label_words_option_is_refused_by_the_parser(tiny_model_dir, data_dir, tmp_path, capsys):
+    from sktuning.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(cli_train_args(tiny_model_dir, data_dir, tmp_path / "run", "--head", "label-words",
+                            "--label-words", "yes"))
+    assert exit_.value.code == 2
+    assert "'yes' is not LABEL=WORD[,WORD...]" in capsys.readouterr().err
+
+
+def test_token_task_with_label_words_is_refused_before_the_model_loads(data_dir, tmp_path, capsys):
+    from sktuning.cli import main
+
+    args = ["train", "--model", str(tmp_path / "no-such-model"), "--train", str(data_dir / "tags.conll"),
+            "--head", "label-words", "--output", str(tmp_path / "run"), "--quiet"]
+    assert main(args) == 2  # the missing model would be the error if the model were loaded first
+    assert "needs task='sequence-classification'" in capsys.readouterr().err
+
+
+def test_run_spec_checks_and_round_trips_label_words():
+    from sktuning.training.spec import RunSpec
+
+    spec = RunSpec(head="label-words", label_words={"no": ["w8"], "yes": ["w7"]}, answer_template=" Answer:")
+    assert RunSpec.from_dict(json.loads(spec.to_json())) == spec
+    with pytest.raises(ValueError, match="--head 'words' is not one of linear, label-words"):
+        RunSpec(head="words")
+    with pytest.raises(ValueError, match="label 'yes' needs one or more non-empty words"):
+        RunSpec(head="label-words", label_words={"yes": []})
