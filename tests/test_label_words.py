@@ -388,3 +388,25 @@ def test_run_spec_checks_and_round_trips_label_words():
         RunSpec(head="words")
     with pytest.raises(ValueError, match="label 'yes' needs one or more non-empty words"):
         RunSpec(head="label-words", label_words={"yes": []})
+
+
+def test_smollm2_reads_the_bundled_words_as_single_tokens_after_the_template():
+    """The SmolLM2 tokenizer (only the tokenizer) where `make install` converted the model: ' positive' is
+    the token that follows 'Answer:', and every bundled word is one token of its own."""
+    from transformers import AutoTokenizer
+
+    from sktuning.home import sktuning_home
+
+    folder = sktuning_home() / "models" / "smollm2-135m"
+    if not (folder / "tokenizer.json").is_file():
+        pytest.skip("SmolLM2 is not converted here (make install)")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    words = ["negative", "positive", "neutral", "abbreviation", "description", "entity", "person", "location",
+             "number"]
+    config = SKTuningConfig(text="t", head="label-words", num_labels=len(words), label_words=[[w] for w in words],
+                            answer_template=" Answer:")
+    ids = tokenize_label_words(tokenizer, config)
+    joint = tokenizer(" Answer: positive", add_special_tokens=False)["input_ids"]
+    assert joint == tokenize_template(tokenizer, config) + ids[1][0]
+    assert all(len(label) == 1 and len(label[0]) == 1 for label in ids)
+    assert [tokenizer.decode(label[0]) for label in ids] == [" " + w for w in words]
