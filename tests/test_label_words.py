@@ -9,7 +9,8 @@ from conftest import padded_batch, tiny_backbone, tiny_tokenizer
 
 from sktuning import SKModel, SKTuningConfig
 from sktuning.config import task_config
-from sktuning.heads import tokenize_label_words, tokenize_template
+from sktuning.label_words import tokenize_label_words, tokenize_template
+from sktuning.label_words import append_template
 from sktuning.model import get_sk_model
 from sktuning.prediction import predict
 
@@ -74,11 +75,13 @@ def test_template_goes_after_the_last_real_token_and_before_padding():
     ids = torch.tensor([[5, 6, 0], [5, 6, 7]])
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
     types = torch.tensor([[0, 1, 0], [0, 0, 1]])
-    new_ids, _, new_mask, new_types = model._append_template(ids, None, mask, types)
+    template = model.template_input_ids
+    new_ids, _, new_mask, new_types = append_template(template, model.backbone, ids, None, mask, types)
     assert new_ids.tolist() == [[5, 6, 20, 21, 0], [5, 6, 7, 20, 21]]
     assert new_mask.tolist() == [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
     assert new_types.tolist() == [[0, 1, 1, 1, 0], [0, 0, 1, 1, 1]]
-    left_ids, _, left_mask, _ = model._append_template(torch.tensor([[0, 5, 6]]), None, torch.tensor([[0, 1, 1]]), None)
+    left_ids, _, left_mask, _ = append_template(template, model.backbone, torch.tensor([[0, 5, 6]]), None,
+                                                torch.tensor([[0, 1, 1]]), None)
     assert left_ids.tolist() == [[0, 5, 6, 20, 21]] and left_mask.tolist() == [[0, 1, 1, 1, 1]]
 
 

@@ -27,8 +27,9 @@ from sktuning.adapter_format import (CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, 
 from sktuning.atomic import atomic_directory, sha256_of, verify_sha256
 from sktuning.authors_prefix import AuthorsPrefix
 from sktuning.config import AUTHORS_KINDS, SKTuningConfig
-from sktuning.heads import (LabelWordHead, LanguageModelHead, TaskHead, check_labels, task_loss, tokenize_label_words,
-                             tokenize_template)
+from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
+from sktuning.label_words import (append_template, check_head_ids, label_word_head, output_embeddings,
+                                  tokenize_label_words, tokenize_template)
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
 from sktuning.quantization import keep_gradients_flowing
@@ -64,10 +65,10 @@ class SKModel(nn.Module):
         super().__init__()
         if not isinstance(config, SKTuningConfig):
             raise ValueError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
-        _check_head_ids(config, label_word_ids, template_input_ids)
+        check_head_ids(config, label_word_ids, template_input_ids)
         causal_lm = backbone if config.task == "causal-lm" else None
         head = _language_model_head(backbone) if causal_lm is not None else None
-        word_lm = backbone if config.head == "label-words" and _output_embeddings(backbone) is not None else None
+        word_lm = backbone if config.head == "label-words" and output_embeddings(backbone) is not None else None
         backbone = bb.base_model_of(backbone)
         keep_gradients_flowing(backbone)  # a 4-bit backbone on the CPU would otherwise drop them silently
         text_input_ids = torch.as_tensor(text_input_ids, dtype=torch.long).flatten()
@@ -96,7 +97,7 @@ class SKModel(nn.Module):
         if lm_head is not None:
             self.head = None
         elif config.head == "label-words":
-            self.head = _label_word_head(word_lm, backbone, config, label_word_ids, text_input_ids).to(device)
+            self.head = label_word_head(word_lm, backbone, config, label_word_ids, text_input_ids).to(device)
         else:
             self.head = TaskHead(config, bb.hidden_size(backbone), initializer_range).to(device)
         reserved = self.reserved_tokens
@@ -170,8 +171,8 @@ class SKModel(nn.Module):
         if labels is not None:
             check_labels(labels, self.sk_config, batch, seq)
         if self.template_input_ids.numel():
-            input_ids, inputs_embeds, attention_mask, token_type_ids = self._append_template(
-                input_ids, inputs_embeds, attention_mask, token_type_ids)
+            input_ids, inputs_embeds, attention_mask, token_type_ids = append_template(
+                self.template_input_ids, self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
         kwargs.pop("use_cache", None)  # the semantic mode sets it; the output never carries a cache
         reserved = sorted(set(kwargs) & {"position_ids", "cache_position", "past_key_values", "past_key_value"})
         if reserved:
@@ -190,38 +191,6 @@ class SKModel(nn.Module):
             hidden_states = tuple(h[:, skip:] for h in out.hidden_states)
         loss = task_loss(logits, labels, self.sk_config) if labels is not None else None
         return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
-
-    def _append_template(self, input_ids, inputs_embeds, attention_mask, token_type_ids):
-        """The answer template after each row's last real token, under either padding side: (batch, seq) ->
-        (batch, seq + k). Tokens after the last real one (right padding) move k places right; the
-        template's mask is 1 and its token types are the last real token's."""
-        template = self.template_input_ids
-        batch, seq = attention_mask.shape
-        k = template.numel()
-        device = attention_mask.device
-        positions = torch.arange(seq, device=device)
-        last = (attention_mask.long() * (positions + 1)).max(1).values - 1          # (batch,), -1 for no real token
-        moved = positions + k * (positions[None] > last[:, None])                  # where each old slot goes
-        inserted = last[:, None] + 1 + torch.arange(k, device=device)             # where the template goes
-
-        def put(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-            shape = (batch, seq + k) + tuple(old.shape[2:])
-            out = old.new_zeros(shape)
-            index = lambda where: where.reshape(where.shape + (1,) * (old.dim() - 2)).expand(  # noqa: E731
-                where.shape + tuple(old.shape[2:]))
-            out.scatter_(1, index(moved), old)
-            return out.scatter_(1, index(inserted), new.to(old.dtype))
-
-        if input_ids is not None:
-            input_ids = put(input_ids, template.to(device).expand(batch, k))
-        else:
-            embeds = self.backbone.get_input_embeddings()(template.to(device))
-            inputs_embeds = put(inputs_embeds, embeds.expand(batch, -1, -1))
-        if token_type_ids is not None:
-            kind = token_type_ids.gather(1, last.clamp(min=0)[:, None]).expand(batch, k)
-            token_type_ids = put(token_type_ids, kind)
-        attention_mask = put(attention_mask, attention_mask.new_ones(batch, k))
-        return input_ids, inputs_embeds, attention_mask, token_type_ids
 
     def check_fits(self, tokens: int, what: str = "input tokens") -> None:
         """Refuse inputs longer than the backbone's position table leaves room for after the text (and
@@ -386,47 +355,6 @@ def _language_model_head(model: PreTrainedModel) -> nn.Module:
         raise ValueError(f"task='causal-lm' needs a model with a language-modelling head, but {type(model).__name__} "
                          "has none: load it with AutoModelForCausalLM.")
     return head
-
-
-def _output_embeddings(model: nn.Module) -> nn.Module | None:
-    return model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-
-
-def _check_head_ids(config: SKTuningConfig, label_word_ids, template_input_ids) -> None:
-    if config.head == "label-words" and not label_word_ids:
-        raise ValueError("head='label-words' needs the label words' token ids: build the model with "
-                         "get_sk_model(backbone, tokenizer, config), which tokenizes them.")
-    if config.head == "label-words" and len(label_word_ids) != config.num_labels:
-        raise ValueError(f"label_word_ids hold {len(label_word_ids)} labels but the config has "
-                         f"num_labels={config.num_labels}.")
-    if (config.answer_template is not None) != bool(template_input_ids):
-        raise ValueError("answer_template and template_input_ids go together: build the model with "
-                         "get_sk_model(backbone, tokenizer, config), which tokenizes the template.")
-
-
-def _label_word_head(causal_lm: nn.Module | None, backbone: PreTrainedModel, config: SKTuningConfig,
-                     label_word_ids: list[list[list[int]]], probe_ids: torch.Tensor) -> LabelWordHead:
-    """From the LM head when the model has one (its logits at the last real token), else from the frozen
-    backbone's reading of the words."""
-    vocab = bb.vocab_size(backbone)
-    if any(not 0 <= t < vocab for label in label_word_ids for word in label for t in word):
-        raise ValueError(f"The label words' token ids fall outside the backbone's vocabulary ({vocab} entries): "
-                         "use the tokenizer that belongs to this backbone.")
-    head = LabelWordHead(config, bb.hidden_size(backbone), label_word_ids)
-    if causal_lm is None:
-        return head.from_pooled_words(backbone)
-    if config.pooling != "last":
-        raise ValueError(f"head='label-words' on a model with an LM head reads the LM head's prediction at the last "
-                         f"real token, but pooling={config.pooling!r}: use pooling='last'.")
-    try:
-        lm_head = LanguageModelHead.matching(causal_lm, _output_embeddings(causal_lm), backbone,
-                                             bb.text_config(causal_lm),
-                                             probe_ids.to(backbone.get_input_embeddings().weight.device))
-    except ValueError:
-        raise ValueError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
-                         "not reproduce, so head='label-words' cannot start from them; load the backbone with "
-                         "AutoModel to start from its reading of the label words instead.") from None
-    return head.from_output_embeddings(lm_head)
 
 
 def _check_text_ids(ids: torch.Tensor, backbone: PreTrainedModel) -> None:
