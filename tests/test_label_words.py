@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import transformers as tf
 from conftest import padded_batch, tiny_backbone, tiny_tokenizer
 
 from sktuning import SKModel, SKTuningConfig
@@ -107,6 +108,32 @@ def test_an_lm_head_bias_is_the_class_bias():
     assert next_token_error(model, causal_lm, "left") <= 1e-5
 
 
+@pytest.mark.parametrize("arch", ["granite", "gemma2"])
+def test_the_backbones_logit_scale_and_softcap_carry_over(arch):
+    """Granite divides its logits by logits_scaling, Gemma 2 soft-caps them: the class scores do too."""
+    from test_generation import LOGITS_AFTER_THE_HEAD
+
+    def build():
+        torch.manual_seed(0)
+        return tf.AutoModelForCausalLM.from_config(LOGITS_AFTER_THE_HEAD[arch][0]()).eval()
+
+    model = get_sk_model(build(), tiny_tokenizer(), label_word_config(mode="prompt")).eval()
+    assert float(model.head.logit_scale) != 1.0 or float(model.head.logit_softcap) > 0
+    assert next_token_error(model, build(), "left") <= 1e-5
+
+
+def test_a_model_whose_logits_cannot_be_reproduced_is_refused_with_the_headless_way_out():
+    class Shifted(tf.LlamaForCausalLM):
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)
+            out.logits = out.logits + 1.0
+            return out
+
+    shifted = Shifted(tiny_backbone("llama", wrapper="causal-lm").config).eval()
+    with pytest.raises(ValueError, match="Shifted changes its logits .* load the backbone with AutoModel"):
+        get_sk_model(shifted, tiny_tokenizer(), label_word_config())
+
+
 def test_labels_whose_words_tokenize_alike_are_refused():
     with pytest.raises(ValueError, match=r"Labels 'a' and 'c' have label words that tokenize to the same tokens"):
         label_word_model(label_words=[["w7"], ["w8"], ["w7"]])
@@ -196,14 +223,16 @@ def test_save_load_round_trip_gives_equal_logits_even_without_the_lm_head(tmp_pa
     torch.testing.assert_close(headless(input_ids=ids, attention_mask=mask).logits, want)
 
 
-def test_loading_with_a_tokenizer_that_reads_the_words_otherwise_is_refused(tmp_path):
+@pytest.mark.parametrize("field,value,what", [("label_words", [["w7"], ["w8"], ["w30"]], "label words"),
+                                              ("answer_template", "w20 w22", "answer template")])
+def test_loading_with_a_tokenizer_that_reads_the_words_otherwise_is_refused(field, value, what, tmp_path):
     model, causal_lm = label_word_model()
     model.save_pretrained(tmp_path / "adapter")
     meta_path = tmp_path / "adapter" / "sk_config.json"
     meta = json.loads(meta_path.read_text())
-    meta["config"]["label_words"] = [["w7"], ["w8"], ["w30"]]  # the saved ids say w9
+    meta["config"][field] = value  # the saved ids say w9 and w20 w21: as if another tokenizer had made them
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="other token ids than it was trained with"):
+    with pytest.raises(ValueError, match=f"turns the adapter's {what} into other token ids than it was trained with"):
         SKModel.from_pretrained(causal_lm, tmp_path / "adapter", tokenizer=tiny_tokenizer())
 
 
@@ -237,6 +266,15 @@ def test_input_length_counts_the_template():
     with pytest.raises(ValueError, match=f"the text and answer template take {reserved}; truncate inputs to "
                                          f"{128 - reserved} tokens"):
         model(input_ids=torch.full((1, 128 - reserved + 1), 30))
+
+
+def test_peft_export_refuses_a_label_word_head(tmp_path):
+    from sktuning.export import export_peft
+
+    model, _ = label_word_model()
+    with pytest.raises(ValueError, match="PEFT export takes adapters with the linear head and no answer template"):
+        export_peft(model, tmp_path / "peft")
+    assert not (tmp_path / "peft").exists()
 
 
 def test_the_multi_adapter_model_refuses_a_template():
