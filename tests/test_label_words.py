@@ -451,3 +451,20 @@ def test_smollm2_reads_the_bundled_words_as_single_tokens_after_the_template():
     assert joint == tokenize_template(tokenizer, config) + ids[1][0]
     assert all(len(label) == 1 and len(label[0]) == 1 for label in ids)
     assert [tokenizer.decode(label[0]) for label in ids] == [" " + w for w in words]
+
+
+def test_a_folder_without_a_trained_lm_head_loads_headless_so_the_start_is_not_random(tiny_model_dir, tmp_path,
+                                                                                        caplog):
+    from sktuning.zoo import load_backbone
+
+    headless, _ = load_backbone(tiny_model_dir, lm_head=True)  # saved from AutoModel: no lm_head weights
+    assert headless.get_output_embeddings() is None
+    assert "holds no trained LM head (lm_head.weight" in caplog.text
+    folder = tmp_path / "causal"
+    tiny_backbone("llama", wrapper="causal-lm").save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    causal_lm, tokenizer = load_backbone(str(folder), lm_head=True)
+    want = tiny_backbone("llama", wrapper="causal-lm").get_output_embeddings().weight
+    torch.testing.assert_close(causal_lm.get_output_embeddings().weight, want)
+    model = get_sk_model(causal_lm, tokenizer, label_word_config())
+    torch.testing.assert_close(model.head.weight, want[[7, 8, 9]])
