@@ -45,7 +45,8 @@ SEMANTIC_CLASSES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "pr
 
 @dataclass
 class SKModelOutput(ModelOutput):
-    """`hidden_states`, when asked for, cover the input tokens only, as the bare backbone's would."""
+    """`hidden_states`, when asked for, cover the input tokens only, as the bare backbone's would (and the
+    answer template's, appended after each input's last real token, where the config has one)."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -84,8 +85,10 @@ class SKModel(nn.Module):
         if template.numel() and (int(template.max()) >= bb.vocab_size(backbone) or int(template.min()) < 0):
             raise ValueError("The answer template's token ids fall outside the backbone's vocabulary: use the "
                              "tokenizer that belongs to this backbone.")
-        # appended after every input's last real token (`_append_template`); saved with the adapter
-        self.register_buffer("template_input_ids", template.to(backbone.get_input_embeddings().weight.device))
+        # appended after every input's last real token (`sktuning.label_words.append_template`); saved with the
+        # adapter by `trainable_state_dict`
+        self.register_buffer("template_input_ids", template.to(backbone.get_input_embeddings().weight.device),
+                             persistent=False)
         # the wrapped model's decoding defaults, where trainers (TRL) and generation look for them
         self.generation_config = getattr(causal_lm if causal_lm is not None else backbone, "generation_config", None)
         device = backbone.get_input_embeddings().weight.device
