@@ -126,3 +126,14 @@ def test_brown_tags_map_to_universal(brown, universal):
     assert to_universal(brown) == universal
 
 
+
+
+@pytest.mark.parametrize("name,words", [
+    ("rt-polarity", {"rotten": ["negative"], "fresh": ["positive"]}),
+    ("trec", {"ABBR": ["abbreviation"], "DESC": ["description"], "ENTY": ["entity"], "HUM": ["person"],
+              "LOC": ["location"], "NUM": ["number"]}),
+    ("tweet-sentiment", {"negative": ["negative"], "neutral": ["neutral"], "positive": ["positive"]}),
+])
+def test_sequence_tasks_carry_label_words_for_every_label(name, words):
+    data = bundled(name)
+    assert data.default_label_words == words and set(words) == set(data.label_names)

@@ -10,6 +10,8 @@ from typing import Any
 MODES = ("prefix", "prompt")
 TASK_TYPES = ("sequence-classification", "token-classification", "regression", "causal-lm")
 POOLINGS = ("last", "mean", "cls")
+#: the sequence-classification heads: a new linear map, or the label words' own output rows (sktuning.heads)
+HEADS = ("linear", "label-words")
 #: the adapter kinds of `sktuning.adapters.ADAPTERS`, named here so that checking a choice loads no torch
 REFINING_KINDS = ("embedding", "lowrank", "linear", "scale")
 #: the authors' SK-Prefix (`sktuning.authors_prefix`): the text's input embeddings train and the frozen
@@ -34,6 +36,13 @@ class SKTuningConfig:
     pooling: str = field(default="last", metadata={"help": "Sequence pooling over real input tokens: last, mean or cls."})
     head_dropout: float = field(default=0.0, metadata={"help": "Dropout before the task head."})
     label_names: list[str] | None = field(default=None, metadata={"help": "Optional names of the labels, in id order."})
+    head: str = field(default="linear", metadata={"help": "'linear': a new linear map of the pooled state; "
+                                                          "'label-words': class c starts as the score of its words "
+                                                          "(the LM head's logit on a decoder)."})
+    label_words: list[list[str]] | None = field(default=None, metadata={"help": "head='label-words': the words of "
+                                                                                "each label, in label-id order."})
+    answer_template: str | None = field(default=None, metadata={"help": "A short text appended after every input, "
+                                                                        "e.g. ' Answer:' (sequence tasks)."})
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
@@ -62,6 +71,45 @@ class SKTuningConfig:
                 raise ValueError(f"SKTuningConfig.label_names must be {self.num_labels} strings (one per label), "
                                  f"got {self.label_names!r}.")
             self.label_names = list(self.label_names)
+        self._check_head()
+
+    def _check_head(self) -> None:
+        _check_choice("head", self.head, HEADS)
+        if self.head == "label-words":
+            self._check_label_words()
+        elif self.label_words is not None:
+            raise ValueError("label_words are read only by head='label-words': set head='label-words', or "
+                             "leave label_words out.")
+        if self.answer_template is not None:
+            if not isinstance(self.answer_template, str) or not self.answer_template.strip():
+                raise ValueError(f"SKTuningConfig.answer_template must be a non-empty text such as ' Answer:', got "
+                                 f"{self.answer_template!r}; leave it None for no template.")
+            if self.task not in ("sequence-classification", "regression"):
+                raise ValueError(f"answer_template is appended after every input for a sequence-level task "
+                                 f"(sequence-classification, regression), not task={self.task!r}: leave it out.")
+
+    def _check_label_words(self) -> None:
+        if self.task != "sequence-classification" or self.multi_label:
+            raise ValueError(f"head='label-words' scores one label per input: it needs "
+                             f"task='sequence-classification' without multi_label, got task={self.task!r}"
+                             f"{' with multi_label=True' if self.multi_label else ''}; use head='linear'.")
+        words = self.label_words
+        if not isinstance(words, (list, tuple)) or len(words) != self.num_labels:
+            raise ValueError(f"head='label-words' needs label_words: one list of words per label, "
+                             f"{self.num_labels} in label-id order (e.g. [['negative'], ['positive']]), got {words!r}.")
+        for i, label in enumerate(words):
+            if isinstance(label, str):
+                label = [label]
+            if (not isinstance(label, (list, tuple)) or not label
+                    or not all(isinstance(w, str) and w.strip() for w in label)):
+                raise ValueError(f"label_words[{i}] must be a non-empty list of non-empty words (label "
+                                 f"{self._label(i)}), got {words[i]!r}.")
+        # each word once per label (a repeated word would only weigh the same row twice)
+        self.label_words = [list(dict.fromkeys(w.strip() for w in ([label] if isinstance(label, str) else label)))
+                            for label in words]
+
+    def _label(self, i: int) -> str:
+        return repr(self.label_names[i]) if self.label_names else str(i)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,10 +154,35 @@ def default_pooling(tokenizer) -> str:
     return "mean" if getattr(tokenizer, "cls_token", None) is not None else "last"
 
 
+#: the answer template of head='label-words' when neither the task nor the user gives one
+DEFAULT_ANSWER_TEMPLATE = " Answer:"
+
+
 def task_config(task_data: Any, tokenizer, *, text: str | None = None, pooling: str | None = None,
-                **choices: Any) -> SKTuningConfig:
+                head: str = "linear", label_words: dict[str, list[str]] | None = None,
+                answer_template: str | None = None, **choices: Any) -> SKTuningConfig:
     """The config for a task (`sktuning.data.TaskData`): its type, labels and default text, the
-    backbone's default pooling, and any other field in `choices` (mode, adapter, adapter_rank, ...)."""
+    backbone's default pooling, and any other field in `choices` (mode, adapter, adapter_rank, ...).
+
+    head='label-words' takes each label's words from `label_words` (label name -> words), else from the
+    task's own `default_label_words`, else the label's name itself; the template likewise from
+    `answer_template`, the task's `default_answer_template`, then DEFAULT_ANSWER_TEMPLATE."""
+    names = list(task_data.label_names or [])
+    words = None
+    if head == "label-words":
+        given = dict(label_words or {})
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"--label-words names label(s) {unknown} that task {task_data.name!r} does not have; "
+                             f"its labels are {names}.")
+        defaults = getattr(task_data, "default_label_words", None) or {}
+        words = [list(given.get(n) or defaults.get(n) or [n]) for n in names]
+        if answer_template is None:
+            answer_template = getattr(task_data, "default_answer_template", None) or DEFAULT_ANSWER_TEMPLATE
+    elif label_words:
+        raise ValueError("--label-words are read only by --head label-words: add --head label-words, or leave "
+                         "them out.")
     return SKTuningConfig(text=task_data.default_text if text is None else text, task=task_data.task,
-                          num_labels=max(1, len(task_data.label_names)), label_names=task_data.label_names or None,
-                          pooling=pooling or default_pooling(tokenizer), **choices)
+                          num_labels=max(1, len(names)), label_names=names or None,
+                          pooling=pooling or default_pooling(tokenizer), head=head, label_words=words,
+                          answer_template=answer_template, **choices)

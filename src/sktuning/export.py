@@ -50,8 +50,11 @@ def export_peft(model: SKModel, output: str | Path) -> Path:
     """Write `model` as a PEFT adapter folder (and its task head, where it has one). PEFT wraps the live
     backbone to build the adapter: its weights are untouched, but under gradient checkpointing PEFT
     turns on `enable_input_require_grads`; export from a model you are done training."""
-    peft = require("peft", "bench")
     config = model.sk_config
+    if config.head != "linear" or config.answer_template is not None:
+        raise ValueError("PEFT export takes adapters with the linear head and no answer template: a label-word "
+                         "head or an appended template has no PEFT counterpart. Serve this adapter with sktuning.")
+    peft = require("peft", "bench")
     m = model.semantic.num_text_tokens
     features = peft.TaskType.FEATURE_EXTRACTION  # the weights' layout is the same for every task type
     if config.mode == "prefix":

@@ -153,3 +153,95 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: SKTuningConfig
 def counted_targets(labels: torch.Tensor, config: SKTuningConfig) -> torch.Tensor:
     """How many targets a token-level loss averages over (labels that are not -100)."""
     return ((labels[:, 1:] if config.task == "causal-lm" else labels) != -100).sum()
+
+
+class LabelWordHead(nn.Module):
+    """Class c's score is the pooled state times row c of a trainable (num_labels, d) weight, plus a bias,
+    through the logit transform of the backbone's `*ForCausalLM` (`LanguageModelHead`).
+
+    Initialised from the LM head (`from_output_embeddings`), row c is the mean output-embedding row of
+    label c's words, so the untrained model scores each label by the backbone's own next-token logit of
+    its word at the last real token: a zero-shot classifier that training starts from. Without an LM
+    head (an encoder loaded with AutoModel), `from_pooled_words` starts the rows from the frozen model's
+    reading of each label's words. Shapes: (batch, seq, d) and (batch, seq) -> (batch, num_labels).
+
+    The label words' token ids stay in the state (`label_word_ids`, (labels, words, tokens), -1 where a
+    label has fewer words or a word fewer tokens), as do the logit scale and softcap (0: none), so a saved
+    head rebuilds on any copy of its backbone, with or without the LM head.
+    """
+
+    def __init__(self, config: SKTuningConfig, hidden_size: int, label_word_ids: list[list[list[int]]]):
+        super().__init__()
+        self.pooling = config.pooling
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.weight = nn.Parameter(torch.zeros(config.num_labels, hidden_size))
+        self.bias = nn.Parameter(torch.zeros(config.num_labels))
+        self.register_buffer("label_word_ids", _padded(label_word_ids), persistent=True)
+        self.register_buffer("logit_scale", torch.tensor(1.0), persistent=True)
+        self.register_buffer("logit_softcap", torch.tensor(0.0), persistent=True)
+
+    @property
+    def word_token_ids(self) -> list[list[list[int]]]:
+        """The label words' token ids, per label, per word (the state's padded tensor, unpadded)."""
+        return [[[t for t in word if t >= 0] for word in label if any(t >= 0 for t in word)]
+                for label in self.label_word_ids.tolist()]
+
+    @torch.no_grad()
+    def from_output_embeddings(self, lm_head: LanguageModelHead) -> "LabelWordHead":
+        """Row c (and bias c): the mean over label c's words of the mean over each word's tokens of the LM
+        head's row (bias); for one single-token word, exactly that token's row. Scale and softcap as the
+        backbone's own logits have them."""
+        weight, bias = lm_head.head.weight, getattr(lm_head.head, "bias", None)
+        self.weight.copy_(self._word_means(weight.float()))
+        if bias is not None:
+            self.bias.copy_(self._word_means(bias.float()[:, None])[:, 0])
+        self.logit_scale.fill_(lm_head.scale)
+        self.logit_softcap.fill_(float(lm_head.softcap or 0.0))
+        return self
+
+    @torch.no_grad()
+    def from_pooled_words(self, backbone: nn.Module) -> "LabelWordHead":
+        """Row c: the mean over label c's words of the frozen backbone's output for the word read alone
+        (its tokens, no special tokens), pooled as the inputs are (`pooling`); then every row divided by
+        the squared mean row norm, so a pooled input state h of the backbone's usual size scores about
+        cos(h, row) per label: initial logits of order 1, not of order |h|^2."""
+        device = backbone.get_input_embeddings().weight.device
+        rows = []
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            for label in self.word_token_ids:
+                words = []
+                for ids in label:
+                    ids = torch.tensor([ids], device=device)
+                    mask = torch.ones_like(ids)
+                    hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                    words.append(pool(hidden, mask, self.pooling)[0])
+                rows.append(torch.stack(words).mean(0))
+        finally:
+            backbone.train(was_training)
+        rows = torch.stack(rows)
+        self.weight.copy_(rows / rows.norm(dim=1).mean().clamp(min=1e-6).pow(2))
+        return self
+
+    def _word_means(self, table: torch.Tensor) -> torch.Tensor:
+        """(vocab, k) -> (labels, k): a word's rows averaged over its tokens, then a label's over its words."""
+        return torch.stack([torch.stack([table[ids].mean(0) for ids in label]).mean(0)
+                            for label in self.word_token_ids]).to(self.weight.device)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.dropout(pool(hidden, mask, self.pooling).to(self.weight.dtype))
+        logits = F.linear(pooled, self.weight, self.bias) * self.logit_scale
+        cap = self.logit_softcap
+        safe = torch.where(cap > 0, cap, torch.ones_like(cap))  # no 0/0 in the branch where() drops (NaN grads)
+        return torch.where(cap > 0, torch.tanh(logits / safe) * safe, logits)
+
+
+def _padded(label_word_ids: list[list[list[int]]]) -> torch.Tensor:
+    words = max(len(label) for label in label_word_ids)
+    tokens = max(len(word) for label in label_word_ids for word in label)
+    out = torch.full((len(label_word_ids), words, tokens), -1, dtype=torch.long)
+    for i, label in enumerate(label_word_ids):
+        for j, word in enumerate(label):
+            out[i, j, :len(word)] = torch.as_tensor(word, dtype=torch.long)
+    return out

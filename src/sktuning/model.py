@@ -28,6 +28,8 @@ from sktuning.atomic import atomic_directory, sha256_of, verify_sha256
 from sktuning.authors_prefix import AuthorsPrefix
 from sktuning.config import AUTHORS_KINDS, SKTuningConfig
 from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
+from sktuning.label_words import (append_template, check_head_ids, label_word_head, output_embeddings,
+                                  tokenize_label_words, tokenize_template)
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
 from sktuning.quantization import keep_gradients_flowing
@@ -43,7 +45,8 @@ SEMANTIC_CLASSES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "pr
 
 @dataclass
 class SKModelOutput(ModelOutput):
-    """`hidden_states`, when asked for, cover the input tokens only, as the bare backbone's would."""
+    """`hidden_states`, when asked for, cover the input tokens only, as the bare backbone's would (and the
+    answer template's, appended after each input's last real token, where the config has one)."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -56,12 +59,17 @@ class SKModel(nn.Module):
     #: transformers.Trainer: the loss is the model's own mean, pass it no `num_items_in_batch`
     accepts_loss_kwargs = False
 
-    def __init__(self, backbone: PreTrainedModel, config: SKTuningConfig, text_input_ids: list[int] | torch.Tensor):
+    def __init__(self, backbone: PreTrainedModel, config: SKTuningConfig, text_input_ids: list[int] | torch.Tensor,
+                 label_word_ids: list[list[list[int]]] | None = None, template_input_ids: list[int] | None = None):
+        """`label_word_ids` (head='label-words') and `template_input_ids` (answer_template) are token ids
+        that `get_sk_model` makes with the tokenizer (`tokenize_label_words`, `tokenize_template`)."""
         super().__init__()
         if not isinstance(config, SKTuningConfig):
             raise ValueError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
+        check_head_ids(config, label_word_ids, template_input_ids)
         causal_lm = backbone if config.task == "causal-lm" else None
         head = _language_model_head(backbone) if causal_lm is not None else None
+        word_lm = backbone if config.head == "label-words" and output_embeddings(backbone) is not None else None
         backbone = bb.base_model_of(backbone)
         keep_gradients_flowing(backbone)  # a 4-bit backbone on the CPU would otherwise drop them silently
         text_input_ids = torch.as_tensor(text_input_ids, dtype=torch.long).flatten()
@@ -73,6 +81,14 @@ class SKModel(nn.Module):
                                                  text_input_ids.to(backbone.get_input_embeddings().weight.device))
         self.sk_config = config
         self.backbone = backbone
+        template = torch.as_tensor(template_input_ids or [], dtype=torch.long).flatten()
+        if template.numel() and (int(template.max()) >= bb.vocab_size(backbone) or int(template.min()) < 0):
+            raise ValueError("The answer template's token ids fall outside the backbone's vocabulary: use the "
+                             "tokenizer that belongs to this backbone.")
+        # appended after every input's last real token (`sktuning.label_words.append_template`); saved with the
+        # adapter by `trainable_state_dict`
+        self.register_buffer("template_input_ids", template.to(backbone.get_input_embeddings().weight.device),
+                             persistent=False)
         # the wrapped model's decoding defaults, where trainers (TRL) and generation look for them
         self.generation_config = getattr(causal_lm if causal_lm is not None else backbone, "generation_config", None)
         device = backbone.get_input_embeddings().weight.device
@@ -81,16 +97,25 @@ class SKModel(nn.Module):
         initializer_range = getattr(bb.text_config(backbone), "initializer_range", 0.02)
         # causal-lm reads the backbone's own (frozen) LM head; every other task trains a new head
         self.lm_head = lm_head.requires_grad_(False) if lm_head is not None else None
-        self.head = None if lm_head is not None else TaskHead(config, bb.hidden_size(backbone), initializer_range).to(device)
+        if lm_head is not None:
+            self.head = None
+        elif config.head == "label-words":
+            self.head = label_word_head(word_lm, backbone, config, label_word_ids, text_input_ids).to(device)
+        else:
+            self.head = TaskHead(config, bb.hidden_size(backbone), initializer_range).to(device)
+        reserved = self.reserved_tokens
+        limit = bb.max_positions(backbone)
+        if limit is not None and reserved >= limit:
+            raise ValueError(f"The semantic text and answer template take {reserved} tokens but the backbone reads "
+                             f"at most {limit} positions, leaving no room for the input: shorten them.")
         table = bb.learned_positions(backbone)
         # the longest input that fits after the text, for a backbone that cannot read past its table
-        self.max_input_tokens = table - self.semantic.num_text_tokens if table is not None else None
+        self.max_input_tokens = table - reserved if table is not None else None
         start = getattr(bb.text_config(backbone), "bos_token_id", None)
         # the text took the sequence-start token: an input that starts with it too would read it twice
         self.start_token = start if isinstance(start, int) and int(text_input_ids[0]) == start else None
-        limit = bb.max_positions(backbone)
         # the longest input the backbone was made to read after the text (any position table, rotary too)
-        self.input_room = limit - self.semantic.num_text_tokens if limit is not None else None
+        self.input_room = limit - reserved if limit is not None else None
 
     @property
     def config(self):
@@ -114,6 +139,11 @@ class SKModel(nn.Module):
         """The one input-length rule, for training, evaluation and prediction alike: `requested` tokens,
         fewer where the backbone's positions (of any kind) leave less room after the text."""
         return requested if self.input_room is None else min(requested, self.input_room)
+
+    @property
+    def reserved_tokens(self) -> int:
+        """Positions every input shares with others: the semantic text's and the answer template's."""
+        return self.semantic.num_text_tokens + int(self.template_input_ids.numel())
 
     @property
     def text_token_ids(self) -> list[int]:
@@ -143,6 +173,9 @@ class SKModel(nn.Module):
                                  "sktune and predict() apply that rule).")
         if labels is not None:
             check_labels(labels, self.sk_config, batch, seq)
+        if self.template_input_ids.numel():
+            input_ids, inputs_embeds, attention_mask, token_type_ids = append_template(
+                self.template_input_ids, self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
         kwargs.pop("use_cache", None)  # the semantic mode sets it; the output never carries a cache
         reserved = sorted(set(kwargs) & {"position_ids", "cache_position", "past_key_values", "past_key_value"})
         if reserved:
@@ -163,11 +196,13 @@ class SKModel(nn.Module):
         return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 
     def check_fits(self, tokens: int, what: str = "input tokens") -> None:
-        """Refuse inputs longer than the backbone's position table leaves room for after the text."""
-        room, text = self.max_input_tokens, self.semantic.num_text_tokens
+        """Refuse inputs longer than the backbone's position table leaves room for after the text (and
+        before the answer template)."""
+        room, text = self.max_input_tokens, self.reserved_tokens
         if room is not None and tokens > room:
-            raise ValueError(f"{tokens} {what} do not fit: the backbone has {room + text} positions and the text "
-                             f"takes {text}; truncate inputs to {room} tokens "
+            taken = "the text and answer template take" if self.template_input_ids.numel() else "the text takes"
+            raise ValueError(f"{tokens} {what} do not fit: the backbone has {room + text} positions and {taken} "
+                             f"{text}; truncate inputs to {room} tokens "
                              f"(tokenizer(..., truncation=True, max_length={room})).")
 
     # -- serving ---------------------------------------------------------------------------------
@@ -205,10 +240,14 @@ class SKModel(nn.Module):
         state = self.semantic.state_dict(prefix="semantic.")
         if self.head is not None:
             state.update(self.head.state_dict(prefix="head."))
+        if self.template_input_ids.numel():
+            state["template_input_ids"] = self.template_input_ids
         return state
 
     def load_trainable_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
         """Put back what `trainable_state_dict` gave, touching neither the backbone nor its hooks."""
+        if "template_input_ids" in tensors:
+            self.template_input_ids = tensors["template_input_ids"].to(self.template_input_ids)
         for name in ("semantic", "head"):
             module = getattr(self, name)
             if module is not None:
@@ -278,7 +317,19 @@ class SKModel(nn.Module):
         if tokenizer is not None and tokenize_text(tokenizer, config.text) != text_ids.tolist():
             raise ValueError(f"The tokenizer turns the adapter's text into other token ids than it was trained "
                              f"with; pass the tokenizer of the backbone in {adapter_path}.")
-        model = cls(backbone, config, text_ids)
+        template = tensors.get("template_input_ids")
+        template = template.tolist() if template is not None else None
+        words = tensors.get("head.label_word_ids")
+        words = [[[t for t in w if t >= 0] for w in label if any(t >= 0 for t in w)] for label in words.tolist()] \
+            if words is not None and config.head == "label-words" else None
+        if tokenizer is not None and config.answer_template is not None \
+                and tokenize_template(tokenizer, config) != template:
+            raise ValueError(f"The tokenizer turns the adapter's answer template into other token ids than it was "
+                             f"trained with; pass the tokenizer of the backbone in {adapter_path}.")
+        if tokenizer is not None and config.head == "label-words" and tokenize_label_words(tokenizer, config) != words:
+            raise ValueError(f"The tokenizer turns the adapter's label words into other token ids than it was "
+                             f"trained with; pass the tokenizer of the backbone in {adapter_path}.")
+        model = cls(backbone, config, text_ids, words, template)
         expected = model.trainable_state_dict()
         missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
         wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
@@ -293,8 +344,12 @@ class SKModel(nn.Module):
 
 
 def get_sk_model(backbone: PreTrainedModel, tokenizer, config: SKTuningConfig) -> SKModel:
-    """Wrap a transformers model for SK-Tuning: freeze it and attach the text, adapter and head."""
-    return SKModel(backbone, config, tokenize_text(tokenizer, config.text))
+    """Wrap a transformers model for SK-Tuning: freeze it and attach the text, adapter and head.
+
+    head='label-words' starts from the LM head where `backbone` has one (load decoders with
+    AutoModelForCausalLM), else from the backbone's reading of the label words (`LabelWordHead`)."""
+    words = tokenize_label_words(tokenizer, config) if config.head == "label-words" else None
+    return SKModel(backbone, config, tokenize_text(tokenizer, config.text), words, tokenize_template(tokenizer, config))
 
 
 def _language_model_head(model: PreTrainedModel) -> nn.Module:

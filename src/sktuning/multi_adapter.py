@@ -51,6 +51,10 @@ class MultiAdapterModel(nn.Module):
         if model.backbone is not self.backbone:
             raise ValueError(f"Adapter {name!r} is built on another backbone object; build it on this one "
                              "(SKModel.from_pretrained(multi.backbone, folder)), so the weights are shared.")
+        if model.template_input_ids.numel():
+            raise ValueError(f"Adapter {name!r} appends an answer template to every input, which the multi-adapter "
+                             "model (and `sktune serve`) does not do; serve it on its own with SKModel "
+                             "(predict()), or train it without answer_template.")
         model.eval().merge()
         semantic = model.semantic
         keys = values = None

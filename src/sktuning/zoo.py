@@ -87,10 +87,28 @@ def model_path(name: str) -> str:
                      "(e.g. 'meta-llama/Llama-3.2-1B') or a local folder.")
 
 
+def _with_trained_lm_head(name: str, path: str, config, dtype, trust_remote_code: bool,
+                          options: dict) -> PreTrainedModel:
+    """The causal LM, or only its headless backbone where the folder holds no LM head (a head newly drawn at
+    random would make a label-word head's start random too)."""
+    model, info = AutoModelForCausalLM.from_pretrained(path, config=config, dtype=dtype, output_loading_info=True,
+                                                       trust_remote_code=trust_remote_code, **options)
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    untrained = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(prefix))
+    if untrained:
+        logger.warning("%s holds no trained LM head (%s would be drawn at random): it loads without one, and a "
+                       "label-word head starts from the backbone's reading of the words", name, ", ".join(untrained))
+        return model.base_model
+    return model
+
+
 def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32, trust_remote_code: bool = False,
-                  quantize: str | None = None, device: str = "cpu") -> tuple[PreTrainedModel, object]:
+                  quantize: str | None = None, device: str = "cpu", lm_head: bool = False
+                  ) -> tuple[PreTrainedModel, object]:
     """The headless backbone and its tokenizer (with a padding token set) for `name`.
 
+    `lm_head`: a decoder (a tokenizer without a [CLS] token, the rule of `default_pooling`) comes with its
+    language-modelling head (AutoModelForCausalLM), which head='label-words' starts from.
     `quantize` ("int8", "nf4") holds the frozen weights in 8 or 4 bits with bitsandbytes
     (`sktuning.quantization`), placed on `device` as they load; a quantized model cannot be moved later."""
     path = model_path(name)
@@ -102,8 +120,11 @@ def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModel.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code,
-                                          **options)
+        if lm_head and getattr(tokenizer, "cls_token", None) is None:
+            model = _with_trained_lm_head(name, path, config, dtype, trust_remote_code, options)
+        else:
+            model = AutoModel.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code,
+                                              **options)
     except OSError as err:
         raise ValueError(f"Could not load model {name!r} ({err}). Offline, use one of {', '.join(MODELS)} "
                          "or a local folder.") from None

@@ -38,14 +38,15 @@ def device_for(device: str | None) -> str:
 
 
 def load_model(name: str, trust_remote_code: bool = False, device: str | None = "auto", dtype: str | None = None,
-               quantize: str | None = None):
+               quantize: str | None = None, lm_head: bool = False):
+    """`lm_head`: a decoder comes with its LM head (`sktuning.zoo.load_backbone`)."""
     import torch
 
     from sktuning.zoo import load_backbone
 
     backbone, tokenizer = load_backbone(name, dtype=getattr(torch, dtype or "float32"),
                                         trust_remote_code=trust_remote_code, quantize=quantize,
-                                        device=device_for(device))
+                                        device=device_for(device), lm_head=lm_head)
     return (backbone if quantize else backbone.to(device_for(device))), tokenizer
 
 

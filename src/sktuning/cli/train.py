@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from sktuning.cli.options import add_model_and_data, default, positive_float, positive_int
-from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS
-from sktuning.training.spec import DEFAULT_STEPS, REPORT_TO, SHARD_ENGINES, AdapterRecord, RunSpec
+from sktuning.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS
+from sktuning.training.spec import (DEFAULT_STEPS, REPORT_TO, SHARD_ENGINES, AdapterRecord, RunSpec,
+                                    check_label_words_mapping)
 
 logger = logging.getLogger("sktuning")
 
@@ -38,6 +39,16 @@ def add_parser(sub) -> None:
     group.add_argument("--rank", type=positive_int, help=f"rank of the lowrank adapter (default {default('rank')})")
     group.add_argument("--pooling", choices=POOLINGS, help="sequence pooling (default: last for decoders, mean for "
                                                            "encoders)")
+    group.add_argument("--head", choices=HEADS, help="linear (default), or label-words: class c starts as the "
+                                                     "backbone's score of label c's words (its LM head's logit on "
+                                                     "a decoder) after the answer template")
+    group.add_argument("--label-words", action="append", type=label_words_option, metavar="LABEL=WORD[,WORD...]",
+                       help="words of one label, repeatable (default: the task's own, else the label's name)")
+    group.add_argument("--label-words-file", metavar="JSON",
+                       help='a JSON object of label name -> words, e.g. {"rotten": ["negative"]}; --label-words '
+                            "given too take precedence")
+    group.add_argument("--answer-template", metavar="TEXT",
+                       help="text appended after every input (label-words default: the task's own, else ' Answer:')")
     group = parser.add_argument_group("training")
     length = group.add_mutually_exclusive_group()
     length.add_argument("--steps", type=positive_int, help=f"optimiser steps (default {DEFAULT_STEPS})")
@@ -76,11 +87,42 @@ def add_parser(sub) -> None:
     parser.set_defaults(handler=run)
 
 
+def label_words_option(text: str) -> tuple[str, list[str]]:
+    """LABEL=WORD[,WORD...] -> (label, words)."""
+    label, sep, words = text.partition("=")
+    words_list = [w.strip() for w in words.split(",")]
+    if not sep or not label.strip() or not all(words_list):
+        raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=WORD[,WORD...] (e.g. fresh=positive,good)")
+    return label.strip(), words_list
+
+
 def spec_from_args(args: argparse.Namespace) -> tuple[RunSpec, set[str]]:
     """The run the options describe (checked), and which options were given."""
     fields = {f.name for f in dataclasses.fields(RunSpec)}
     given = {k: v for k, v in vars(args).items() if k in fields}
+    words = label_words_from(getattr(args, "label_words_file", None), given.pop("label_words", None))
+    if words is not None:
+        given["label_words"] = words
     return RunSpec(**given), set(given)
+
+
+def label_words_from(path: str | None, options: list[tuple[str, list[str]]] | None) -> dict[str, list[str]] | None:
+    """--label-words-file's mapping, with each --label-words LABEL=WORDS over it; None when neither is given."""
+    words: dict[str, list[str]] = {}
+    if path is not None:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--label-words-file {path}: not a readable JSON file ({err}).") from None
+        words = check_label_words_mapping(data, f"--label-words-file {path}")
+    seen: set[str] = set()
+    for label, label_words in options or []:
+        if label in seen:
+            raise ValueError(f"--label-words gives label {label!r} twice; give all its words at once "
+                             f"({label}=WORD,WORD).")
+        seen.add(label)
+        words[label] = label_words
+    return words or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,27 +147,26 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(spec.task, spec.train, spec.validation, spec.test, text_column=spec.text_column,
                      text_pair_column=spec.text_pair_column, label_column=spec.label_column,
                      label_names=spec.label_names, task_type=spec.task_type)
+    build_config(data, None, spec)  # a head or label words that do not fit the task fail before the model loads
     spec, plan = with_sharding_plan(spec)
     from sktuning.cli.common import device_for
 
     device = device_for(spec.device)
     # to shard, the whole model is read on the CPU, its text encoded, and only then sharded to `device`
     backbone, tokenizer = load_model(spec.model, spec.trust_remote_code, "cpu" if plan else device, spec.dtype,
-                                     spec.quantize)
+                                     spec.quantize, lm_head=spec.head == "label-words")
     if spec.gradient_checkpointing:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    from sktuning.config import task_config
     from sktuning.data.encoding import InputEncoder
     from sktuning.model import get_sk_model
     from sktuning.training.loop import Trainer, TrainingArguments
     from sktuning.training.tracking import plot_curves
 
-    config = task_config(data, tokenizer, text=spec.text, pooling=spec.pooling, mode=spec.mode,
-                         adapter=spec.adapter, adapter_rank=spec.rank)
+    config = build_config(data, tokenizer, spec)
     torch.manual_seed(spec.seed)  # the adapter's and head's initial values come from the seed too
     model = get_sk_model(backbone, tokenizer, config)
     held = None
@@ -137,9 +178,10 @@ def run(args: argparse.Namespace) -> int:
                     plan.engine, f"{held:,d}")
     spec = spec.replace(steps=spec.training_steps)
     if model.input_length(spec.max_length) < spec.max_length:  # the text takes positions too
-        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text takes %d",
+        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text (and answer "
+                    "template) take %d",
                     spec.max_length, model.input_length(spec.max_length),
-                    model.input_room + model.semantic.num_text_tokens, model.semantic.num_text_tokens)
+                    model.input_room + model.reserved_tokens, model.reserved_tokens)
     encoder = InputEncoder.for_model(model, tokenizer, spec.max_length)
     spec = spec.replace(max_length=encoder.max_length)
     splits = encoded_splits(data, encoder, spec)
@@ -185,6 +227,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
     return 0
+
+
+def build_config(data, tokenizer, spec: RunSpec):
+    """The run's SKTuningConfig; with `tokenizer` None (pooling not yet known) it only checks the options."""
+    from sktuning.config import task_config
+
+    return task_config(data, tokenizer, text=spec.text, pooling=spec.pooling, mode=spec.mode, adapter=spec.adapter,
+                       adapter_rank=spec.rank, head=spec.head, label_words=spec.label_words,
+                       answer_template=spec.answer_template)
 
 
 def prepare_output(spec: RunSpec, resume: bool, overwrite: bool) -> tuple[Path, bool]:

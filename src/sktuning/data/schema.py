@@ -24,7 +24,8 @@ SEED = 0  # every split of every task is drawn with this seed
 class TaskData:
     """A task's splits in the common shape, with what a run needs to know about them.
 
-    `metrics` lists the headline metric first. `label_names` is empty for regression.
+    `metrics` lists the headline metric first. `label_names` is empty for regression. A label without
+    default label words is its own word (`sktuning.config.task_config`).
     """
 
     name: str
@@ -34,6 +35,10 @@ class TaskData:
     default_text: str
     splits: datasets.DatasetDict
     pair: bool = False
+    #: head='label-words': the words of each label (label name -> words) where the names are not words
+    default_label_words: dict[str, list[str]] | None = None
+    #: head='label-words': the text after every input, where the task wants another than " Answer:"
+    default_answer_template: str | None = None
 
 
 @dataclass(frozen=True)

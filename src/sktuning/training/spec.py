@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sktuning.config import ADAPTER_KINDS, MODES, POOLINGS, check_mode_and_adapter, check_shardable
+from sktuning.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS, check_mode_and_adapter, check_shardable
 
 #: training length when neither steps nor epochs is given (chosen on rt-polarity's validation split)
 DEFAULT_STEPS = 200
@@ -58,6 +58,11 @@ class RunSpec:
     adapter: str = "lowrank"
     rank: int = 8
     pooling: str | None = field(default=None, metadata=_help("default: last for decoders, mean for encoders"))
+    head: str = field(default="linear", metadata=_help("linear, or label-words (starts from the label words' scores)"))
+    label_words: dict[str, list[str]] | None = field(default=None, metadata=_help(
+        "label name -> its words (head label-words; default: the task's own, else the label's name)"))
+    answer_template: str | None = field(default=None, metadata=_help(
+        "text after every input (default for label-words: the task's own, else ' Answer:')"))
     # training
     steps: int | None = None
     epochs: float | None = None
@@ -100,6 +105,18 @@ class RunSpec:
             check_shardable(self.adapter, self.shard)
         if self.task_type is not None:
             _choice("--task-type", self.task_type, FILE_TASK_TYPES)
+        _choice("--head", self.head, HEADS)
+        if self.head == "label-words" and self.task_type in ("token-classification", "regression"):
+            raise ValueError(f"--head label-words scores one label per input; --task-type {self.task_type} has "
+                             "none: use --head linear.")
+        if self.label_words is not None:
+            check_label_words_mapping(self.label_words, "--label-words")
+            if self.head != "label-words":
+                raise ValueError("--label-words are read only by --head label-words: add --head label-words, or "
+                                 "leave them out.")
+        if self.answer_template is not None and not (isinstance(self.answer_template, str)
+                                                     and self.answer_template.strip()):
+            raise ValueError("--answer-template is empty: give a short text such as ' Answer:', or leave it out.")
         if self.text is not None and not (isinstance(self.text, str) and self.text.strip()):
             raise ValueError("--text is empty: give the text the backbone should read, or leave --text out to use "
                              "the task's own.")
@@ -196,6 +213,20 @@ class AdapterRecord:
         if isinstance(record.max_length, bool) or not isinstance(record.max_length, int) or record.max_length < 1:
             raise ValueError(f"The adapter records max_length {record.max_length!r}; it must be a whole number >= 1.")
         return record
+
+
+def check_label_words_mapping(mapping: Any, where: str) -> dict[str, list[str]]:
+    """Label name -> a non-empty list of non-empty words (one word may be given as a string)."""
+    if not isinstance(mapping, dict) or not mapping:
+        raise ValueError(f"{where} must map label names to words, e.g. {{\"rotten\": [\"negative\"]}}; got "
+                         f"{mapping!r}.")
+    out = {}
+    for label, words in mapping.items():
+        words = [words] if isinstance(words, str) else words
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise ValueError(f"{where}: label {label!r} needs one or more non-empty words, got {words!r}.")
+        out[str(label)] = [w.strip() for w in words]
+    return out
 
 
 def _choice(option: str, value: Any, choices: tuple[str, ...]) -> None:
