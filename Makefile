@@ -48,7 +48,7 @@ browser:
 			|| { $$sudo apt-get update -q >/dev/null && $$sudo apt-get install -y -q chromium chromium-driver >/dev/null; } \
 			|| echo "apt-get could not install chromium: the page's browser test will be skipped"; fi; fi
 
-# The main job: SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed (about 13 minutes on 2 cores).
+# The main job: SmolLM2-135M + rt-polarity + SK-Prefix, test metrics printed (about 12 minutes on 2 cores).
 demo: install
 	$(VENV)/bin/sktune train
 

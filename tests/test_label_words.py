@@ -7,6 +7,7 @@ import pytest
 import torch
 import transformers as tf
 from conftest import padded_batch, tiny_backbone, tiny_tokenizer
+from test_cli import train_args
 
 from sktuning import SKModel, SKTuningConfig
 from sktuning.config import task_config
@@ -350,9 +351,8 @@ def test_task_config_takes_the_tasks_words_then_the_users_then_label_names():
 
 # -- sktune train --head label-words ---------------------------------------------------------------------------
 def cli_train_args(model, data, out, *extra):
-    return ["train", "--model", model, "--train", str(data / "train.csv"), "--validation",
-            str(data / "validation.csv"), "--test", str(data / "test.csv"), "--steps", "6", "--batch-size", "8",
-            "--eval-every", "6", "--save-every", "6", "--lr", "1e-2", "--output", str(out), "--quiet", *extra]
+    """test_cli's short run, 6 steps (argparse keeps the last --steps)."""
+    return train_args(model, data, out, "--steps", "6", *extra)
 
 
 def test_sktune_trains_evaluates_and_predicts_with_label_words(tiny_model_dir, data_dir, tmp_path, capsys):
