@@ -20,6 +20,19 @@ def test_overhead_benchmark_prints_ratios_for_every_method():
         assert f"| {method} |" in out
 
 
+def test_throughput_benchmark_prints_each_path_against_the_limit(tiny_model_dir):
+    out = run("benchmarks/throughput.py", "--model", tiny_model_dir, "--steps", "2", "--score", "40",
+              "--score-batch-sizes", "8", "16")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in out.splitlines() if line.startswith("| ")}
+    assert {"training, batch 16, random batches", "training, batch 16, length-grouped",
+            "scoring, batch 8, merged, length-sorted", "scoring, batch 16, merged, length-sorted",
+            "scoring, batch 8, unmerged, length-sorted"} <= set(rows)
+    padding = {name: float(cells[4].rstrip("x")) for name, cells in rows.items() if name.startswith("training")}
+    assert padding["training, batch 16, length-grouped"] < padding["training, batch 16, random batches"]
+    assert all(cells[5].rstrip(" |").endswith("%") for name, cells in rows.items() if name != "path")
+    assert "limit:" in out and "GFLOP/s before" in out
+
+
 def test_gpu_benchmark_runs_its_code_path_on_cpu():
     out = run("benchmarks/gpu.py", "--tiny", "--steps", "1", "--warmup", "0", "--seq-len", "16", "--batch-size", "2")
     assert "| SK-Prefix (lowrank) |" in out and "| PEFT LoRA r=8 (q,k,v,o) |" in out
