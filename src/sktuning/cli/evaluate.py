@@ -10,8 +10,24 @@ from sktuning.cli.options import add_model_and_data, positive_int
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("eval", help="evaluate a trained adapter", description="Evaluate an adapter on a split.")
-    parser.add_argument("--adapter", required=True, help="folder written by sktune train (DIR/adapter)")
+    parser = sub.add_parser("eval", help="evaluate a trained adapter, or score a task zero-shot",
+                            description="Evaluate an adapter on a split, or (--zero-shot) the untrained "
+                                        "label-word model of a task.")
+    parser.add_argument("--adapter", help="folder written by sktune train (DIR/adapter)")
+    parser.add_argument("--zero-shot", action="store_true",
+                        help="no adapter: score the task with the untrained label-word model (the backbone's own "
+                             "logits of each label's words after the answer template)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="with --zero-shot: shift the label scores so that content-free inputs ('N/A', "
+                             "'[MASK]') score every label alike")
+    from sktuning.cli.train import label_words_option
+
+    zero = parser.add_argument_group("zero-shot (default: the task's own text, label words and answer template)")
+    zero.add_argument("--text", help="semantic text")
+    zero.add_argument("--label-words", action="append", type=label_words_option, metavar="LABEL=WORD[,WORD...]",
+                      help="words of one label, repeatable")
+    zero.add_argument("--label-words-file", metavar="JSON", help="a JSON object of label name -> words")
+    zero.add_argument("--answer-template", metavar="TEXT", help="text appended after every input")
     add_model_and_data(parser, for_adapter=True)
     parser.add_argument("--split", default="test", choices=["train", "validation", "test"],
                         help="split of a named task (default test); a file given is evaluated whole")
@@ -28,6 +44,20 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.model import read_adapter_meta
     from sktuning.training.spec import AdapterRecord
 
+    given = [f"--{k.replace('_', '-')}" for k in ("text", "label_words", "label_words_file", "answer_template")
+             if getattr(args, k) is not None]
+    if given and not args.zero_shot:
+        raise ValueError(f"{', '.join(given)} go with --zero-shot (an adapter keeps its own).")
+    if args.calibrate and not args.zero_shot:
+        raise ValueError("--calibrate goes with --zero-shot (a trained adapter's head is already fitted).")
+    if args.zero_shot:
+        if args.adapter:
+            raise ValueError("--zero-shot scores the untrained model: leave --adapter out, or drop --zero-shot "
+                             "to evaluate the adapter.")
+        return run_zero_shot(args)
+    if not args.adapter:
+        raise ValueError("Give --adapter DIR (a trained adapter), or --zero-shot to score the untrained "
+                         "label-word model.")
     meta = read_adapter_meta(args.adapter)  # bad options fail before the model loads
     config, record = SKTuningConfig.from_dict(meta["config"]), AdapterRecord.from_meta(meta)
     files = list(dict.fromkeys(f for f in (args.test, args.validation, args.train) if f))
@@ -70,4 +100,50 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(target, strict_json(result, indent=2))
     print(f"{args.split} {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  (written to {target})")
+    return 0
+
+
+def run_zero_shot(args: argparse.Namespace) -> int:
+    """`sktune eval --zero-shot`: the task's label words and template, SK-Prefix at the identity."""
+    from sktuning.cli.common import environment, load_model, quiet_libraries
+    from sktuning.config import task_config
+    from sktuning.data.registry import load_data
+
+    files = list(dict.fromkeys(f for f in (args.test, args.validation, args.train) if f))
+    if len(files) > 1:
+        raise ValueError("eval scores one file: give it with --test FILE.")
+    quiet_libraries()
+    file = files[0] if files else None
+    data = load_data(None if file else (args.task or "rt-polarity"), file, file, file,
+                     text_column=args.text_column or "text", text_pair_column=args.text_pair_column,
+                     label_column=args.label_column or "label", label_names=args.label_names,
+                     task_type=args.task_type)
+    from sktuning.cli.train import label_words_from
+
+    words = label_words_from(args.label_words_file, args.label_words)
+    choices = dict(text=args.text, head="label-words", label_words=words, answer_template=args.answer_template)
+    task_config(data, None, **choices)  # a task or words the head cannot take fail before the model loads
+    from sktuning.atomic import atomic_write_text, strict_json
+    from sktuning.data.encoding import InputEncoder
+    from sktuning.metrics import compute_metrics
+    from sktuning.prediction import predict_rows
+    from sktuning.zero_shot import zero_shot_model
+
+    name = args.model or "smollm2-135m"
+    backbone, tokenizer = load_model(name, args.trust_remote_code, args.device, args.dtype,
+                                     None if args.quantize == "none" else args.quantize, lm_head=True)
+    config = task_config(data, tokenizer, **choices)
+    model = zero_shot_model(backbone, tokenizer, config, calibrate=args.calibrate)
+    encoder = InputEncoder.for_model(model, tokenizer, args.max_length or 128, data.task)
+    rows = encoder.encode(data.splits[args.split], args.split)
+    predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)
+    scores = compute_metrics(data.metrics, predictions, references, data.label_names)
+    result = {"task": data.name, "split": args.split, "metrics": scores, "zero_shot": True,
+              "calibrated": args.calibrate, "model": name, "text": config.text, "label_words": config.label_words,
+              "answer_template": config.answer_template, "examples": len(rows), "environment": environment()}
+    if args.output_file:
+        atomic_write_text(Path(args.output_file), strict_json(result, indent=2))
+    print(f"{args.split} {data.name}, zero-shot{' (calibrated)' if args.calibrate else ''}: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+          + (f"  (written to {args.output_file})" if args.output_file else ""))
     return 0
