@@ -60,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
                          "label-word model.")
     meta = read_adapter_meta(args.adapter)  # bad options fail before the model loads
     config, record = SKTuningConfig.from_dict(meta["config"]), AdapterRecord.from_meta(meta)
-    files = list(dict.fromkeys(f for f in (args.test, args.validation, args.train) if f))
-    if len(files) > 1:
-        raise ValueError("eval scores one file: give it with --test FILE.")
+    files = one_file(args)
     task = args.task
     if not (task or files):
         task = record.task if record.task_source == "named" else None
@@ -78,16 +76,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"The adapter predicts {config.task} over {config.label_names or config.num_labels} but "
                          f"{data.name} is {data.task} over {data.label_names}; evaluate it on its own task.")
     from sktuning.atomic import atomic_write_text, strict_json
-    from sktuning.data.encoding import InputEncoder
-    from sktuning.metrics import compute_metrics
-    from sktuning.prediction import predict_rows
 
     model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device, args.dtype,
                                        args.quantize)
-    encoder = InputEncoder.for_model(model, tokenizer, args.max_length or record.max_length, data.task)
-    rows = encoder.encode(data.splits[args.split], args.split)
-    predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)
-    scores = compute_metrics(data.metrics, predictions, references, data.label_names)
+    scores, predictions, references, rows = score(model, tokenizer, data, args, args.max_length or record.max_length)
     result = {"task": data.name, "split": args.split, "metrics": scores, "adapter": str(args.adapter),
               "examples": len(rows), "environment": environment()}
     target = (Path(args.output_file) if args.output_file
@@ -109,9 +101,7 @@ def run_zero_shot(args: argparse.Namespace) -> int:
     from sktuning.config import task_config
     from sktuning.data.registry import load_data
 
-    files = list(dict.fromkeys(f for f in (args.test, args.validation, args.train) if f))
-    if len(files) > 1:
-        raise ValueError("eval scores one file: give it with --test FILE.")
+    files = one_file(args)
     quiet_libraries()
     file = files[0] if files else None
     data = load_data(None if file else (args.task or "rt-polarity"), file, file, file,
@@ -124,9 +114,6 @@ def run_zero_shot(args: argparse.Namespace) -> int:
     choices = dict(text=args.text, head="label-words", label_words=words, answer_template=args.answer_template)
     task_config(data, None, **choices)  # a task or words the head cannot take fail before the model loads
     from sktuning.atomic import atomic_write_text, strict_json
-    from sktuning.data.encoding import InputEncoder
-    from sktuning.metrics import compute_metrics
-    from sktuning.prediction import predict_rows
     from sktuning.zero_shot import zero_shot_model
 
     name = args.model or "smollm2-135m"
@@ -134,10 +121,7 @@ def run_zero_shot(args: argparse.Namespace) -> int:
                                      None if args.quantize == "none" else args.quantize, lm_head=True)
     config = task_config(data, tokenizer, **choices)
     model = zero_shot_model(backbone, tokenizer, config, calibrate=args.calibrate)
-    encoder = InputEncoder.for_model(model, tokenizer, args.max_length or 128, data.task)
-    rows = encoder.encode(data.splits[args.split], args.split)
-    predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)
-    scores = compute_metrics(data.metrics, predictions, references, data.label_names)
+    scores, _, _, rows = score(model, tokenizer, data, args, args.max_length or 128)
     result = {"task": data.name, "split": args.split, "metrics": scores, "zero_shot": True,
               "calibrated": args.calibrate, "model": name, "text": config.text, "label_words": config.label_words,
               "answer_template": config.answer_template, "examples": len(rows), "environment": environment()}
@@ -147,3 +131,23 @@ def run_zero_shot(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + (f"  (written to {args.output_file})" if args.output_file else ""))
     return 0
+
+
+def one_file(args: argparse.Namespace) -> list[str]:
+    """The file given (a file is the split, read whole), or none; more than one is refused."""
+    files = list(dict.fromkeys(f for f in (args.test, args.validation, args.train) if f))
+    if len(files) > 1:
+        raise ValueError("eval scores one file: give it with --test FILE.")
+    return files
+
+
+def score(model, tokenizer, data, args: argparse.Namespace, max_length: int):
+    """(metrics, predictions, references, encoded rows) of `args.split`, scored merged and length-sorted."""
+    from sktuning.data.encoding import InputEncoder
+    from sktuning.metrics import compute_metrics
+    from sktuning.prediction import predict_rows
+
+    encoder = InputEncoder.for_model(model, tokenizer, max_length, data.task)
+    rows = encoder.encode(data.splits[args.split], args.split)
+    predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)
+    return compute_metrics(data.metrics, predictions, references, data.label_names), predictions, references, rows
