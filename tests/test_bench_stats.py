@@ -159,3 +159,45 @@ def test_the_bootstrap_carries_the_unbiased_seed_variance():
     gap = intervals.paired_bootstrap(a, b, resamples=2000)
     assert gap.gap == pytest.approx(0.15)
     assert 0.052 < (gap.high - gap.low) / 2 < 0.066
+
+
+def _simulated_delta(rng, seeds: int, examples: int, population: np.ndarray) -> np.ndarray:
+    """Correct (1) or not per seed and test example for two methods, from per-example probabilities of
+    a population (so a test set is a sample of it) shifted per seed (another training run)."""
+    chosen = population[rng.integers(0, len(population), examples)]  # (examples, 2): p_a, p_b
+    shift = rng.normal(0, 0.04, (seeds, 2))
+    p = np.clip(chosen[None, :, :] + shift[:, None, :], 0, 1)
+    correct = rng.random(p.shape) < p
+    return correct[..., 0].astype(float) - correct[..., 1].astype(float)
+
+
+@pytest.mark.parametrize("seeds", [3, 10])
+def test_the_seed_paired_interval_covers_the_true_gap_95_percent_of_the_time(seeds):
+    """Simulated: the true gap is the population's mean difference (seed shifts average to zero); the
+    interval should hold it in about 95 % of repetitions, counting seeds and test examples both."""
+    from sktuning.bench.intervals import crossed_interval
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.8, 50_000)
+    population = np.stack([base + rng.normal(0.03, 0.05, base.size), base], 1).clip(0.05, 0.95)
+    truth = float(population[:, 0].mean() - population[:, 1].mean())
+    trials, hits = 600, 0
+    for _ in range(trials):
+        _, low, high, _ = crossed_interval(_simulated_delta(rng, seeds, 400, population))
+        hits += low <= truth <= high
+    assert 0.925 <= hits / trials <= 0.975, hits / trials
+
+
+def test_the_seed_paired_interval_is_exact_for_a_design_with_known_variance():
+    """Gaussian seeds, examples and noise: the half-width matches the formula's known value on average."""
+    from sktuning.bench.intervals import crossed_interval
+
+    rng = np.random.default_rng(1)
+    seeds, examples, widths = 10, 200, []
+    for _ in range(200):
+        delta = 0.1 + rng.normal(0, 0.02, (seeds, 1)) + rng.normal(0, 0.3, (1, examples)) \
+            + rng.normal(0, 0.5, (seeds, examples))
+        mean, low, high, _ = crossed_interval(delta)
+        widths.append((high - low) / 2)
+    sd = np.sqrt(0.02 ** 2 / seeds + 0.3 ** 2 / examples + 0.5 ** 2 / (seeds * examples))
+    assert np.mean(widths) == pytest.approx(1.96 * sd, rel=0.1)

@@ -103,6 +103,24 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, message, data_
     assert not out.exists()
 
 
+def test_a_bug_is_not_bad_input_it_shows_its_traceback(monkeypatch, capsys):
+    """Only a UsageError is the user's to fix (exit 2, one line); a ValueError from deeper down (torch,
+    transformers, our own bug) propagates with its traceback, which Python turns into exit 1."""
+    import sktuning.cli.listing as listing
+    from sktuning.errors import UsageError
+
+    def raising(error):
+        def handler(args):
+            raise error
+        return handler
+    monkeypatch.setattr(listing, "run_tasks", raising(ValueError("shapes (3, 4) and (5, 6) do not match")))
+    with pytest.raises(ValueError, match="shapes"):
+        main(["tasks"])
+    monkeypatch.setattr(listing, "run_tasks", raising(UsageError("give --x")))
+    assert main(["tasks"]) == 2
+    assert capsys.readouterr().err.strip() == "sktune tasks: error: give --x"
+
+
 def test_adapter_onto_a_different_backbone_is_refused(tiny_model_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(tiny_model_dir, data_dir, out)) == 0

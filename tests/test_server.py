@@ -141,3 +141,65 @@ def test_generate_continues_prompts_with_a_causal_lm_adapter(tmp_path, arch):
         too_long = client.post("/v1/generate", json={"adapter": "lm", "prompts": ["w7"], "max_new_tokens": 1000})
         assert too_long.status_code == 400 and "do not fit" in too_long.json()["error"]
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_refused_bodies_are_read_to_the_end_so_every_client_gets_its_status(served):
+    """A 2 MB body over a 1 MB limit, or sent with a wrong key, gets its 413 / 401 JSON from a real server
+    on loopback with urllib, requests and httpx: never a broken pipe or a reset connection (the server
+    reads what it refuses before it answers)."""
+    import json
+    import socket
+    import threading
+    import urllib.error
+    import urllib.request
+
+    import httpx
+    import requests
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(served[0], api_key="secret"), host="127.0.0.1", port=port,
+                                           log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.05)
+        url = f"http://127.0.0.1:{port}/v1/predict"
+        body = json.dumps({"adapter": "sentiment", "texts": ["w7 " * 1000] * 700}).encode()  # about 2.1 MB
+        assert len(body) > 2_000_000
+
+        def with_urllib(headers):
+            try:
+                urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=30)
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read())["error"]
+
+        def with_requests(headers):
+            answer = requests.post(url, data=body, headers=headers, timeout=30)
+            return answer.status_code, answer.json()["error"]
+
+        def with_httpx(headers):
+            answer = httpx.post(url, content=body, headers=headers, timeout=30)
+            return answer.status_code, answer.json()["error"]
+
+        key = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
+        wrong = {"Authorization": "Bearer nope", "Content-Type": "application/json"}
+        errors, answers = 0, set()
+        for client in (with_urllib, with_requests, with_httpx):
+            for headers in (key, wrong):
+                for _ in range(8):
+                    try:
+                        status, message = client(headers)
+                    except (OSError, requests.ConnectionError, httpx.TransportError):
+                        errors += 1
+                        continue
+                    answers.add((status, message.split(":")[0]))
+        assert errors == 0
+        assert answers == {(413, "The request body is over the limit of 1000000 bytes."),
+                           (401, "Missing or wrong API key")}
+    finally:
+        server.should_exit = True
+        thread.join(10)

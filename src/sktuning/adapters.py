@@ -17,6 +17,8 @@ were literally prepended to the input.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import math
 
 import torch
@@ -93,7 +95,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
 def build_adapter(kind: str, init: torch.Tensor, rank: int = 8) -> Adapter:
     """Build the adapter `kind` for a frozen representation `init` of shape (groups, tokens, dim)."""
     if kind not in ADAPTERS:
-        raise ValueError(f"Unknown adapter {kind!r}: choose one of {', '.join(map(repr, ADAPTERS))}.")
+        raise UsageError(f"Unknown adapter {kind!r}: choose one of {', '.join(map(repr, ADAPTERS))}.")
     if init.dim() != 3:
-        raise ValueError(f"Adapters take a (groups, tokens, dim) representation, got shape {tuple(init.shape)}.")
+        raise UsageError(f"Adapters take a (groups, tokens, dim) representation, got shape {tuple(init.shape)}.")
     return ADAPTERS[kind](init, rank=rank)

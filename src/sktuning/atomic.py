@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import hashlib
 import json
 import math
@@ -93,5 +95,5 @@ def sha256_of(path: str | os.PathLike) -> str:
 def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
     """Refuse a file whose bytes changed since it was written (truncation, bit rot, a partial copy)."""
     if expected is not None and sha256_of(path) != expected:
-        raise ValueError(f"{path} does not match the checksum recorded when it was saved; it is corrupted or "
+        raise UsageError(f"{path} does not match the checksum recorded when it was saved; it is corrupted or "
                          "truncated: save it again or use another copy.")

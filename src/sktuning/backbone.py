@@ -6,6 +6,8 @@ signature and the Cache API answer every question, so models written after this 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import inspect
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -18,7 +20,7 @@ from transformers import PreTrainedModel
 def base_model_of(model: nn.Module) -> PreTrainedModel:
     """The headless transformer inside `*ForCausalLM`, `*ForMaskedLM` and similar wrappers."""
     if not isinstance(model, PreTrainedModel):
-        raise ValueError(f"The backbone must be a transformers PreTrainedModel, got {type(model).__name__}.")
+        raise UsageError(f"The backbone must be a transformers PreTrainedModel, got {type(model).__name__}.")
     return getattr(model, "base_model", model)
 
 
@@ -110,7 +112,7 @@ def check_fingerprint(saved: dict[str, Any], backbone: PreTrainedModel, where: s
     actual = fingerprint(backbone)
     for key in ("hidden_size", "num_hidden_layers", "vocab_size"):
         if key in saved and saved[key] != actual[key]:
-            raise ValueError(
+            raise UsageError(
                 f"The adapter in {where} was trained on a backbone with {key}={saved[key]} "
                 f"({saved.get('name_or_path') or saved.get('model_type')}), but this backbone has "
                 f"{key}={actual[key]} ({actual['name_or_path'] or actual['model_type']}). "

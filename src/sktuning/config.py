@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -46,7 +48,7 @@ class SKTuningConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
-            raise ValueError("SKTuningConfig.text is empty: give the task text the backbone should read, "
+            raise UsageError("SKTuningConfig.text is empty: give the task text the backbone should read, "
                              "e.g. text='Classify the sentiment of this review as positive or negative:'.")
         _check_choice("mode", self.mode, MODES)
         _check_choice("task", self.task, TASK_TYPES)
@@ -54,21 +56,21 @@ class SKTuningConfig:
         check_mode_and_adapter(self.mode, self.adapter)
         _check_choice("pooling", self.pooling, POOLINGS)
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
-            raise ValueError(f"SKTuningConfig.num_labels must be an integer >= 1, got {self.num_labels!r}.")
+            raise UsageError(f"SKTuningConfig.num_labels must be an integer >= 1, got {self.num_labels!r}.")
         if self.task == "sequence-classification" and not self.multi_label and self.num_labels < 2:
-            raise ValueError("Single-label classification needs num_labels >= 2; use task='regression' for one output "
+            raise UsageError("Single-label classification needs num_labels >= 2; use task='regression' for one output "
                              "or multi_label=True for independent binary labels.")
         if not isinstance(self.multi_label, bool):
-            raise ValueError(f"SKTuningConfig.multi_label must be true or false, got {self.multi_label!r}.")
+            raise UsageError(f"SKTuningConfig.multi_label must be true or false, got {self.multi_label!r}.")
         if self.multi_label and self.task != "sequence-classification":
-            raise ValueError("multi_label=True applies only to task='sequence-classification'.")
+            raise UsageError("multi_label=True applies only to task='sequence-classification'.")
         if isinstance(self.adapter_rank, bool) or not isinstance(self.adapter_rank, int) or self.adapter_rank < 1:
-            raise ValueError(f"SKTuningConfig.adapter_rank must be an integer >= 1, got {self.adapter_rank!r}.")
+            raise UsageError(f"SKTuningConfig.adapter_rank must be an integer >= 1, got {self.adapter_rank!r}.")
         if not isinstance(self.head_dropout, (int, float)) or not 0.0 <= self.head_dropout < 1.0:
-            raise ValueError(f"SKTuningConfig.head_dropout must be in [0, 1), got {self.head_dropout!r}.")
+            raise UsageError(f"SKTuningConfig.head_dropout must be in [0, 1), got {self.head_dropout!r}.")
         if self.label_names is not None:
             if not isinstance(self.label_names, (list, tuple)) or len(self.label_names) != self.num_labels or not all(isinstance(n, str) for n in self.label_names):
-                raise ValueError(f"SKTuningConfig.label_names must be {self.num_labels} strings (one per label), "
+                raise UsageError(f"SKTuningConfig.label_names must be {self.num_labels} strings (one per label), "
                                  f"got {self.label_names!r}.")
             self.label_names = list(self.label_names)
         self._check_head()
@@ -78,31 +80,31 @@ class SKTuningConfig:
         if self.head == "label-words":
             self._check_label_words()
         elif self.label_words is not None:
-            raise ValueError("label_words are read only by head='label-words': set head='label-words', or "
+            raise UsageError("label_words are read only by head='label-words': set head='label-words', or "
                              "leave label_words out.")
         if self.answer_template is not None:
             if not isinstance(self.answer_template, str) or not self.answer_template.strip():
-                raise ValueError(f"SKTuningConfig.answer_template must be a non-empty text such as ' Answer:', got "
+                raise UsageError(f"SKTuningConfig.answer_template must be a non-empty text such as ' Answer:', got "
                                  f"{self.answer_template!r}; leave it None for no template.")
             if self.task not in ("sequence-classification", "regression"):
-                raise ValueError(f"answer_template is appended after every input for a sequence-level task "
+                raise UsageError(f"answer_template is appended after every input for a sequence-level task "
                                  f"(sequence-classification, regression), not task={self.task!r}: leave it out.")
 
     def _check_label_words(self) -> None:
         if self.task != "sequence-classification" or self.multi_label:
-            raise ValueError(f"head='label-words' scores one label per input: it needs "
+            raise UsageError(f"head='label-words' scores one label per input: it needs "
                              f"task='sequence-classification' without multi_label, got task={self.task!r}"
                              f"{' with multi_label=True' if self.multi_label else ''}; use head='linear'.")
         words = self.label_words
         if not isinstance(words, (list, tuple)) or len(words) != self.num_labels:
-            raise ValueError(f"head='label-words' needs label_words: one list of words per label, "
+            raise UsageError(f"head='label-words' needs label_words: one list of words per label, "
                              f"{self.num_labels} in label-id order (e.g. [['negative'], ['positive']]), got {words!r}.")
         for i, label in enumerate(words):
             if isinstance(label, str):
                 label = [label]
             if (not isinstance(label, (list, tuple)) or not label
                     or not all(isinstance(w, str) and w.strip() for w in label)):
-                raise ValueError(f"label_words[{i}] must be a non-empty list of non-empty words (label "
+                raise UsageError(f"label_words[{i}] must be a non-empty list of non-empty words (label "
                                  f"{self._label(i)}), got {words[i]!r}.")
         # each word once per label (a repeated word would only weigh the same row twice)
         self.label_words = [list(dict.fromkeys(w.strip() for w in ([label] if isinstance(label, str) else label)))
@@ -117,11 +119,11 @@ class SKTuningConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SKTuningConfig":
         if not isinstance(data, dict):
-            raise ValueError(f"An SK-Tuning config must be a JSON object, got {type(data).__name__}.")
+            raise UsageError(f"An SK-Tuning config must be a JSON object, got {type(data).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"Unknown SKTuningConfig field(s) {unknown}; known fields are {sorted(known)}.")
+            raise UsageError(f"Unknown SKTuningConfig field(s) {unknown}; known fields are {sorted(known)}.")
         return cls(**data)
 
     def to_json(self) -> str:
@@ -130,21 +132,21 @@ class SKTuningConfig:
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"Unknown {name} {value!r}: choose one of {', '.join(repr(c) for c in choices)}.")
+        raise UsageError(f"Unknown {name} {value!r}: choose one of {', '.join(repr(c) for c in choices)}.")
 
 
 def check_mode_and_adapter(mode: str, adapter: str, option: str = "adapter") -> None:
     """The authors' scheme re-encodes the text's embeddings into every layer's keys and values: SK-Prefix
     only. For SK-Prompt, trainable text embeddings are what adapter='embedding' already is."""
     if adapter in AUTHORS_KINDS and mode != "prefix":
-        raise ValueError(f"{option} {adapter!r} is the authors' SK-Prefix and needs mode 'prefix'; for SK-Prompt "
+        raise UsageError(f"{option} {adapter!r} is the authors' SK-Prefix and needs mode 'prefix'; for SK-Prompt "
                          "their trainable text embeddings are the 'embedding' adapter.")
 
 
 def check_shardable(adapter: str | None, engine: str | None) -> None:
     """The authors' SK-Prefix shards under FSDP, not ZeRO-3 (see `sktuning.sharding.side_output_pass`)."""
     if engine == "zero3" and adapter in AUTHORS_KINDS:
-        raise ValueError(f"adapter {adapter!r} (the authors' SK-Prefix) cannot train on a ZeRO-3 sharded backbone "
+        raise UsageError(f"adapter {adapter!r} (the authors' SK-Prefix) cannot train on a ZeRO-3 sharded backbone "
                          "(its text pass needs the weights gathered in a backward that DeepSpeed does not "
                          "expect); use --shard fsdp, or plain data parallel.")
 
@@ -173,14 +175,14 @@ def task_config(task_data: Any, tokenizer, *, text: str | None = None, pooling: 
         given = dict(label_words or {})
         unknown = sorted(set(given) - set(names))
         if unknown:
-            raise ValueError(f"--label-words names label(s) {unknown} that task {task_data.name!r} does not have; "
+            raise UsageError(f"--label-words names label(s) {unknown} that task {task_data.name!r} does not have; "
                              f"its labels are {names}.")
         defaults = getattr(task_data, "default_label_words", None) or {}
         words = [list(given.get(n) or defaults.get(n) or [n]) for n in names]
         if answer_template is None:
             answer_template = getattr(task_data, "default_answer_template", None) or DEFAULT_ANSWER_TEMPLATE
     elif label_words:
-        raise ValueError("--label-words are read only by --head label-words: add --head label-words, or leave "
+        raise UsageError("--label-words are read only by --head label-words: add --head label-words, or leave "
                          "them out.")
     return SKTuningConfig(text=task_data.default_text if text is None else text, task=task_data.task,
                           num_labels=max(1, len(names)), label_names=names or None,

@@ -17,6 +17,8 @@ PEFT's task type is CAUSAL_LM for `task="causal-lm"` and FEATURE_EXTRACTION for 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import json
 from pathlib import Path
 
@@ -52,7 +54,7 @@ def export_peft(model: SKModel, output: str | Path) -> Path:
     turns on `enable_input_require_grads`; export from a model you are done training."""
     config = model.sk_config
     if config.head != "linear" or config.answer_template is not None:
-        raise ValueError("PEFT export takes adapters with the linear head and no answer template: a label-word "
+        raise UsageError("PEFT export takes adapters with the linear head and no answer template: a label-word "
                          "head or an appended template has no PEFT counterpart. Serve this adapter with sktuning.")
     peft = require("peft", "bench")
     m = model.semantic.num_text_tokens
@@ -84,7 +86,7 @@ def export_peft(model: SKModel, output: str | Path) -> Path:
 def export_prompt_embeds(model: SKModel, output: str | Path) -> Path:
     """Write an SK-Prompt's output vectors, in the backbone's dtype, for vLLM's `prompt_embeds`."""
     if model.sk_config.mode != "prompt":
-        raise ValueError("--format vllm-prompt-embeds takes an SK-Prompt adapter. An SK-Prefix is a key/value "
+        raise UsageError("--format vllm-prompt-embeds takes an SK-Prompt adapter. An SK-Prefix is a key/value "
                          "prefix in every layer, which no upstream serving engine (vLLM, SGLang, TGI) takes; "
                          "serve it with sktuning (merge() and generate()), or export it with --format peft.")
     dtype = model.backbone.get_input_embeddings().weight.dtype

@@ -3,6 +3,8 @@ extras (`pip install 'sktuning[data]'`, `[bench]`, `[deepspeed]`), imported wher
 
 from __future__ import annotations
 
+from sktuning.errors import MissingExtra
+
 import importlib
 from types import ModuleType
 
@@ -26,5 +28,5 @@ def require(module: str, extra: str) -> ModuleType:
     except ImportError as err:
         if err.name is None or module.split(".")[0] != err.name.split(".")[0]:
             raise  # the module is there, but something it needs is broken: show the real error
-        raise ImportError(f"{module.split('.')[0]} is not installed; it comes with sktuning's {extra!r} extra "
+        raise MissingExtra(f"{module.split('.')[0]} is not installed; it comes with sktuning's {extra!r} extra "
                           f"({EXTRAS[extra]}): pip install 'sktuning[{extra}]'.") from None

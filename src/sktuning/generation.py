@@ -7,6 +7,8 @@ every row's next token lands in the same column.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import torch
 
 from sktuning import backbone as bb
@@ -23,13 +25,13 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     None samples from the whole vocabulary, and finished rows are filled with `pad_token_id`.
     """
     if model.sk_config.task != "causal-lm":
-        raise ValueError(f"generate() needs an SKModel built with task='causal-lm', not {model.sk_config.task!r}.")
+        raise UsageError(f"generate() needs an SKModel built with task='causal-lm', not {model.sk_config.task!r}.")
     if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+        raise UsageError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     if do_sample and temperature <= 0:
-        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}.")
+        raise UsageError(f"temperature must be > 0 when sampling, got {temperature}.")
     if top_k is not None and top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0 or None: no limit), got {top_k}.")
+        raise UsageError(f"top_k must be >= 0 (0 or None: no limit), got {top_k}.")
     if isinstance(eos_token_id, int):
         eos_token_id = [eos_token_id]
     eos = torch.as_tensor(list(eos_token_id or []), dtype=torch.long, device=input_ids.device)
@@ -37,7 +39,7 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     if (attention_mask[:, -1] == 0).any():
-        raise ValueError("generate() needs left padding, so every row ends with a real token: "
+        raise UsageError("generate() needs left padding, so every row ends with a real token: "
                          "set tokenizer.padding_side = 'left'.")
     argument = bb.cache_argument(model.backbone)
     was_training = model.training

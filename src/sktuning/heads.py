@@ -7,6 +7,8 @@ tokens only (never for the text's positions).
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,7 +27,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     elif how == "cls":  # the first real token
         index = (mask.long() * (mask.shape[1] - positions)).argmax(1)
     else:
-        raise ValueError(f"Unknown pooling {how!r}: choose 'last', 'mean' or 'cls'.")
+        raise UsageError(f"Unknown pooling {how!r}: choose 'last', 'mean' or 'cls'.")
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
 
 
@@ -102,7 +104,7 @@ class LanguageModelHead(nn.Module):
                 if error <= tolerance:
                     return cls(head, scale, softcap)
                 best = min(best, error)
-        raise ValueError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
+        raise UsageError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
                          f"not reproduce (off by {best:.3g} on the semantic text): task='causal-lm' is not "
                          "supported for this architecture; a classification task works.")
 
@@ -111,7 +113,7 @@ def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: 
     n = config.num_labels
     if config.task == "causal-lm":
         if tuple(labels.shape) != (batch, seq) or labels.is_floating_point():
-            raise ValueError(f"labels have shape {tuple(labels.shape)} but task 'causal-lm' expects ({batch}, {seq}) "
+            raise UsageError(f"labels have shape {tuple(labels.shape)} but task 'causal-lm' expects ({batch}, {seq}) "
                              "integer target token ids (-100 where no loss is wanted).")
         return
     if config.task == "token-classification":
@@ -124,14 +126,14 @@ def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: 
     else:
         expected, ok = f"({batch},) integer class ids", tuple(labels.shape) == (batch,)
     if not ok:
-        raise ValueError(f"labels have shape {tuple(labels.shape)} but task {config.task!r} with num_labels={n} "
+        raise UsageError(f"labels have shape {tuple(labels.shape)} but task {config.task!r} with num_labels={n} "
                          f"expects {expected}.")
     if config.task in ("sequence-classification", "token-classification") and not config.multi_label:
         if labels.is_floating_point():
-            raise ValueError(f"labels must be integer class ids for task {config.task!r}, got {labels.dtype}.")
+            raise UsageError(f"labels must be integer class ids for task {config.task!r}, got {labels.dtype}.")
         valid = labels[labels != -100] if config.task == "token-classification" else labels
         if valid.numel() and (valid.min() < 0 or valid.max() >= n):
-            raise ValueError(f"labels must lie in [0, {n - 1}] (num_labels={n}), got values from "
+            raise UsageError(f"labels must lie in [0, {n - 1}] (num_labels={n}), got values from "
                              f"{int(valid.min())} to {int(valid.max())}.")
 
 

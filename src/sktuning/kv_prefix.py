@@ -11,6 +11,8 @@ fixed prefix needs (SK-Prefix always, SK-Prompt once merged on a causal decoder)
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -47,7 +49,7 @@ class PrefixLayer(DynamicLayer):
 def require_cache_argument(backbone: nn.Module) -> str:
     argument = cache_argument(backbone)
     if argument is None:
-        raise ValueError(f"{type(backbone).__name__} takes no key/value cache, so SK-Prefix cannot inject "
+        raise UsageError(f"{type(backbone).__name__} takes no key/value cache, so SK-Prefix cannot inject "
                          "the text into its layers; use mode='prompt' instead.")
     return argument
 
@@ -89,15 +91,15 @@ def _text_key_values(backbone: nn.Module, argument: str, positions: dict, **text
         backbone(**text, attention_mask=mask, use_cache=True, **{argument: cache}, **positions)
     filled = [layer for layer in cache.layers if getattr(layer, "keys", None) is not None and layer.keys.numel() > 0]
     if len(filled) != layers:
-        raise ValueError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "
+        raise UsageError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "
                          "cache for the text, so SK-Prefix cannot be used with it; use mode='prompt' instead.")
     shapes = {tuple(layer.keys.shape) for layer in filled} | {tuple(layer.values.shape) for layer in filled}
     if len(shapes) != 1:
-        raise ValueError(f"{type(backbone).__name__} caches keys/values of differing shapes {sorted(shapes)}; "
+        raise UsageError(f"{type(backbone).__name__} caches keys/values of differing shapes {sorted(shapes)}; "
                          "SK-Prefix needs one shape for every layer; use mode='prompt' instead.")
     _, heads, tokens, head_dim = shapes.pop()
     if tokens != first.shape[1]:
-        raise ValueError(f"{type(backbone).__name__} cached {tokens} positions for a text of {first.shape[1]} "
+        raise UsageError(f"{type(backbone).__name__} cached {tokens} positions for a text of {first.shape[1]} "
                          "tokens; use mode='prompt' instead.")
     device = first.device  # layers may live on several devices (device_map); the adapter lives on one
     keys = torch.stack([layer.keys[0].to(device) for layer in filled])      # (layers, heads, m, head_dim)
@@ -169,7 +171,7 @@ def _layers_keep_cache_under_checkpointing(backbone: nn.Module) -> Iterator[None
     if torch.is_grad_enabled() and any(
             m.training and getattr(getattr(m, "_gradient_checkpointing_func", None), "keywords", {}).get("use_reentrant")
             for m in layers):
-        raise ValueError("SK-Prefix cannot train under reentrant activation checkpointing (every checkpointed "
+        raise UsageError("SK-Prefix cannot train under reentrant activation checkpointing (every checkpointed "
                          "layer would backpropagate through the shared adapter again); enable it with "
                          "gradient_checkpointing_kwargs={'use_reentrant': False}, the transformers default.")
     lowered = [m for m in flagged if not isinstance(m, GradientCheckpointingLayer)]

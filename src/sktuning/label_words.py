@@ -8,6 +8,8 @@ every input, and the head built from the LM head (a decoder) or the backbone's r
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -23,7 +25,7 @@ def tokenize_template(tokenizer, config: SKTuningConfig) -> list[int]:
         return []
     ids = list(tokenizer(config.answer_template, add_special_tokens=False)["input_ids"])
     if not ids:
-        raise ValueError(f"The answer template {config.answer_template!r} tokenizes to nothing; give a template "
+        raise UsageError(f"The answer template {config.answer_template!r} tokenizes to nothing; give a template "
                          "with words, e.g. ' Answer:'.")
     return ids
 
@@ -45,10 +47,10 @@ def tokenize_label_words(tokenizer, config: SKTuningConfig) -> list[list[list[in
             ids = joint[len(lead):] if lead and joint[:len(lead)] == lead else \
                 list(tokenizer(gap + word, add_special_tokens=False)["input_ids"])
             if not ids:
-                raise ValueError(f"Label word {word!r} (label {config._label(i)}) tokenizes to nothing; "
+                raise UsageError(f"Label word {word!r} (label {config._label(i)}) tokenizes to nothing; "
                                  "choose another word.")
             if unk is not None and unk in ids:
-                raise ValueError(f"Label word {word!r} (label {config._label(i)}) is not in the tokenizer's "
+                raise UsageError(f"Label word {word!r} (label {config._label(i)}) is not in the tokenizer's "
                                  "vocabulary (it reads as the unknown token); choose a word the tokenizer knows.")
             ids_of_label.append(ids)
         out.append(ids_of_label)
@@ -63,7 +65,7 @@ def check_distinct_labels(label_word_ids: list[list[list[int]]], config: SKTunin
     for i, label in enumerate(label_word_ids):
         key = tuple(sorted(tuple(word) for word in label))
         if key in seen:
-            raise ValueError(f"Labels {config._label(seen[key])} and {config._label(i)} have label words that "
+            raise UsageError(f"Labels {config._label(seen[key])} and {config._label(i)} have label words that "
                              f"tokenize to the same tokens ({[list(w) for w in key]}), so their scores would be "
                              "identical: give them different words.")
         seen[key] = i
@@ -111,13 +113,13 @@ def output_embeddings(model: nn.Module) -> nn.Module | None:
 def check_head_ids(config: SKTuningConfig, label_word_ids, template_input_ids) -> None:
     """The token ids SKModel needs for the config's head and template, made by `get_sk_model`."""
     if config.head == "label-words" and not label_word_ids:
-        raise ValueError("head='label-words' needs the label words' token ids: build the model with "
+        raise UsageError("head='label-words' needs the label words' token ids: build the model with "
                          "get_sk_model(backbone, tokenizer, config), which tokenizes them.")
     if config.head == "label-words" and len(label_word_ids) != config.num_labels:
-        raise ValueError(f"label_word_ids hold {len(label_word_ids)} labels but the config has "
+        raise UsageError(f"label_word_ids hold {len(label_word_ids)} labels but the config has "
                          f"num_labels={config.num_labels}.")
     if (config.answer_template is not None) != bool(template_input_ids):
-        raise ValueError("answer_template and template_input_ids go together: build the model with "
+        raise UsageError("answer_template and template_input_ids go together: build the model with "
                          "get_sk_model(backbone, tokenizer, config), which tokenizes the template.")
 
 
@@ -127,20 +129,20 @@ def label_word_head(causal_lm: nn.Module | None, backbone: PreTrainedModel, conf
     backbone's reading of the words."""
     vocab = bb.vocab_size(backbone)
     if any(not 0 <= t < vocab for label in label_word_ids for word in label for t in word):
-        raise ValueError(f"The label words' token ids fall outside the backbone's vocabulary ({vocab} entries): "
+        raise UsageError(f"The label words' token ids fall outside the backbone's vocabulary ({vocab} entries): "
                          "use the tokenizer that belongs to this backbone.")
     head = LabelWordHead(config, bb.hidden_size(backbone), label_word_ids)
     if causal_lm is None:
         return head.from_pooled_words(backbone)
     if config.pooling != "last":
-        raise ValueError(f"head='label-words' on a model with an LM head reads the LM head's prediction at the last "
+        raise UsageError(f"head='label-words' on a model with an LM head reads the LM head's prediction at the last "
                          f"real token, but pooling={config.pooling!r}: use pooling='last'.")
     try:
         lm_head = LanguageModelHead.matching(causal_lm, output_embeddings(causal_lm), backbone,
                                              bb.text_config(causal_lm),
                                              probe_ids.to(backbone.get_input_embeddings().weight.device))
     except ValueError:
-        raise ValueError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
+        raise UsageError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
                          "not reproduce, so head='label-words' cannot start from them; load the backbone with "
                          "AutoModel to start from its reading of the label words instead.") from None
     return head.from_output_embeddings(lm_head)

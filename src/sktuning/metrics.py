@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 from typing import Sequence
 
 import numpy as np
@@ -16,9 +18,9 @@ def compute_metrics(names: Sequence[str], predictions: Sequence, references: Seq
     """Sequence tasks take flat predictions and references; token tasks take one list per sentence."""
     unknown = [n for n in names if n not in METRICS]
     if unknown:
-        raise ValueError(f"Unknown metric(s) {unknown}: choose from {', '.join(METRICS)}.")
+        raise UsageError(f"Unknown metric(s) {unknown}: choose from {', '.join(METRICS)}.")
     if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} references.")
+        raise UsageError(f"{len(predictions)} predictions for {len(references)} references.")
     results: dict[str, float] = {}
     for name in names:
         results[name] = float(_METRIC_FUNCTIONS[name](predictions, references, label_names))
@@ -48,7 +50,7 @@ def _spearman(p, r, _):
 def _seqeval_f1(p, r, label_names):
     f1_score = require("seqeval.metrics", "data").f1_score
     if label_names is None:
-        raise ValueError("seqeval_f1 needs the tag names (e.g. B-PER, I-PER, O).")
+        raise UsageError("seqeval_f1 needs the tag names (e.g. B-PER, I-PER, O).")
     as_tags = lambda rows: [[label_names[i] for i in row] for row in rows]  # noqa: E731
     return f1_score(as_tags(r), as_tags(p))
 

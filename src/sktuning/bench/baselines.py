@@ -10,6 +10,8 @@ same masked pooling and the same linear `TaskHead`, so that only the method diff
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache
@@ -19,7 +21,7 @@ from sktuning.config import SKTuningConfig
 from sktuning.extras import require
 from sktuning.heads import TaskHead, task_loss
 from sktuning.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values, writable_cache
-from sktuning.bench.settings import DEFAULT_LR, LR_GRID, METHODS, SK_METHODS  # noqa: F401 (re-exported)
+from sktuning.bench.settings import ALL_METHODS
 from sktuning.model import SKModel, SKModelOutput
 
 peft = require("peft", "bench")
@@ -41,6 +43,13 @@ class HeadOnTop(nn.Module):
         raw = raw_backbone if raw_backbone is not None else backbone
         self.position_offset = bb.position_offset(raw) if inputs_only and bb.accepts(raw, "position_ids") else None
         self.token_types = inputs_only and bb.accepts(raw, "token_type_ids")
+        self.room = bb.max_positions(raw)
+        self.room = None if self.room is None else self.room - skip  # the virtual tokens take positions
+        self.text_token_ids: list[int] = []  # set by `build_method`: the encoder's special-token rule reads it
+
+    def input_length(self, requested: int) -> int:
+        """At most `requested` input tokens, fewer where the virtual tokens leave less room (as SKModel)."""
+        return requested if self.room is None else min(requested, self.room)
 
     def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None, **_):
         kwargs = {}
@@ -84,16 +93,40 @@ def text_cache(backbone: nn.Module, text_ids: list[int]) -> DynamicCache:
 
 
 def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SKTuningConfig,
-                 tokenizer_path: str | None = None) -> nn.Module:
-    """A fresh model for method `name` on `backbone` (which it may modify: pass a fresh copy)."""
+                 tokenizer_path: str | None = None, head_ids: tuple[list, list[int]] | None = None) -> nn.Module:
+    """A fresh model for method `name` on `backbone` (which it may modify: pass a fresh copy).
+
+    A name ending in "-lw" takes the label-word head: `config` says head='label-words', `head_ids` holds
+    the label words' and the answer template's token ids, and `backbone` keeps its LM head."""
+    model = _build(name, backbone, text_ids, config, tokenizer_path, head_ids)
+    if isinstance(model, HeadOnTop):
+        model.text_token_ids = list(text_ids)
+    return model
+
+
+def _build(name, backbone, text_ids, config, tokenizer_path, head_ids) -> nn.Module:
     m = len(text_ids)
     features = peft.TaskType.FEATURE_EXTRACTION
+    if name.endswith("-lw"):
+        if head_ids is None or config.head != "label-words":
+            raise UsageError(f"{name} needs a label-words config and the label words' token ids (head_ids).")
+        if name == "full-ft-lw":  # the text read as plain tokens (identity adapter, frozen), the backbone trains
+            model = SKModel(backbone, SKTuningConfig(**{**config.to_dict(), "mode": "prompt"}), text_ids, *head_ids)
+            model.semantic.requires_grad_(False)
+            model.backbone.requires_grad_(True)
+            return model
+        base = name.removesuffix("-lw")
+        if base in ("sk-prefix-unrelated", "sk-prefix-random-ids"):  # the runner hands it the other text's ids
+            base = "sk-prefix-lowrank"
+        _, mode, adapter = base.split("-", 2)
+        return SKModel(backbone, SKTuningConfig(**{**config.to_dict(), "mode": mode, "adapter": adapter}), text_ids,
+                       *head_ids)
     if name == "sk-prefix-frozen":  # the adapter stays at the identity: the text as the frozen model reads it
-        model = build_method("sk-prefix-lowrank", backbone, text_ids, config)
+        model = _build("sk-prefix-lowrank", backbone, text_ids, config, None, None)
         model.semantic.adapter.requires_grad_(False)
         return model
     if name == "sk-prefix-unrelated":  # the runner hands it the unrelated text's ids
-        return build_method("sk-prefix-lowrank", backbone, text_ids, config)
+        return _build("sk-prefix-lowrank", backbone, text_ids, config, None, None)
     if name.startswith("sk-"):
         _, mode, adapter = name.split("-", 2)
         sk_config = SKTuningConfig(**{**config.to_dict(), "mode": mode, "adapter": adapter})
@@ -102,7 +135,7 @@ def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SK
         return _peft(backbone, peft.PromptTuningConfig(task_type=features, num_virtual_tokens=m), config, m)
     if name == "prompt-tuning-text":
         if tokenizer_path is None:
-            raise ValueError("prompt-tuning-text needs the tokenizer's folder.")
+            raise UsageError("prompt-tuning-text needs the tokenizer's folder.")
         model = _peft(backbone, peft.PromptTuningConfig(
             task_type=features, num_virtual_tokens=m, prompt_tuning_init=peft.PromptTuningInit.TEXT,
             prompt_tuning_init_text=config.text, tokenizer_name_or_path=tokenizer_path), config, m)
@@ -132,4 +165,4 @@ def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SK
         return HeadOnTop(backbone.requires_grad_(False), config, backbone.config.hidden_size, inputs_only=True)
     if name == "full-ft":
         return HeadOnTop(backbone.requires_grad_(True), config, backbone.config.hidden_size, inputs_only=True)
-    raise ValueError(f"Unknown method {name!r}: choose from {', '.join(METHODS)}.")
+    raise UsageError(f"Unknown method {name!r}: choose from {', '.join(ALL_METHODS)}.")

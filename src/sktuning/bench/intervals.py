@@ -14,6 +14,8 @@ set (a finite sample of examples; 600 examples move an accuracy of 0.8 by about 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import math
 import statistics
 from dataclasses import dataclass
@@ -139,3 +141,49 @@ def _per_example(records: list[dict], metric: str) -> tuple[np.ndarray, np.ndarr
         counted = np.ones(len(references))
         correct = np.array([[float(p == t) for p, t in zip(r["test_predictions"], references)] for r in records])
     return correct, counted
+
+
+def crossed_interval(delta: np.ndarray) -> tuple[float, float, float, float]:
+    """(mean, low, high, degrees of freedom) for the mean of per-seed, per-example differences `delta`
+    (seeds x examples), counting both as random samples: the seeds (another training run) and the test
+    examples (another test set). Two-way crossed design without replication: the variance of the grand
+    mean is (MS_seeds + MS_examples - MS_residual) / (S N), with Satterthwaite's degrees of freedom and
+    a Student t quantile. Its coverage is checked by simulation in tests/test_bench_stats.py."""
+    from scipy import stats
+
+    seeds, examples = delta.shape
+    mean = float(delta.mean())
+    if seeds < 2:
+        raise UsageError("A seed-paired interval needs at least 2 seeds on both sides.")
+    by_seed, by_example = delta.mean(1), delta.mean(0)
+    ms_seed = examples * float(((by_seed - mean) ** 2).sum()) / (seeds - 1)
+    ms_example = seeds * float(((by_example - mean) ** 2).sum()) / (examples - 1)
+    residual = delta - by_seed[:, None] - by_example[None, :] + mean
+    ms_residual = float((residual ** 2).sum()) / ((seeds - 1) * (examples - 1))
+    terms = [(ms_seed, seeds - 1), (ms_example, examples - 1), (-ms_residual, (seeds - 1) * (examples - 1))]
+    total = sum(ms for ms, _ in terms)
+    if total <= 0:  # the residual outweighs both effects: fall back to the seeds' and examples' own terms
+        terms, total = terms[:2], ms_seed + ms_example
+    if total == 0:
+        return mean, mean, mean, math.inf
+    df = total ** 2 / sum(ms * ms / d for ms, d in terms)
+    half = float(stats.t.ppf((1 + LEVEL) / 2, df)) * math.sqrt(total / (seeds * examples))
+    return mean, mean - half, mean + half, df
+
+
+def seed_paired_gap(a: list[dict], b: list[dict], metric: str = "accuracy", predictions: str = "test_predictions"
+                    ) -> Gap:
+    """mean(a) - mean(b) where run s of `a` and of `b` share seed s (the same data sample and batches)
+    and every run kept its per-example predictions on the same test examples (`crossed_interval`)."""
+    if metric not in ACCURACIES:
+        raise UsageError(f"A seed-paired interval needs per-example correctness: {metric} is not an accuracy.")
+    by_seed = {r["seed"]: r for r in b}
+    pairs = [(r, by_seed[r["seed"]]) for r in a if r["seed"] in by_seed]
+    if len(pairs) < 2:
+        raise UsageError(f"A seed-paired interval needs at least 2 shared seeds, got {len(pairs)}.")
+    references = pairs[0][0]["test_references"]
+    delta = np.array([[float(p == t) - float(q == t) for p, q, t in zip(x[predictions], y[predictions], references)]
+                      for x, y in pairs])
+    mean, low, high, df = crossed_interval(delta)
+    return Gap(mean, low, high, f"seed-paired: {len(pairs)} seeds x {delta.shape[1]} test examples, crossed "
+                                f"variance, t with {df:.1f} df")

@@ -30,58 +30,77 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     import torch
 
     from sktuning.bench.baselines import build_method
-    from sktuning.bench.settings import unrelated_text_ids
+    from sktuning.bench.settings import random_text_ids, unrelated_text_ids
     from sktuning.config import task_config
-    from sktuning.data.encoding import InputEncoder
+    from sktuning.data.subsets import SubsetRule
+    from sktuning.label_words import tokenize_label_words, tokenize_template
     from sktuning.metrics import compute_metrics
-    from sktuning.version import code_version, cpu_model
-    from sktuning.zoo import load_backbone, model_path
     from sktuning.special_tokens import tokenize_text
     from sktuning.training.loop import Trainer, TrainingArguments
+    from sktuning.training.pipeline import encode_run, set_threads
+    from sktuning.version import code_version, cpu_model
+    from sktuning.zoo import load_backbone, model_path
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    threads = set_threads(settings.threads)
     data = settings.load_data()
-    backbone, tokenizer = load_backbone(settings.model)
+    label_words = method.endswith("-lw")
+    backbone, tokenizer = load_backbone(settings.model, lm_head=label_words)
     text_ids = tokenize_text(tokenizer, data.default_text)
-    config = task_config(data, tokenizer)
-    if method == "sk-prefix-unrelated":  # the same token count, none of the task's meaning
+    config = task_config(data, tokenizer, head="label-words" if label_words else "linear")
+    if method.startswith("sk-prefix-unrelated"):  # the same token count, none of the task's meaning
         text_ids = unrelated_text_ids(tokenizer, len(text_ids))
+    elif method.startswith("sk-prefix-random-ids"):  # the same length, no words at all
+        text_ids = random_text_ids(tokenizer, text_ids, seed)
+    if text_ids != tokenize_text(tokenizer, data.default_text):
         config = dataclasses.replace(config, text=tokenizer.decode(text_ids))
+    head_ids = (tokenize_label_words(tokenizer, config), tokenize_template(tokenizer, config)) if label_words else None
     torch.manual_seed(seed)  # the model's initial values come from the seed
-    model = build_method(method, backbone, text_ids, config, tokenizer_path=model_path(settings.model))
-    encoder = InputEncoder(tokenizer, text_ids, data.task, settings.max_length)
-
-    def rows(split: str, limit: int) -> list[dict]:
-        dataset = data.splits[split]
-        if limit < len(dataset):  # the same subset for every method and seed
-            dataset = dataset.shuffle(seed=0).select(range(limit))
-        return encoder.encode(dataset, split)
-
-    train, val, test = rows("train", settings.max_train), rows("validation", settings.max_eval), \
-        rows("test", settings.max_test)
+    model = build_method(method, backbone, text_ids, config, tokenizer_path=model_path(settings.model),
+                         head_ids=head_ids)
+    # one fixed subset (seed 0) for every method and seed; few-shot: each seed its own K-shot sample
+    rule = SubsetRule(seed=seed, shots=settings.shots, max_test=settings.max_test) if settings.shots else \
+        SubsetRule(seed=0, max_train=settings.max_train, max_eval=settings.max_eval, max_test=settings.max_test)
+    encoder, rows = encode_run(data, model, tokenizer, settings.max_length, rule)
     args = TrainingArguments(output_dir=None, steps=settings.steps, batch_size=settings.batch_size,
                              eval_batch_size=64, learning_rate=lr, weight_decay=BENCH_WEIGHT_DECAY,
                              warmup_ratio=settings.warmup_ratio, max_grad_norm=1.0, eval_every=settings.eval_every,
                              seed=seed, progress=False, data_order="stream", seed_at_start=False,
                              group_by_length=bool(settings.group_by_length))
-    trainer = Trainer(model, encoder, train, val, data.metrics, data.label_names, args)
+    trainer = Trainer(model, encoder, rows["train"], rows["validation"], data.metrics, data.label_names, args)
+
+    def scored() -> dict[str, Any]:
+        predictions, references, _ = trainer.predict(rows["test"])
+        return {"test": compute_metrics(data.metrics, predictions, references, data.label_names),
+                "test_predictions": predictions, "test_references": references}
+
+    at_steps: dict[str, dict[str, Any]] = {}  # pre-registered steps: the model as it stands there
+    steps = sorted(settings.test_steps or [])
+    if steps and settings.curve_seeds is not None and seed >= settings.curve_seeds:
+        steps = [steps[0], steps[-1]] if steps[0] == 0 else [steps[-1]]  # the curve's middle: first seeds only
+    trainer.after_step = lambda step: at_steps.update({str(step): scored()}) if step in steps else None
+    if 0 in steps and seed == 0:  # the untrained model: once per method
+        trainer.after_step(0)
     state = trainer.train()
     metric = data.metrics[0]
-    curve = [(h["step"], h["validation"][metric]) for h in state.history]
+    curve = [(h["step"], h["validation"].get(metric)) for h in state.history]
     total = sum(p.numel() for p in model.parameters())
-    predictions, references, _ = trainer.predict(test)
-    return {"method": method, "lr": lr, "seed": seed, "curve": curve,
-            "best_validation": state.best_metric if state.best_metric is not None else float("-inf"),
-            "test": compute_metrics(data.metrics, predictions, references, data.label_names), "metric": metric,
-            "trainable": sum(p.numel() for p in trainer.params), "total": total,
+    if steps:  # the last pre-registered step stands for the run; nothing is chosen on validation
+        final = at_steps[str(state.step)] if str(state.step) in at_steps else scored()
+    else:
+        final = scored()
+    best = state.best_metric if state.best_metric is not None else float("-inf")
+    return {"method": method, "lr": lr, "seed": seed, "curve": curve, "best_validation": best, **final,
+            "test_at_steps": {step: {"test": r["test"], "test_predictions": r["test_predictions"]}
+                              for step, r in at_steps.items()} if steps else None,
+            "metric": metric, "trainable": sum(p.numel() for p in trainer.params), "total": total,
             "step_seconds": statistics.median(trainer.step_seconds),  # the median: robust to a stall of the machine
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             # what later statistics pair examples by, and what the result came from
-            "test_predictions": predictions, "test_references": references, "text": config.text, "text_ids": text_ids,
+            "text": config.text, "text_ids": text_ids,
+            "train_examples": len(rows["train"]), "validation_examples": len(rows["validation"]),
             "code": code_version(), "padding_side": getattr(tokenizer, "padding_side", None),
             "dtype": str(next(backbone.parameters()).dtype).removeprefix("torch."), "cpu": cpu_model(),
-            "threads": torch.get_num_threads()}
+            "threads": threads}
 
 
 def run_in_subprocess(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[str, Any]:

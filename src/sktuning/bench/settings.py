@@ -14,9 +14,9 @@ class BenchSettings:
     steps: int = 120
     batch_size: int = 8
     eval_every: int = 30
-    max_train: int = 4000
-    max_eval: int = 300
-    max_test: int = 600
+    max_train: int | None = 4000        # None: the whole split (few-shot runs draw K per class instead)
+    max_eval: int | None = 300
+    max_test: int | None = 600         # None: the whole test split
     max_length: int = 64
     warmup_ratio: float = 0.06
     # length-grouped training batches (`TrainingArguments.group_by_length`); unset (None) in the committed
@@ -24,6 +24,16 @@ class BenchSettings:
     group_by_length: bool | None = None
     # torch's CPU threads per run; unset: torch's own choice, one per core of the machine
     threads: int | None = None
+    # few-shot (`sktune bench --shots K`): K training and K validation examples per class, drawn per seed
+    # (every method of a seed reads the same sample); max_train and max_eval then do not apply
+    shots: int | None = None
+    # the steps at which the test split is scored during training (pre-registered, never chosen on test);
+    # step 0 (the untrained model) is scored for the first seed only. Unset: once, after training, with
+    # the adapter that scored best on validation
+    test_steps: list[int] | None = None
+    # the steps of `test_steps` between 0 and the last are scored for seeds below this only (None: every
+    # seed): the curve against step is descriptive, the comparisons are at the last step
+    curve_seeds: int | None = None
     # the user's own files instead of the named task (`task` then only names the report); what
     # `sktune train` takes: --train/--validation/--test, the columns, the label names, the task type
     train: str | None = None
@@ -87,11 +97,37 @@ NOT_APPLICABLE = {
            "CAUSAL_LM'), so it cannot feed the benchmark's pooled classification head. It applies to "
            "task='causal-lm' runs, which the suite does not have.",
 }
+#: the few-shot suite's methods (docs/few-shot-plan.md). "-lw": with the label-word head, whose class scores
+#: start as the backbone's next-token logits of each label's words after the answer template. Text
+#: controls: the default SK-Prefix with a fluent unrelated text, and with random vocabulary ids, of the
+#: task text's token length. "full-ft-lw": every backbone weight trains, reading the task text, the input
+#: and the template, scored by the label-word head (LM-BFF's prompt-based fine-tuning)
+FEW_SHOT_METHODS = ["sk-prefix-lowrank-lw", "sk-prompt-lowrank-lw", "sk-prefix-lowrank", "sk-prompt-lowrank",
+                    "sk-prefix-unrelated-lw", "sk-prefix-random-ids-lw", "head-only", "prompt-tuning-text",
+                    "prefix-tuning-text", "lora", "full-ft", "full-ft-lw"]
+#: the few-shot suite (`sktune bench --shots 16 64`, docs/few-shot-plan.md): its pairs, seeds, and budget
+FEW_SHOT_PAIRS = [("smollm2-135m", "rt-polarity"), ("smollm2-135m", "trec"), ("smollm2-135m", "tweet-sentiment"),
+                  ("minilm-l6", "rt-polarity")]
+FEW_SHOT_SEEDS = list(range(10))
+
+
+def few_shot_settings(model: str, task: str, shots: int, steps: int | None = None) -> BenchSettings:
+    """The pre-registered few-shot budget (docs/few-shot-plan.md): batch 8 in length-grouped batches, 64
+    steps up to K=16 and 128 above, validation on the K-shot set four times; 1,000 test texts (the same
+    for every run) scored at step 0 (first seed), half-way (first three seeds) and the last step."""
+    steps = steps or (64 if shots <= 16 else 128)
+    return BenchSettings(model=model, task=task, steps=steps, batch_size=8, eval_every=steps // 4,
+                         max_train=None, max_eval=None, max_test=1000, max_length=64, shots=shots,
+                         test_steps=[0, steps // 2, steps], curve_seeds=3, group_by_length=True)
+
+
 #: what `sktune bench --quick` runs: every method but the ablations
 QUICK_METHODS = [m for m in METHODS if m not in ABLATIONS]
 #: learning-rate grids, chosen on validation; full fine-tuning and LoRA move the backbone and want less
 LR_GRID: dict[str, list[float]] = {name: [1e-3, 3e-3, 1e-2] for name in METHODS}
 LR_GRID.update({"lora": [3e-4, 1e-3, 3e-3], "full-ft": [1e-5, 3e-5, 1e-4]})
+LR_GRID.update({"sk-prefix-lowrank-lw": [1e-3, 3e-3, 1e-2], "sk-prompt-lowrank-lw": [1e-3, 3e-3, 1e-2],
+                "full-ft-lw": [1e-5, 3e-5, 1e-4]})
 DEFAULT_LR: dict[str, float] = {name: grid[1] for name, grid in LR_GRID.items()}
 #: prefix tuning with the MLP chose the lowest rate on every SmolLM2 task; Li & Liang (2021) train it
 #: near 5e-5: its grid reaches down from the start
@@ -109,7 +145,10 @@ def next_rate(rate: float, up: bool) -> float:
         return float(f"{3 if leading == 1 else 1}e{exponent if leading == 1 else exponent + 1}")
     return float(f"{1 if leading == 3 else 3}e{exponent if leading == 3 else exponent - 1}")
 #: a method with no grid of its own: it runs at the rate chosen for another (the ablation changes the text only)
-RATE_OF = {"sk-prefix-unrelated": "sk-prefix-lowrank"}
+RATE_OF = {"sk-prefix-unrelated": "sk-prefix-lowrank", "sk-prefix-unrelated-lw": "sk-prefix-lowrank-lw",
+           "sk-prefix-random-ids-lw": "sk-prefix-lowrank-lw"}
+#: every method a run can name
+ALL_METHODS = METHODS + [m for m in FEW_SHOT_METHODS if m not in METHODS]
 
 #: the unrelated text: about a train journey, no task's words, cut to the task text's token length
 #: (repeated if it is shorter)
@@ -122,3 +161,14 @@ def unrelated_text_ids(tokenizer, length: int) -> list[int]:
     """`length` token ids of `UNRELATED_TEXT` (no special tokens), the same count as the task's text."""
     ids = tokenizer(UNRELATED_TEXT, add_special_tokens=False)["input_ids"]
     return (ids * (length // len(ids) + 1))[:length]
+
+
+def random_text_ids(tokenizer, text_ids: list[int], seed: int) -> list[int]:
+    """The text's ids with every ordinary token replaced by a vocabulary id drawn with `seed` (special
+    tokens such as [CLS] stay where they are): the text's length and structure, no words at all."""
+    import random
+
+    special = set(tokenizer.all_special_ids)
+    pool = [i for i in range(len(tokenizer)) if i not in special]
+    draw = random.Random(f"random-ids/{seed}")
+    return [i if i in special else draw.choice(pool) for i in text_ids]

@@ -4,6 +4,8 @@ method on validation with the first seed. The numbers are judged in `stats` and 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import json
 import logging
 import statistics
@@ -14,7 +16,7 @@ from typing import Any
 
 from sktuning.bench import stats
 from sktuning.bench.runner import append_record, subprocess_run
-from sktuning.bench.settings import (DEFAULT_LR, LR_GRID, MAX_EXTENSIONS, METHODS, RATE_OF, BenchSettings,
+from sktuning.bench.settings import (ALL_METHODS, DEFAULT_LR, LR_GRID, MAX_EXTENSIONS, RATE_OF, BenchSettings,
                                      format_duration, next_rate)
 
 logger = logging.getLogger("sktuning")
@@ -42,6 +44,8 @@ class Suite:
     #: finished runs of another budget on the same data (the short one's, for a longer budget): they
     #: estimate a method's time here until one of its runs has finished here
     reference: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+    #: how often a grid may grow past each end (the few-shot suite: once)
+    extensions: int = MAX_EXTENSIONS
 
     def __post_init__(self) -> None:
         self.log = self.output / f"{self._name()}.runs.jsonl"
@@ -72,7 +76,7 @@ class Suite:
         rates, grown = sorted(LR_GRID[method]), {"top": 0, "bottom": 0}
         while all((method, lr, self.seeds[0]) in self.done for lr in rates):
             edge = self._edge_of(method, rates)
-            if edge is None or grown[edge] == MAX_EXTENSIONS:
+            if edge is None or grown[edge] == self.extensions:
                 break
             grown[edge] += 1
             if edge == "top":
@@ -162,7 +166,7 @@ class Suite:
                         self._waits(method, phase)
                         continue
                     if lr is None:  # the seeds phase needs a rate chosen on seed 0 first
-                        raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to "
+                        raise UsageError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to "
                                          "choose a learning rate from; run the 'first' or 'grid' phase before "
                                          "'seeds'.")
                     plan = self.plan()
@@ -183,7 +187,7 @@ class Suite:
                 self._waits(method, phase)
                 continue
             if lr is None:
-                raise ValueError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to choose a "
+                raise UsageError(f"{self._name()}: {method} has no finished seed-{self.seeds[0]} run to choose a "
                                  "learning rate from; run the 'first' or 'grid' phase before 'seeds'.")
             keys.append(key)
         return keys
@@ -213,12 +217,13 @@ class Suite:
         """The finished runs at each method's chosen rate: what the report is made of. Every method with
         runs in the log counts, not only those this suite runs, so running one new method adds it to the
         report without dropping the others."""
-        reported = [m for m in METHODS if m in self.methods or any(key[0] == m for key in self.done)]
+        reported = [m for m in ALL_METHODS if m in self.methods or any(key[0] == m for key in self.done)]
         rates = {m: self.chosen_lr(m) for m in reported}
         return [self.done[(m, rates[m], s)] for m in reported for s in self.seeds if (m, rates[m], s) in self.done]
 
     def _name(self) -> str:
-        return f"{Path(self.settings.model).name}-{self.settings.task}"  # a local folder: its name
+        shots = f"-{self.settings.shots}-shot" if self.settings.shots else ""
+        return f"{Path(self.settings.model).name}-{self.settings.task}{shots}"  # a local folder: its name
 
     def name(self) -> str:
         return self._name()
@@ -226,7 +231,7 @@ class Suite:
     def table(self) -> tuple[dict[str, list[dict]], dict[str, dict], float | None]:
         """(runs by method, one summary row per method, the best baseline's mean final validation score)."""
         if not self.records:
-            raise ValueError(f"{self.log} holds no finished run with these settings; run the suite first.")
+            raise UsageError(f"{self.log} holds no finished run with these settings; run the suite first.")
         return stats.table(self.records)
 
     def reference_records(self) -> list[dict[str, Any]]:

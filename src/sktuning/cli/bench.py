@@ -3,12 +3,15 @@ write docs/results/<model>-<task>.md, a learning-curve PNG and the summary of th
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import argparse
 import logging
 import sys
 from pathlib import Path
 
-from sktuning.bench.settings import METHODS, NOT_APPLICABLE, OWN_DATA, QUICK_METHODS
+from sktuning.bench.settings import (ALL_METHODS, FEW_SHOT_METHODS, FEW_SHOT_PAIRS, FEW_SHOT_SEEDS, METHODS,
+                                     NOT_APPLICABLE, OWN_DATA, QUICK_METHODS)
 from sktuning.cli.options import FILE_TASK_TYPES, positive_int
 
 logger = logging.getLogger("sktuning")
@@ -33,6 +36,11 @@ def add_parser(sub) -> None:
     data.add_argument("--label-column")
     data.add_argument("--label-names", nargs="+")
     data.add_argument("--task-type", choices=FILE_TASK_TYPES)
+    bench.add_argument("--shots", nargs="+", type=positive_int, metavar="K",
+                       help="the few-shot suite (docs/few-shot-plan.md): K training and K validation examples per "
+                            "class, drawn per seed, the whole test split scored at pre-registered steps; default "
+                            "pairs " + ", ".join(f"{m}:{t}" for m, t in FEW_SHOT_PAIRS) + ", seeds 0-9, methods "
+                            + ", ".join(FEW_SHOT_METHODS) + " (output docs/results/few-shot)")
     bench.add_argument("--methods", nargs="+", metavar="METHOD",
                        help="methods to run (default: all): " + ", ".join(METHODS))
     bench.add_argument("--seeds", nargs="+", type=int, help="seeds (default 0 1 2; 0 with --quick)")
@@ -63,36 +71,44 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from sktuning.bench import FULL_SUITE, PHASES, QUICK, BenchSettings, Suite, format_duration, write_summary
+    from sktuning.bench.settings import few_shot_settings
     from sktuning.bench.suite import RECENT
     from sktuning.cli.common import quiet_libraries
 
     own = {k: getattr(args, k) for k in OWN_DATA if getattr(args, k) is not None}
+    if args.shots and (args.quick or args.rates_from or args.ray):
+        raise UsageError("--shots runs the few-shot suite, with its own budget and rates: leave out --quick, "
+                         "--rates-from and --ray.")
     if args.pairs and (own or args.model or args.task):
-        raise ValueError("Give --pairs, or --model with --task or your own files, not both.")
+        raise UsageError("Give --pairs, or --model with --task or your own files, not both.")
     if own and args.task:
-        raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+        raise UsageError("Give either --task or --train/--validation/--test files, not both.")
     if own and not (args.train or args.test):
-        raise ValueError("Your own data needs --train (and optionally --validation, --test) or --test.")
+        raise UsageError("Your own data needs --train (and optionally --validation, --test) or --test.")
     if own:  # the report is named after the training file
         pairs = [(args.model or "smollm2-135m", Path(args.train or args.test).stem)]
     elif args.model or args.task:
         pairs = [(args.model or "smollm2-135m", args.task or "rt-polarity")]
     else:
         pairs = [tuple(p.split(":", 1)) for p in args.pairs] if args.pairs else (
-            [("smollm2-135m", "rt-polarity")] if args.quick else FULL_SUITE)
+            [("smollm2-135m", "rt-polarity")] if args.quick else FEW_SHOT_PAIRS if args.shots else FULL_SUITE)
     if any(len(p) != 2 for p in pairs):
-        raise ValueError("--pairs takes MODEL:TASK items, e.g. smollm2-135m:trec.")
+        raise UsageError("--pairs takes MODEL:TASK items, e.g. smollm2-135m:trec.")
     for method in set(args.methods or []) & set(NOT_APPLICABLE):
-        raise ValueError(f"{method}: {NOT_APPLICABLE[method]}")
-    unknown = sorted(set(args.methods or []) - set(METHODS))
+        raise UsageError(f"{method}: {NOT_APPLICABLE[method]}")
+    unknown = sorted(set(args.methods or []) - set(ALL_METHODS))
     if unknown:
-        raise ValueError(f"Unknown method(s) {unknown}: choose from {', '.join(METHODS)}.")
-    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+        raise UsageError(f"Unknown method(s) {unknown}: choose from {', '.join(ALL_METHODS)}.")
+    seeds = args.seeds or ([0] if args.quick else FEW_SHOT_SEEDS if args.shots else [0, 1, 2])
     command = " ".join(["sktune bench", *(a for a in sys.argv[2:] if a != "--report-only")])
-    output = Path(args.output or ("docs/results/quick" if args.quick else "docs/results"))
+    output = Path(args.output or ("docs/results/quick" if args.quick else "docs/results/few-shot" if args.shots
+                                  else "docs/results"))
     quiet_libraries()
 
     def suite_of(settings: BenchSettings) -> Suite:
+        if settings.shots:  # a grid grown at most once per end: 32 validation examples choose its rate
+            return Suite(settings, args.methods or FEW_SHOT_METHODS, seeds, grid=not args.no_grid, output=output,
+                         extensions=1)
         suite = Suite(settings, args.methods or (QUICK_METHODS if args.quick else METHODS), seeds,
                       grid=not (args.quick or args.no_grid), output=output)
         if args.rates_from:  # the rates the default budget chose; its runs estimate this budget's times
@@ -109,22 +125,25 @@ def run(args: argparse.Namespace) -> int:
         chosen = {m: short.chosen_lr(m) for m in args.methods or METHODS}
         missing = sorted(m for m, lr in chosen.items() if lr is None)
         if missing:
-            raise ValueError(f"--rates-from {short.output}: no finished default-budget runs of {', '.join(missing)} "
+            raise UsageError(f"--rates-from {short.output}: no finished default-budget runs of {', '.join(missing)} "
                              f"for {short.settings.model}:{short.settings.task} to take a learning rate from; run "
                              "`sktune bench` there first, or leave those methods out with --methods.")
         return chosen
 
     suites = []
-    for model, task in pairs:
-        settings = BenchSettings(model=model, task=task, **(QUICK if args.quick else {}), **own)
-        if args.steps:
+    for (model, task), shots in ((pair, k) for pair in pairs for k in args.shots or [None]):
+        settings = few_shot_settings(model, task, shots, args.steps) if shots else \
+            BenchSettings(model=model, task=task, **(QUICK if args.quick else {}), **own)
+        if shots and own:
+            settings = dataclasses.replace(settings, **own)
+        if args.steps and not shots:
             settings.steps = args.steps
         if args.group_by_length:
             settings.group_by_length = True
         for item in args.set:
             name, _, value = item.partition("=")
             if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task", *OWN_DATA) or not value:
-                raise ValueError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
+                raise UsageError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
                                  "max_train, max_eval, max_test, max_length, warmup_ratio.")
             setattr(settings, name, type(getattr(settings, name))(value))
         suites.append(suite_of(settings))
@@ -133,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
                            suites[-1].ignored)
     # the summary also covers the suite's other pairs already run in this folder with the same budget
     listed = {(s.settings.model, s.settings.task) for s in suites}
-    summarised = suites + [other for other in (suite_of(dataclasses.replace(suites[0].settings, model=m, task=t))
-                                               for m, t in FULL_SUITE if (m, t) not in listed) if other.records]
+    summarised = [] if args.shots else \
+        suites + [other for other in (suite_of(dataclasses.replace(suites[0].settings, model=m, task=t))
+                                      for m, t in FULL_SUITE if (m, t) not in listed) if other.records]
     if not args.report_only:
         left = [suite.seconds_left() for suite in suites]
         runs = sum(len(suite.missing()) for suite in suites)
@@ -151,11 +171,22 @@ def run(args: argparse.Namespace) -> int:
     for phase in [] if args.report_only else [p for p in PHASES if p in (args.phases or PHASES)]:
         for suite in suites:
             suite.run([phase], executor)
+            if args.shots:
+                print(f"{suite.name()} ({phase} done): report in {write_few_shot_report(suites, output, command)}")
+                continue
             print(f"{suite.settings.model} {suite.settings.task} ({phase} done): report in {suite.report(command)}")
             write_summary(summarised, output, command)
-    if args.report_only:
+    if args.report_only and args.shots:
+        print(f"report in {write_few_shot_report(suites, output, command)}")
+    elif args.report_only:
         for suite in suites:
             if suite.records:
                 print(f"{suite.settings.model} {suite.settings.task}: report in {suite.report(command)}")
         print(f"summary in {write_summary(summarised, output, command)}")
     return 0
+
+
+def write_few_shot_report(suites, output: Path, command: str) -> Path:
+    from sktuning.bench.few_shot_report import write_few_shot_report as write
+
+    return write(suites, output, command)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import os
 import platform
 import time
@@ -68,7 +70,7 @@ def load_adapter(adapter: str, model: str | None, trust_remote_code: bool = Fals
     record = AdapterRecord.from_meta(read_adapter_meta(adapter))
     model_name = model or record.model
     if not model_name:
-        raise ValueError(f"{adapter} does not record its backbone; pass --model.")
+        raise UsageError(f"{adapter} does not record its backbone; pass --model.")
     scheme = record.quantize if quantize is None else (None if quantize == "none" else quantize)
     backbone, tokenizer = load_model(model_name, trust_remote_code, device, dtype, scheme)
     return SKModel.from_pretrained(backbone, adapter, tokenizer=tokenizer), tokenizer, record

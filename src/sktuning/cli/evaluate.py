@@ -3,6 +3,8 @@ was trained (its label ids, task, columns and input length)."""
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import argparse
 from pathlib import Path
 
@@ -47,16 +49,16 @@ def run(args: argparse.Namespace) -> int:
     given = [f"--{k.replace('_', '-')}" for k in ("text", "label_words", "label_words_file", "answer_template")
              if getattr(args, k) is not None]
     if given and not args.zero_shot:
-        raise ValueError(f"{', '.join(given)} go with --zero-shot (an adapter keeps its own).")
+        raise UsageError(f"{', '.join(given)} go with --zero-shot (an adapter keeps its own).")
     if args.calibrate and not args.zero_shot:
-        raise ValueError("--calibrate goes with --zero-shot (a trained adapter's head is already fitted).")
+        raise UsageError("--calibrate goes with --zero-shot (a trained adapter's head is already fitted).")
     if args.zero_shot:
         if args.adapter:
-            raise ValueError("--zero-shot scores the untrained model: leave --adapter out, or drop --zero-shot "
+            raise UsageError("--zero-shot scores the untrained model: leave --adapter out, or drop --zero-shot "
                              "to evaluate the adapter.")
         return run_zero_shot(args)
     if not args.adapter:
-        raise ValueError("Give --adapter DIR (a trained adapter), or --zero-shot to score the untrained "
+        raise UsageError("Give --adapter DIR (a trained adapter), or --zero-shot to score the untrained "
                          "label-word model.")
     meta = read_adapter_meta(args.adapter)  # bad options fail before the model loads
     config, record = SKTuningConfig.from_dict(meta["config"]), AdapterRecord.from_meta(meta)
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not (task or files):
         task = record.task if record.task_source == "named" else None
         if task is None:
-            raise ValueError(f"{args.adapter} was trained on files: pass --test FILE (or --task NAME).")
+            raise UsageError(f"{args.adapter} was trained on files: pass --test FILE (or --task NAME).")
     quiet_libraries()
     file = files[0] if files else None  # a file is the split: read whole, nothing carved off it
     data = load_data(task, file, file, file, text_column=args.text_column or record.text_column or "text",
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                      label_column=args.label_column or record.label_column or "label",
                      label_names=args.label_names or config.label_names, task_type=args.task_type or config.task)
     if data.task != config.task or (config.label_names and data.label_names != config.label_names):
-        raise ValueError(f"The adapter predicts {config.task} over {config.label_names or config.num_labels} but "
+        raise UsageError(f"The adapter predicts {config.task} over {config.label_names or config.num_labels} but "
                          f"{data.name} is {data.task} over {data.label_names}; evaluate it on its own task.")
     from sktuning.atomic import atomic_write_text, strict_json
 
@@ -137,7 +139,7 @@ def one_file(args: argparse.Namespace) -> list[str]:
     """The file given (a file is the split, read whole), or none; more than one is refused."""
     files = list(dict.fromkeys(f for f in (args.test, args.validation, args.train) if f))
     if len(files) > 1:
-        raise ValueError("eval scores one file: give it with --test FILE.")
+        raise UsageError("eval scores one file: give it with --test FILE.")
     return files
 
 

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from sktuning.cli import bench, evaluate, export, listing, predict, push, serve, train
+from sktuning.errors import UsageError
 
 COMMANDS = (train, evaluate, predict, export, push, serve, bench, listing)
 
@@ -45,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         code = args.handler(args) or 0
         finished = True
         return code
-    except ValueError as err:
-        print(f"sktune {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except ImportError as err:  # an optional dependency's extra is missing: the message names it
+    except UsageError as err:  # what the user can fix (a missing extra too); anything else is a bug: traceback
         print(f"sktune {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import argparse
 import json
 import logging
@@ -36,13 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.training.spec import AdapterRecord
 
     if not (args.texts or args.input):
-        raise ValueError("Nothing to predict: pass texts as arguments or --input FILE.")
+        raise UsageError("Nothing to predict: pass texts as arguments or --input FILE.")
     record = AdapterRecord.from_meta(read_adapter_meta(args.adapter))
     text_column = args.text_column or record.text_column or "text"
     text_pair_column = args.text_pair_column or record.text_pair_column
     rows = read_inputs(args.texts, args.input, text_column, text_pair_column)  # bad input fails before the model loads
     if text_pair_column and "text_pair" not in rows[0]:
-        raise ValueError(f"{args.adapter} was trained on text pairs (columns {text_column!r} and "
+        raise UsageError(f"{args.adapter} was trained on text pairs (columns {text_column!r} and "
                          f"{text_pair_column!r}): give --input a table with both columns.")
     quiet_libraries()
     from sktuning.atomic import atomic_write_text
@@ -66,16 +68,16 @@ def read_inputs(texts: list[str], input_file: str | None, text_column: str,
                 text_pair_column: str | None) -> list[dict[str, str]]:
     """The inputs, from the command line or a file (.txt: one per line; a table: its text column(s))."""
     if input_file and texts:
-        raise ValueError("Give texts either as arguments or with --input, not both.")
+        raise UsageError("Give texts either as arguments or with --input, not both.")
     if texts:
         if not all(t.strip() for t in texts):
-            raise ValueError("An empty text was given to predict; remove it.")
+            raise UsageError("An empty text was given to predict; remove it.")
         return [{"text": t} for t in texts]
     if not input_file:
-        raise ValueError("Nothing to predict: pass texts as arguments or --input FILE.")
+        raise UsageError("Nothing to predict: pass texts as arguments or --input FILE.")
     path = Path(input_file)
     if not path.is_file():
-        raise ValueError(f"Input file {path} does not exist.")
+        raise UsageError(f"Input file {path} does not exist.")
     if path.suffix == ".txt":
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
         rows = [{"text": line} for line in lines if line]
@@ -84,8 +86,8 @@ def read_inputs(texts: list[str], input_file: str | None, text_column: str,
 
         rows = read_table(path, text_column, text_pair_column)
     if not rows:
-        raise ValueError(f"{path} holds no inputs.")
+        raise UsageError(f"{path} holds no inputs.")
     empty = [i + 1 for i, row in enumerate(rows) if not str(row.get("text", "")).strip()]
     if empty:
-        raise ValueError(f"{path}: input(s) {empty[:10]} are empty; remove them.")
+        raise UsageError(f"{path}: input(s) {empty[:10]} are empty; remove them.")
     return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import argparse
 
 
@@ -22,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.hub_sharing import push_to_hub, stage_upload
 
     if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
-        raise ValueError(f"--repo-id {args.repo_id!r}: give it as user/name.")
+        raise UsageError(f"--repo-id {args.repo_id!r}: give it as user/name.")
     if args.dry_run:
         print(f"would upload {stage_upload(args.adapter, args.dry_run, args.repo_id)} to {args.repo_id}")
         return 0

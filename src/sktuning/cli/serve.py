@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import argparse
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +43,9 @@ def parse_adapters(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise ValueError(f"--adapter {item!r}: give NAME=DIR, e.g. --adapter sentiment=runs/rt/adapter.")
+            raise UsageError(f"--adapter {item!r}: give NAME=DIR, e.g. --adapter sentiment=runs/rt/adapter.")
         if name in adapters:
-            raise ValueError(f"--adapter {name!r} is given twice; give each adapter its own name.")
+            raise UsageError(f"--adapter {name!r} is given twice; give each adapter its own name.")
         adapters[name] = path
     return adapters
 
@@ -51,7 +53,7 @@ def parse_adapters(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     adapters = parse_adapters(args.adapter)  # bad options fail before anything loads
     if args.forward_overhead_tokens is not None and args.forward_overhead_tokens < 0:
-        raise ValueError(f"--forward-overhead-tokens must be >= 0, got {args.forward_overhead_tokens}.")
+        raise UsageError(f"--forward-overhead-tokens must be >= 0, got {args.forward_overhead_tokens}.")
     from sktuning.cli.common import load_model, quiet_libraries
     from sktuning.extras import require
     from sktuning.model import read_adapter_meta
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     first = AdapterRecord.from_meta(read_adapter_meta(next(iter(adapters.values()))))
     model_name = args.model or first.model
     if not model_name:
-        raise ValueError("The first adapter does not record its backbone; pass --model.")
+        raise UsageError("The first adapter does not record its backbone; pass --model.")
 
     def start() -> tuple[Registry, int]:
         # held as the adapters were trained (int8 / nf4 / full); an adapter trained otherwise is refused

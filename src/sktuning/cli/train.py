@@ -6,6 +6,8 @@ nothing is written until the run is known to start.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import argparse
 import dataclasses
 import json
@@ -65,6 +67,12 @@ def add_parser(sub) -> None:
                             "less padding, the same data per epoch)")
     group.add_argument("--max-train-examples", type=positive_int, help="use a seeded subset of the training split")
     group.add_argument("--max-eval-examples", type=positive_int, help="use a seeded subset of the validation split")
+    group.add_argument("--shots", type=positive_int, metavar="K",
+                       help="few-shot: K training and K validation examples per class, drawn per --subset-seed; "
+                            "the test split stays whole")
+    group.add_argument("--shots-validation", action=argparse.BooleanOptionalAction,
+                       help="with --shots: a K-per-class validation set (default on); off: none, no early stopping")
+    group.add_argument("--subset-seed", type=int, help="seed of the subsets and shots (default: --seed)")
     group.add_argument("--seed", type=int, help="(default 0)")
     group.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward passes")
     group.add_argument("--threads", type=positive_int, help="torch's CPU threads (default: torch's choice, one per "
@@ -113,12 +121,12 @@ def label_words_from(path: str | None, options: list[tuple[str, list[str]]] | No
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise ValueError(f"--label-words-file {path}: not a readable JSON file ({err}).") from None
+            raise UsageError(f"--label-words-file {path}: not a readable JSON file ({err}).") from None
         words = check_label_words_mapping(data, f"--label-words-file {path}")
     seen: set[str] = set()
     for label, label_words in options or []:
         if label in seen:
-            raise ValueError(f"--label-words gives label {label!r} twice; give all its words at once "
+            raise UsageError(f"--label-words gives label {label!r} twice; give all its words at once "
                              f"({label}=WORD,WORD).")
         seen.add(label)
         words[label] = label_words
@@ -148,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
                      text_pair_column=spec.text_pair_column, label_column=spec.label_column,
                      label_names=spec.label_names, task_type=spec.task_type)
     build_config(data, None, spec)  # a head or label words that do not fit the task fail before the model loads
+    from sktuning.data.subsets import draw_subsets
+
+    draw_subsets(data, spec.subset_rule())  # so do --shots a split cannot give
     spec, plan = with_sharding_plan(spec)
     from sktuning.cli.common import device_for
 
@@ -159,11 +170,11 @@ def run(args: argparse.Namespace) -> int:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
 
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    from sktuning.data.encoding import InputEncoder
     from sktuning.model import get_sk_model
     from sktuning.training.loop import Trainer, TrainingArguments
+    from sktuning.training.pipeline import encode_run, set_threads
+
+    set_threads(spec.threads)
     from sktuning.training.tracking import plot_curves
 
     config = build_config(data, tokenizer, spec)
@@ -182,9 +193,8 @@ def run(args: argparse.Namespace) -> int:
                     "template) take %d",
                     spec.max_length, model.input_length(spec.max_length),
                     model.input_room + model.reserved_tokens, model.reserved_tokens)
-    encoder = InputEncoder.for_model(model, tokenizer, spec.max_length)
+    encoder, splits = encode_run(data, model, tokenizer, spec.max_length, spec.subset_rule())
     spec = spec.replace(max_length=encoder.max_length)
-    splits = encoded_splits(data, encoder, spec)
     training = TrainingArguments(output_dir=str(output), steps=spec.steps, epochs=spec.epochs,
                                  batch_size=spec.batch_size, learning_rate=spec.lr, weight_decay=spec.weight_decay,
                                  warmup_ratio=spec.warmup_ratio, eval_every=spec.eval_every,
@@ -242,10 +252,10 @@ def prepare_output(spec: RunSpec, resume: bool, overwrite: bool) -> tuple[Path, 
     """The run folder, and whether a previous run in it is to be replaced (--overwrite)."""
     if resume:
         if not spec.output:
-            raise ValueError("--resume needs --output DIR, the folder of the run to continue.")
+            raise UsageError("--resume needs --output DIR, the folder of the run to continue.")
         output = Path(spec.output)
         if not (output / RUN_FILE).is_file():
-            raise ValueError(f"{output} holds no run to resume ({RUN_FILE} is missing); start without --resume.")
+            raise UsageError(f"{output} holds no run to resume ({RUN_FILE} is missing); start without --resume.")
         return output, False
     if spec.output:
         output = Path(spec.output)
@@ -257,7 +267,7 @@ def prepare_output(spec: RunSpec, resume: bool, overwrite: bool) -> tuple[Path, 
         output = Path(broadcast_object(f"runs/{name}-{spec.mode}-{time.strftime('%Y%m%d-%H%M%S')}"))
     if output.exists() and any(output.iterdir()):
         if not overwrite:
-            raise ValueError(f"{output} already holds files of another run; pass --overwrite to replace them, "
+            raise UsageError(f"{output} already holds files of another run; pass --overwrite to replace them, "
                              "--resume to continue it, or choose another --output.")
         return output, True
     return output, False
@@ -278,7 +288,7 @@ def with_sharding_plan(spec: RunSpec):
             try:
                 plan.zero_optimization = json.loads(Path(spec.deepspeed_config).read_text())["zero_optimization"]
             except (OSError, ValueError, KeyError) as err:
-                raise ValueError(f"--deepspeed-config {spec.deepspeed_config}: a JSON file with a "
+                raise UsageError(f"--deepspeed-config {spec.deepspeed_config}: a JSON file with a "
                                  f"zero_optimization section is needed ({err}).") from None
     if plan is not None:
         spec = spec.replace(shard=plan.engine, sharding_plan=dataclasses.asdict(plan),
@@ -287,15 +297,5 @@ def with_sharding_plan(spec: RunSpec):
     if precision == "bf16":
         spec = spec.replace(bf16=True)
     elif precision == "fp16":
-        raise ValueError("fp16 mixed precision is not supported for training (no loss scaling): use bf16.")
+        raise UsageError("fp16 mixed precision is not supported for training (no loss scaling): use bf16.")
     return spec, plan
-
-
-def encoded_splits(data, encoder, spec: RunSpec) -> dict[str, list[dict]]:
-    splits = {}
-    for split, limit in (("train", spec.max_train_examples), ("validation", spec.max_eval_examples), ("test", None)):
-        dataset = data.splits[split]
-        if limit is not None and limit < len(dataset):
-            dataset = dataset.shuffle(seed=spec.seed).select(range(limit))
-        splits[split] = encoder.encode(dataset, split)
-    return splits

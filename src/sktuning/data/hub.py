@@ -4,6 +4,8 @@ online; `data_files=` feeds local files of the same schema instead (how the test
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import csv
 from pathlib import Path
 from typing import Any, Callable
@@ -20,12 +22,12 @@ def _local_dataset(data_files: dict[str, str], loader: Callable[..., Any]) -> da
     """Local files of a hub data set's schema (for tests, or a downloaded copy)."""
     for split, file in data_files.items():
         if not Path(file).is_file():
-            raise ValueError(f"The {split} file {file} does not exist.")
+            raise UsageError(f"The {split} file {file} does not exist.")
     suffixes = {Path(f).suffix.lower() for f in data_files.values()}
     builders = {".json": ("json", {}), ".jsonl": ("json", {}), ".csv": ("csv", {}),
                 ".tsv": ("csv", {"delimiter": "\t", "quoting": csv.QUOTE_NONE}), ".parquet": ("parquet", {})}
     if len(suffixes) != 1 or next(iter(suffixes)) not in builders:
-        raise ValueError(f"data_files must all be one of {', '.join(builders)}, got {sorted(suffixes)}.")
+        raise UsageError(f"data_files must all be one of {', '.join(builders)}, got {sorted(suffixes)}.")
     suffix = suffixes.pop()
     if suffix == ".csv":  # pandas, under datasets' CSV builder, lets an unclosed quote swallow later rows
         for file in data_files.values():
@@ -44,7 +46,7 @@ def _hub_dataset(path: str, config: str | None, loader: Callable[..., Any]) -> d
             return loader(path, config, revision="refs/convert/parquet")
     except Exception as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(f"Could not load {path}{'/' + config if config else ''} from the Hugging Face Hub "
+        raise UsageError(f"Could not load {path}{'/' + config if config else ''} from the Hugging Face Hub "
                          f"({reason}); the hub is unreachable or the data set is not there. Offline, use a bundled "
                          f"task ({', '.join(BUNDLED_TASKS)}) or your own files (load_files, or data_files= with the same "
                          "columns).") from None
@@ -69,11 +71,11 @@ def _hub_task(name: str, description: str, path: str, config: str | None, task: 
         out = {}
         for ours, hub in splits.items():
             if hub not in raw:
-                raise ValueError(f"{name}: no {hub!r} split in the data (splits: {', '.join(raw)}).")
+                raise UsageError(f"{name}: no {hub!r} split in the data (splits: {', '.join(raw)}).")
             data = raw[hub]
             missing = [c for c in columns if c not in data.column_names]
             if missing:
-                raise ValueError(f"{name}: the {hub} split has no column(s) {missing} "
+                raise UsageError(f"{name}: the {hub} split has no column(s) {missing} "
                                  f"(columns: {', '.join(data.column_names)}).")
             data = data.select_columns(list(columns)).rename_columns(columns)
             if task == SEQUENCE:  # SNLI marks examples without a gold label -1; GLUE's hidden test labels too

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 from typing import Any
 
 from sktuning.data.bundled import (BROWN_SIZES, RT_SIZES, TREC_SIZES, TWEET_SIZES, load_brown_pos, load_rt_polarity,
@@ -25,7 +27,7 @@ NAMED_TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in [
 def load_task(name: str, **options: Any) -> TaskData:
     """A named task (see NAMED_TASKS); `options` go to its loader, e.g. `data_files=` for a hub task."""
     if name not in NAMED_TASKS:
-        raise ValueError(f"Unknown task {name!r}: choose one of {', '.join(NAMED_TASKS)}, or give your own files.")
+        raise UsageError(f"Unknown task {name!r}: choose one of {', '.join(NAMED_TASKS)}, or give your own files.")
     return NAMED_TASKS[name].load(**options)
 
 
@@ -36,7 +38,7 @@ def load_data(name: str | None, train: str | None = None, validation: str | None
     from sktuning.data.user_files import load_files
 
     if name and train:
-        raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+        raise UsageError("Give either --task or --train/--validation/--test files, not both.")
     if train or test:
         return load_files(train or test, validation, test, task=task_type, **file_options)
     return load_task(name or "rt-polarity")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 from typing import Sequence
 
 import numpy as np
@@ -36,7 +38,7 @@ def carve(columns: dict[str, list], size_share: float, labels: list | None) -> t
     n = len(next(iter(columns.values())))
     size = max(1, round(size_share * n))
     if n - size < 1:
-        raise ValueError(f"The training file has only {n} row(s): too few to carve a validation or test split "
+        raise UsageError(f"The training file has only {n} row(s): too few to carve a validation or test split "
                          "from; give validation and test files, or more data.")
     rest, part = split_off(np.arange(n), size, labels)
     return ({k: [v[i] for i in rest] for k, v in columns.items()},

@@ -4,6 +4,8 @@ from, so that an error can name it. Needs no `datasets`: `sktune predict` reads 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import csv
 import json
 import os
@@ -18,13 +20,13 @@ CONLL_SUFFIXES = (".conll", ".txt")
 
 def file_kind(path: Path) -> str:
     if not path.is_file():
-        raise ValueError(f"File {path} does not exist.")
+        raise UsageError(f"File {path} does not exist.")
     suffix = path.suffix.lower()
     if suffix in TABLE_SUFFIXES:
         return "table"
     if suffix in CONLL_SUFFIXES:
         return "conll"
-    raise ValueError(f"Unknown file type {suffix or '(none)'!r} for {path}: use .csv, .tsv or .jsonl/.json (text "
+    raise UsageError(f"Unknown file type {suffix or '(none)'!r} for {path}: use .csv, .tsv or .jsonl/.json (text "
                      "classification, regression) or .conll/.txt (token classification, 'token ... tag' lines).")
 
 
@@ -33,7 +35,7 @@ def _utf8(path: Path) -> Iterator[None]:
     try:
         yield
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8.") from None
+        raise UsageError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8.") from None
 
 
 def read_text(path: Path) -> str:
@@ -57,7 +59,7 @@ def table_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]
                     last = reader.line_num  # a quoted multi-line row: its last line
                     rows.append((f"line {last}", row))
             except csv.Error as err:
-                raise ValueError(f"The row on line {last + 1} of {path} is not valid CSV ({err}): a cell that starts "
+                raise UsageError(f"The row on line {last + 1} of {path} is not valid CSV ({err}): a cell that starts "
                                  "with '\"' must end with '\"', with any '\"' inside it doubled; or save the file as "
                                  ".tsv, which is read unquoted.") from None
             return list(reader.fieldnames or []), rows
@@ -66,7 +68,7 @@ def table_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]
         try:
             records = [(f"record {i + 1}", r) for i, r in enumerate(json.loads(text))]
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}).") from None
+            raise UsageError(f"{path} is not valid JSON ({err}).") from None
     else:
         records = []
         for number, line in enumerate(text.split("\n"), 1):  # not splitlines: JSON may hold a raw U+2028
@@ -74,18 +76,18 @@ def table_rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]
                 try:
                     records.append((f"line {number}", json.loads(line)))
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"Line {number} of {path} is not valid JSON ({err}).") from None
+                    raise UsageError(f"Line {number} of {path} is not valid JSON ({err}).") from None
     columns: dict[str, None] = {}
     for where, record in records:
         if not isinstance(record, dict):
-            raise ValueError(f"{where} of {path} is not a JSON object with named fields.")
+            raise UsageError(f"{where} of {path} is not a JSON object with named fields.")
         columns.update(dict.fromkeys(record))
     return list(columns), records
 
 
 def column(path: Path, columns: list[str], rows: list[tuple[str, dict]], name: str, option: str) -> list[Any]:
     if name not in columns:
-        raise ValueError(f"{path} has no column {name!r} (columns: {', '.join(map(str, columns)) or 'none'}); "
+        raise UsageError(f"{path} has no column {name!r} (columns: {', '.join(map(str, columns)) or 'none'}); "
                          f"pass {option}= (--{option.replace('_', '-')}) to name the right one.")
     return [row.get(name) for _, row in rows]
 
@@ -96,7 +98,7 @@ def texts_of(path: Path, rows: list[tuple[str, dict]], values: list[Any], name: 
     empty = [rows[i][0] for i, t in enumerate(texts) if not t.strip()]
     if empty:
         shown = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
-        raise ValueError(f"{path} has {len(empty)} row(s) with an empty {name!r} ({shown}): fill them in or "
+        raise UsageError(f"{path} has {len(empty)} row(s) with an empty {name!r} ({shown}): fill them in or "
                          "remove them.")
     return texts
 
@@ -106,7 +108,7 @@ def read_table(path: str | os.PathLike, text_column: str = "text",
     """Inputs to predict on: `{"text": ...}` (and `"text_pair"`) per row of a CSV, TSV or JSON file."""
     path = Path(path)
     if file_kind(path) != "table":
-        raise ValueError(f"{path} is not a table: give a .csv, .tsv or .jsonl/.json file.")
+        raise UsageError(f"{path} is not a table: give a .csv, .tsv or .jsonl/.json file.")
     columns, rows = table_rows(path)
     result = [{"text": t} for t in texts_of(path, rows, column(path, columns, rows, text_column, "text_column"),
                                            text_column)]

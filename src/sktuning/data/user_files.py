@@ -6,6 +6,8 @@ line it is on, never dropped silently.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import math
 import re
 from pathlib import Path
@@ -29,7 +31,7 @@ def _read_conll(path: Path) -> list[tuple[str, list[str], list[str]]]:
             tokens, tags, start = [], [], number + 1
             continue
         if len(fields) < 2:
-            raise ValueError(f"Line {number} of {path} has a token but no tag ({line.strip()!r}): each line needs "
+            raise UsageError(f"Line {number} of {path} has a token but no tag ({line.strip()!r}): each line needs "
                              "'token ... tag', whitespace separated, the tag last.")
         tokens.append(fields[0])
         tags.append(fields[-1])
@@ -59,7 +61,7 @@ def _derive_label_names(path: Path, keys: list[str | None]) -> list[str]:
     except ValueError:
         return names
     if any(not x.is_integer() for x in real):
-        raise ValueError(f"The labels of {path} are real numbers (e.g. {names[0]}): pass task='regression' for a "
+        raise UsageError(f"The labels of {path} are real numbers (e.g. {names[0]}): pass task='regression' for a "
                          "regression task, or label_names=[...] for classes.")
     return names
 
@@ -78,7 +80,7 @@ def _label_ids(path: Path, wheres: list[str], keys: list[str | None], names: lis
             bad.setdefault(key, where)
     if bad:
         shown = ", ".join(f"{'(empty)' if k is None else repr(k)} ({w})" for k, w in list(bad.items())[:5])
-        raise ValueError(f"{path} has labels outside the label set {names}: {shown}. Fix the file or pass "
+        raise UsageError(f"{path} has labels outside the label set {names}: {shown}. Fix the file or pass "
                          "label_names= with every label.")
     return ids
 
@@ -96,7 +98,7 @@ def _float_labels(path: Path, wheres: list[str], values: list[Any]) -> list[floa
             bad.setdefault(repr(value), where)
     if bad:
         shown = ", ".join(f"{k} ({w})" for k, w in list(bad.items())[:5])
-        raise ValueError(f"{path} has regression labels that are not finite numbers: {shown}.")
+        raise UsageError(f"{path} has regression labels that are not finite numbers: {shown}.")
     return labels
 
 
@@ -117,14 +119,14 @@ def load_files(train: str, validation: str | None = None, test: str | None = Non
     paths = {split: Path(p) for split, p in given.items() if p}
     kinds = {split: file_kind(path) for split, path in paths.items()}
     if len(set(kinds.values())) > 1:
-        raise ValueError(f"Mixed file types {sorted(set(map(str, paths.values())))}: give all splits as tables "
+        raise UsageError(f"Mixed file types {sorted(set(map(str, paths.values())))}: give all splits as tables "
                          "(.csv/.tsv/.jsonl/.json) or all as CoNLL (.conll/.txt).")
     kind = kinds["train"]
     if task is not None and task not in (SEQUENCE, TOKEN, REGRESSION):
-        raise ValueError(f"Unknown task {task!r}: choose {SEQUENCE!r}, {TOKEN!r} or {REGRESSION!r}.")
+        raise UsageError(f"Unknown task {task!r}: choose {SEQUENCE!r}, {TOKEN!r} or {REGRESSION!r}.")
     task = task or (TOKEN if kind == "conll" else SEQUENCE)
     if (task == TOKEN) != (kind == "conll"):
-        raise ValueError(f"task={task!r} does not fit {paths['train']}: token classification reads CoNLL files "
+        raise UsageError(f"task={task!r} does not fit {paths['train']}: token classification reads CoNLL files "
                          "(.conll/.txt); text classification and regression read .csv/.tsv/.jsonl/.json.")
 
     raw: dict[str, tuple[Path, list[str], dict[str, list], list]] = {}  # path, wheres, columns, label keys
@@ -145,18 +147,18 @@ def load_files(train: str, validation: str | None = None, test: str | None = Non
             labels = column(path, columns, rows, label_column, "label_column")
             raw[split] = (path, [w for w, _ in rows], values, labels)
         if not raw[split][1]:
-            raise ValueError(f"{path} holds no examples.")
+            raise UsageError(f"{path} holds no examples.")
 
     if task == REGRESSION:
         names: list[str] = []
     elif label_names is not None:
         names = [str(n) for n in label_names]
         if len(set(names)) != len(names) or len(names) < 2:
-            raise ValueError(f"label_names must be at least 2 distinct names, got {label_names!r}.")
+            raise UsageError(f"label_names must be at least 2 distinct names, got {label_names!r}.")
     else:
         names = _derive_label_names(paths["train"], [_label_key(k) for k in raw["train"][3]])
         if len(names) < 2:
-            raise ValueError(f"{paths['train']} has {len(names)} distinct label(s) {names}: classification needs at least two "
+            raise UsageError(f"{paths['train']} has {len(names)} distinct label(s) {names}: classification needs at least two "
                              "(or pass label_names= with them all).")
 
     columns_by_split = {}

@@ -10,6 +10,8 @@ queue gets 503 with Retry-After. Nothing a client sends reaches the model unchec
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import asyncio
 import hmac
 import time
@@ -117,7 +119,7 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
     @app.post("/v1/adapters")
     async def load(body: LoadRequest) -> dict[str, Any]:
         if not Path(body.path).is_dir():
-            raise ValueError(f"{body.path} is not a folder on the server; give an adapter folder's path.")
+            raise UsageError(f"{body.path} is not a folder on the server; give an adapter folder's path.")
         # on the worker thread, which owns the model (batching.py says why)
         served = await asyncio.wrap_future(batcher.call(registry.load, body.name, body.path))
         return served.describe()
@@ -132,11 +134,11 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
         served = adapter_of(request, body.adapter)
         config = served.config
         if config.task == "causal-lm":
-            raise ValueError(f"Adapter {body.adapter!r} is a causal-lm adapter; use /v1/generate.")
+            raise UsageError(f"Adapter {body.adapter!r} is a causal-lm adapter; use /v1/generate.")
         _check_texts(body.texts, max_texts, max_text_chars, "text")
         if body.text_pairs is not None:
             if len(body.text_pairs) != len(body.texts):
-                raise ValueError(f"{len(body.text_pairs)} text_pairs for {len(body.texts)} texts; give one per text.")
+                raise UsageError(f"{len(body.text_pairs)} text_pairs for {len(body.texts)} texts; give one per text.")
             _check_texts(body.text_pairs, max_texts, max_text_chars, "text_pair")
         rows = ([{"text": t} for t in body.texts] if body.text_pairs is None
                 else [{"text": t, "text_pair": p} for t, p in zip(body.texts, body.text_pairs)])
@@ -152,7 +154,7 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
     async def generate(body: GenerateRequest, request: Request) -> dict[str, Any]:
         served = adapter_of(request, body.adapter)
         if served.config.task != "causal-lm":
-            raise ValueError(f"Adapter {body.adapter!r} is a {served.config.task} adapter; /v1/generate takes "
+            raise UsageError(f"Adapter {body.adapter!r} is a {served.config.task} adapter; /v1/generate takes "
                              "causal-lm adapters (use /v1/predict).")
         _check_texts(body.prompts, max_texts, max_text_chars, "prompt")
         tokenizer = registry.tokenizer
@@ -208,6 +210,11 @@ class Guard:
 
         try:
             refusal = self.refusal(scope["method"], Headers(scope=scope))
+            if refusal is not None:
+                # read what the client sends before answering: a server that answers and closes while the
+                # client is still sending makes many clients see a broken pipe instead of the status
+                await drain(receive, DRAIN_LIMIT)
+                refusal.headers["connection"] = "close"
             await (refusal or self.app)(scope, receive, noted)
         finally:
             route = scope.get("route")  # set by the router on this same scope
@@ -215,12 +222,28 @@ class Guard:
                                          status, time.perf_counter() - started)
 
 
+#: the most of a refused body the server reads (and throws away) before answering; past it, it answers anyway
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+async def drain(receive, limit: int) -> None:
+    """Read and discard the request body, up to `limit` bytes or the client's disconnect."""
+    read = 0
+    while read <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def _check_texts(texts: list[str], limit: int, max_chars: int, what: str) -> None:
     if len(texts) > limit:
-        raise ValueError(f"{len(texts)} {what}s in one request; the limit is {limit}: split the request.")
+        raise UsageError(f"{len(texts)} {what}s in one request; the limit is {limit}: split the request.")
     for i, text in enumerate(texts):
         if not text.strip():
-            raise ValueError(f"{what} {i} is empty; give text.")
+            raise UsageError(f"{what} {i} is empty; give text.")
         if len(text) > max_chars:
-            raise ValueError(f"{what} {i} has {len(text)} characters; the limit is {max_chars} "
+            raise UsageError(f"{what} {i} has {len(text)} characters; the limit is {max_chars} "
                              "(longer inputs are cut to the adapter's max_length tokens anyway).")

@@ -23,6 +23,8 @@ with are run again without it.
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import queue
 import threading
 import time
@@ -144,7 +146,7 @@ class Batcher:
     def __init__(self, registry: Registry, max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 256,
                  metrics=None, forward_overhead_tokens: int = FORWARD_OVERHEAD_TOKENS):
         if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0.")
+            raise UsageError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0.")
         self.registry, self.metrics = registry, metrics
         self.max_batch_size, self.max_wait = max_batch_size, max_wait_ms / 1000
         self.forward_overhead_tokens = forward_overhead_tokens
@@ -159,7 +161,7 @@ class Batcher:
     def submit(self, served: Served, rows: list[dict[str, Any]]) -> Future:
         """Queue encoded rows of one adapter; the future gives one (prediction, probabilities) per row."""
         if not rows:
-            raise ValueError("Nothing to predict: give at least one text.")
+            raise UsageError("Nothing to predict: give at least one text.")
         return self._put(Job(served, rows))
 
     def submit_generate(self, served: Served, input_ids: torch.Tensor, attention_mask: torch.Tensor,

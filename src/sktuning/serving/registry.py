@@ -8,6 +8,8 @@ named, so an adapter removed while its requests wait in the queue still answers 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import copy
 import threading
 from dataclasses import dataclass
@@ -61,23 +63,23 @@ class Registry:
 
     def load(self, name: str, path: str) -> Served:
         if not name or "/" in name:
-            raise ValueError(f"Adapter name {name!r}: give a non-empty name without '/'.")
+            raise UsageError(f"Adapter name {name!r}: give a non-empty name without '/'.")
         if name in self.served:
-            raise ValueError(f"An adapter named {name!r} is already served; unload it first.")
+            raise UsageError(f"An adapter named {name!r} is already served; unload it first.")
         training = read_adapter_meta(path).get("training") or {}
         max_length = training.get("max_length") or DEFAULT_MAX_LENGTH
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"{path} records max_length {max_length!r}; it must be a whole number >= 1.")
+            raise UsageError(f"{path} records max_length {max_length!r}; it must be a whole number >= 1.")
         trained, held = training.get("quantize"), quantized_scheme(self.backbone)
         if trained != held:
-            raise ValueError(f"{path} was trained on a backbone held in {trained or 'full precision'}; this server's "
+            raise UsageError(f"{path} was trained on a backbone held in {trained or 'full precision'}; this server's "
                              f"is in {held or 'full precision'} (as its first adapter was trained): serve it from "
                              "a server of its own, so that its labels are those `sktune predict` gives.")
         # the worker's requests tokenize on the event loop: a copy keeps the fast tokenizer unshared
         tokenizer = copy.deepcopy(self.tokenizer)
         with self.lock:
             if name in self.served:  # a load of the same name that finished while this one read its files
-                raise ValueError(f"An adapter named {name!r} is already served; unload it first.")
+                raise UsageError(f"An adapter named {name!r} is already served; unload it first.")
             model = SKModel.from_pretrained(self.backbone, path, tokenizer=tokenizer).eval()
             self.multi.add(name, model)  # merges: SK-Prefix's text pass runs on the backbone here
             served = Served(name, self.multi.adapters[name], InputEncoder.for_model(model, self.tokenizer, max_length),

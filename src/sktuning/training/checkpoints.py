@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import json
 import logging
 import shutil
@@ -80,7 +82,7 @@ def load_checkpoint(trainer) -> None:
     folder = trainer.output / "checkpoints"
     pointer = folder / "latest"
     if not pointer.is_file():
-        raise ValueError(f"Nothing to resume: {pointer} does not exist (the run stopped before its first "
+        raise UsageError(f"Nothing to resume: {pointer} does not exist (the run stopped before its first "
                          "checkpoint); start it again with --overwrite.")
     checkpoint = folder / pointer.read_text(encoding="utf-8").strip()
     for partial in folder.glob(".*.tmp"):  # a checkpoint whose writer was killed never became visible
@@ -91,7 +93,7 @@ def load_checkpoint(trainer) -> None:
         tensors = load_file(str(checkpoint / "optimizer.safetensors"))
         adapter = load_adapter_tensors(checkpoint / "adapter")
     except Exception as err:  # noqa: BLE001 - any unreadable part makes the checkpoint unusable
-        raise ValueError(f"Checkpoint {checkpoint} is unreadable ({err}); it may be truncated. "
+        raise UsageError(f"Checkpoint {checkpoint} is unreadable ({err}); it may be truncated. "
                          "Start again without --resume.") from None
     model = trainer.model
     model.load_trainable_state_dict(adapter)

@@ -14,12 +14,14 @@ interface (`sk_config`, an output with `loss` and `logits`, `trainable_state_dic
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -75,23 +77,23 @@ class TrainingArguments:
 
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
-            raise ValueError("Give the training length: steps or epochs.")
+            raise UsageError("Give the training length: steps or epochs.")
         for name in ("batch_size", "eval_batch_size", "eval_every", "save_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}.")
+            raise UsageError(f"steps must be >= 1, got {self.steps}.")
         if self.epochs is not None and self.steps is None and not self.epochs > 0:
-            raise ValueError(f"epochs must be > 0, got {self.epochs}.")
+            raise UsageError(f"epochs must be > 0, got {self.epochs}.")
         if self.learning_rate <= 0:
-            raise ValueError(f"learning rate must be > 0, got {self.learning_rate}.")
+            raise UsageError(f"learning rate must be > 0, got {self.learning_rate}.")
         if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1 (evaluations without improvement before stopping), got "
+            raise UsageError(f"patience must be >= 1 (evaluations without improvement before stopping), got "
                              f"{self.patience}; leave it out to never stop early.")
         if self.report_to not in REPORT_TO:
-            raise ValueError(f"Unknown report_to {self.report_to!r}: choose one of {', '.join(REPORT_TO)}.")
+            raise UsageError(f"Unknown report_to {self.report_to!r}: choose one of {', '.join(REPORT_TO)}.")
         if self.data_order not in DATA_ORDERS:
-            raise ValueError(f"Unknown data_order {self.data_order!r}: choose {' or '.join(map(repr, DATA_ORDERS))}.")
+            raise UsageError(f"Unknown data_order {self.data_order!r}: choose {' or '.join(map(repr, DATA_ORDERS))}.")
 
 
 class Trainer:
@@ -100,10 +102,10 @@ class Trainer:
                  args: TrainingArguments, adapter_metadata: dict[str, Any] | None = None):
         self.rank, self.world = dist.rank(), dist.world_size()
         if args.batch_size % self.world:
-            raise ValueError(f"--batch-size {args.batch_size} must be a multiple of the {self.world} processes, "
+            raise UsageError(f"--batch-size {args.batch_size} must be a multiple of the {self.world} processes, "
                              "so that every process takes an equal share of each batch.")
         if len(train_rows) < args.batch_size:
-            raise ValueError(f"The training set has {len(train_rows)} rows, fewer than one batch of "
+            raise UsageError(f"The training set has {len(train_rows)} rows, fewer than one batch of "
                              f"{args.batch_size}; lower --batch-size or add data.")
         self.model, self.encoder, self.args = model, encoder, args
         self.train_rows, self.eval_rows = train_rows, eval_rows
@@ -127,6 +129,9 @@ class Trainer:
         self._stream: list[int] = []
         self._stream_generator = torch.Generator().manual_seed(args.seed)
         self._grouped_window, self._grouped = -1, []
+        # called with the step number after each step's evaluation and checkpoint (the benchmark scores its
+        # test split at pre-registered steps here); its time does not count as training time
+        self.after_step: Callable[[int], None] | None = None
 
     # -- data order ------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> list[int]:
@@ -169,7 +174,7 @@ class Trainer:
     def train(self, resume: bool = False) -> TrainState:
         if resume:
             if self.output is None:
-                raise ValueError("Resuming needs the run's output_dir, where its checkpoints are.")
+                raise UsageError("Resuming needs the run's output_dir, where its checkpoints are.")
             self.load_checkpoint()
         args, state = self.args, self.state
         self.model.train()
@@ -231,6 +236,9 @@ class Trainer:
             if self.output is not None and (state.step % args.save_every == 0 or state.step == self.total_steps
                                             or stop):
                 self.save_checkpoint()
+                last_time = time.perf_counter()
+            if self.after_step is not None:
+                self.after_step(state.step)
                 last_time = time.perf_counter()
             if stop:
                 logger.info("early stopping at step %d: no improvement in %d evaluations", state.step,

@@ -8,6 +8,8 @@ sktuning 0.1.0 (run.json = the argparse namespace, a free-form "training" dict) 
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -76,6 +78,11 @@ class RunSpec:
     group_by_length: bool = field(default=True, metadata=_help("batches of rows of similar length (less padding)"))
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
+    shots: int | None = field(default=None, metadata=_help(
+        "K training (and K validation) examples per class, drawn per subset seed (few-shot)"))
+    shots_validation: bool = field(default=True, metadata=_help(
+        "with shots: a K-per-class validation set (false: none, so no early stopping)"))
+    subset_seed: int | None = field(default=None, metadata=_help("seed of the subsets and shots (default: seed)"))
     seed: int = 0
     bf16: bool = False
     threads: int | None = field(default=None, metadata=_help("torch's CPU threads (default: one per core)"))
@@ -95,7 +102,7 @@ class RunSpec:
         if self.quantize is not None:
             _choice("--quantize", self.quantize, QUANTIZE)
             if self.shard is not None:
-                raise ValueError("--quantize and --shard do not go together: FSDP and ZeRO-3 shard full weights, "
+                raise UsageError("--quantize and --shard do not go together: FSDP and ZeRO-3 shard full weights, "
                                  "not bitsandbytes' packed ones. Quantize to fit one device, or shard.")
         _choice("--report-to", self.report_to, REPORT_TO)
         if self.pooling is not None:
@@ -107,45 +114,63 @@ class RunSpec:
             _choice("--task-type", self.task_type, FILE_TASK_TYPES)
         _choice("--head", self.head, HEADS)
         if self.head == "label-words" and self.task_type in ("token-classification", "regression"):
-            raise ValueError(f"--head label-words scores one label per input; --task-type {self.task_type} has "
+            raise UsageError(f"--head label-words scores one label per input; --task-type {self.task_type} has "
                              "none: use --head linear.")
         if self.label_words is not None:
             check_label_words_mapping(self.label_words, "--label-words")
             if self.head != "label-words":
-                raise ValueError("--label-words are read only by --head label-words: add --head label-words, or "
+                raise UsageError("--label-words are read only by --head label-words: add --head label-words, or "
                                  "leave them out.")
         if self.answer_template is not None and not (isinstance(self.answer_template, str)
                                                      and self.answer_template.strip()):
-            raise ValueError("--answer-template is empty: give a short text such as ' Answer:', or leave it out.")
+            raise UsageError("--answer-template is empty: give a short text such as ' Answer:', or leave it out.")
         if self.text is not None and not (isinstance(self.text, str) and self.text.strip()):
-            raise ValueError("--text is empty: give the text the backbone should read, or leave --text out to use "
+            raise UsageError("--text is empty: give the text the backbone should read, or leave --text out to use "
                              "the task's own.")
         for name in ("rank", "batch_size", "eval_every", "save_every", "max_length"):
             _at_least_one(name, getattr(self, name))
-        for name in ("steps", "patience", "max_train_examples", "max_eval_examples", "threads"):
+        for name in ("steps", "patience", "max_train_examples", "max_eval_examples", "threads", "shots"):
             if getattr(self, name) is not None:
                 _at_least_one(name, getattr(self, name))
         if self.steps is not None and self.epochs is not None:
-            raise ValueError("Give --steps or --epochs, not both.")
+            raise UsageError("Give --steps or --epochs, not both.")
         if not isinstance(self.group_by_length, bool):
-            raise ValueError(f"group_by_length must be true or false, got {self.group_by_length!r}.")
+            raise UsageError(f"group_by_length must be true or false, got {self.group_by_length!r}.")
         if self.epochs is not None and not (_is_number(self.epochs) and self.epochs > 0):
-            raise ValueError(f"--epochs must be > 0, got {self.epochs!r}.")
+            raise UsageError(f"--epochs must be > 0, got {self.epochs!r}.")
         if not (_is_number(self.lr) and self.lr > 0):
-            raise ValueError(f"--lr must be > 0, got {self.lr!r}.")
+            raise UsageError(f"--lr must be > 0, got {self.lr!r}.")
         if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay!r}.")
+            raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay!r}.")
         if not (_is_number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1):
-            raise ValueError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"--seed must be a whole number, got {self.seed!r}.")
+            raise UsageError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        for name in ("seed", "subset_seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UsageError(f"--{name.replace('_', '-')} must be a whole number, got {value!r}.")
+        if self.shots is not None and (self.max_train_examples is not None or self.max_eval_examples is not None):
+            raise UsageError("--shots draws K examples per class for training and validation: leave out "
+                             "--max-train-examples and --max-eval-examples.")
+        if not self.shots_validation and self.shots is None:
+            raise UsageError("--no-shots-validation goes with --shots K (it drops the K-shot validation set).")
+        if not self.shots_validation and self.patience is not None:
+            raise UsageError("--patience stops on validation, and --no-shots-validation leaves none: drop one.")
         if self.task and self.train:
-            raise ValueError("Give either --task or --train/--validation/--test files, not both.")
+            raise UsageError("Give either --task or --train/--validation/--test files, not both.")
         if self.deepspeed_config and self.shard != "zero3":
-            raise ValueError("--deepspeed-config goes with --shard zero3.")
+            raise UsageError("--deepspeed-config goes with --shard zero3.")
         if self.label_names is not None and (len(set(self.label_names)) != len(self.label_names)
                                              or len(self.label_names) < 2):
-            raise ValueError(f"--label-names must be at least 2 distinct names, got {self.label_names!r}.")
+            raise UsageError(f"--label-names must be at least 2 distinct names, got {self.label_names!r}.")
+
+    def subset_rule(self):
+        """Which rows the run reads (`sktuning.data.subsets`): the test split whole, the others cut to
+        --max-*-examples or K per class, drawn with --subset-seed (default: --seed)."""
+        from sktuning.data.subsets import SubsetRule
+
+        return SubsetRule(seed=self.seed if self.subset_seed is None else self.subset_seed,
+                          max_train=self.max_train_examples, max_eval=self.max_eval_examples, shots=self.shots,
+                          shots_validation=self.shots_validation)
 
     @property
     def training_steps(self) -> int | None:
@@ -164,12 +189,12 @@ class RunSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "run settings") -> "RunSpec":
         if not isinstance(data, dict):
-            raise ValueError(f"{where} must be a JSON object, got {type(data).__name__}.")
+            raise UsageError(f"{where} must be a JSON object, got {type(data).__name__}.")
         data = {k: v for k, v in data.items() if k not in _LEGACY_KEYS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{where} has unknown setting(s) {unknown}; it was written by another version of "
+            raise UsageError(f"{where} has unknown setting(s) {unknown}; it was written by another version of "
                              "sktuning.")
         return cls(**data)
 
@@ -179,7 +204,7 @@ class RunSpec:
         try:
             data = json.loads(open(path, encoding="utf-8").read())
         except (OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable run record ({err}); start the run again without "
+            raise UsageError(f"{path} is not a readable run record ({err}); start the run again without "
                              "--resume.") from None
         return cls.from_dict(data, str(path))
 
@@ -206,32 +231,32 @@ class AdapterRecord:
         saved through the Python API, so keys this record does not know are ignored."""
         training = meta.get("training") or {}
         if not isinstance(training, dict):
-            raise ValueError(f"The adapter's 'training' entry must be a JSON object, got {type(training).__name__}.")
+            raise UsageError(f"The adapter's 'training' entry must be a JSON object, got {type(training).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in training.items() if k in known and v is not None}
         record = cls(**values)
         if isinstance(record.max_length, bool) or not isinstance(record.max_length, int) or record.max_length < 1:
-            raise ValueError(f"The adapter records max_length {record.max_length!r}; it must be a whole number >= 1.")
+            raise UsageError(f"The adapter records max_length {record.max_length!r}; it must be a whole number >= 1.")
         return record
 
 
 def check_label_words_mapping(mapping: Any, where: str) -> dict[str, list[str]]:
     """Label name -> a non-empty list of non-empty words (one word may be given as a string)."""
     if not isinstance(mapping, dict) or not mapping:
-        raise ValueError(f"{where} must map label names to words, e.g. {{\"rotten\": [\"negative\"]}}; got "
+        raise UsageError(f"{where} must map label names to words, e.g. {{\"rotten\": [\"negative\"]}}; got "
                          f"{mapping!r}.")
     out = {}
     for label, words in mapping.items():
         words = [words] if isinstance(words, str) else words
         if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
-            raise ValueError(f"{where}: label {label!r} needs one or more non-empty words, got {words!r}.")
+            raise UsageError(f"{where}: label {label!r} needs one or more non-empty words, got {words!r}.")
         out[str(label)] = [w.strip() for w in words]
     return out
 
 
 def _choice(option: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{option} {value!r} is not one of {', '.join(choices)}.")
+        raise UsageError(f"{option} {value!r} is not one of {', '.join(choices)}.")
 
 
 def _is_number(value: Any) -> bool:
@@ -240,4 +265,4 @@ def _is_number(value: Any) -> bool:
 
 def _at_least_one(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}.")
+        raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}.")

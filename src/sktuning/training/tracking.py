@@ -9,6 +9,8 @@ main process only. `plot_curves` draws a run's loss and validation metric by ste
 
 from __future__ import annotations
 
+from sktuning.errors import UsageError
+
 import hashlib
 import os
 from pathlib import Path
@@ -65,11 +67,11 @@ def make_tracker(report_to: str, output: Path | None, name: str, config: dict[st
                  first_step: int = 0) -> Tracker | None:
     """The tracker `report_to` names, writing under `output` (DIR/tensorboard or DIR/wandb); None for none."""
     if report_to not in REPORT_TO:
-        raise ValueError(f"Unknown --report-to {report_to!r}: choose one of {', '.join(REPORT_TO)}.")
+        raise UsageError(f"Unknown --report-to {report_to!r}: choose one of {', '.join(REPORT_TO)}.")
     if report_to == "none":
         return None
     if output is None:
-        raise ValueError(f"--report-to {report_to} needs an output folder to write its logs in.")
+        raise UsageError(f"--report-to {report_to} needs an output folder to write its logs in.")
     if report_to == "tensorboard":
         return TensorBoardTracker(output / "tensorboard", first_step)
     return WandbTracker(output, name, config)

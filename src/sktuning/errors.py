@@ -1,0 +1,15 @@
+"""What the user can fix, told apart from bugs.
+
+`UsageError`: bad input, a missing file, options that do not go together; its message names the problem
+and the fix. `sktune` prints it on one line and exits 2. Every other exception is a bug (ours or a
+library's) and shows its traceback (exit 1). `UsageError` is a `ValueError`, so Python callers that
+catch ValueError keep working.
+"""
+
+
+class UsageError(ValueError):
+    """Input the user can fix; the message says how."""
+
+
+class MissingExtra(UsageError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
