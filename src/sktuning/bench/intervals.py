@@ -143,7 +143,7 @@ def _per_example(records: list[dict], metric: str) -> tuple[np.ndarray, np.ndarr
     return correct, counted
 
 
-def crossed_interval(delta: np.ndarray) -> tuple[float, float, float, float]:
+def crossed_interval(delta: np.ndarray, level: float = LEVEL) -> tuple[float, float, float, float]:
     """(mean, low, high, degrees of freedom) for the mean of per-seed, per-example differences `delta`
     (seeds x examples), counting both as random samples: the seeds (another training run) and the test
     examples (another test set). Two-way crossed design without replication: the variance of the grand
@@ -167,12 +167,12 @@ def crossed_interval(delta: np.ndarray) -> tuple[float, float, float, float]:
     if total == 0:
         return mean, mean, mean, math.inf
     df = total ** 2 / sum(ms * ms / d for ms, d in terms)
-    half = float(stats.t.ppf((1 + LEVEL) / 2, df)) * math.sqrt(total / (seeds * examples))
+    half = float(stats.t.ppf((1 + level) / 2, df)) * math.sqrt(total / (seeds * examples))
     return mean, mean - half, mean + half, df
 
 
-def seed_paired_gap(a: list[dict], b: list[dict], metric: str = "accuracy", predictions: str = "test_predictions"
-                    ) -> Gap:
+def seed_paired_gap(a: list[dict], b: list[dict], metric: str = "accuracy", predictions: str = "test_predictions",
+                    level: float = LEVEL) -> Gap:
     """mean(a) - mean(b) where run s of `a` and of `b` share seed s (the same data sample and batches)
     and every run kept its per-example predictions on the same test examples (`crossed_interval`)."""
     if metric not in ACCURACIES:
@@ -184,6 +184,6 @@ def seed_paired_gap(a: list[dict], b: list[dict], metric: str = "accuracy", pred
     references = pairs[0][0]["test_references"]
     delta = np.array([[float(p == t) - float(q == t) for p, q, t in zip(x[predictions], y[predictions], references)]
                       for x, y in pairs])
-    mean, low, high, df = crossed_interval(delta)
+    mean, low, high, df = crossed_interval(delta, level)
     return Gap(mean, low, high, f"seed-paired: {len(pairs)} seeds x {delta.shape[1]} test examples, crossed "
                                 f"variance, t with {df:.1f} df")
