@@ -103,3 +103,24 @@ def data_dir(tmp_path_factory) -> Path:
                         for i in range(40))
     (folder / "tags.conll").write_text(conll + "\n")
     return folder
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """The suite's runs in this process, each record as its subprocess would return it (through JSON, with
+    settings and wall time; `subprocess_run` still appends it): a subprocess spends about 8 s importing
+    before a tiny run of 1 s. The tests of the subprocess itself (interrupted suites, the CLI, Ray's
+    workers) do not use this."""
+    import dataclasses
+    import json
+    import time
+
+    import sktuning.bench.runner as runner
+    from sktuning.bench import run_one
+
+    def run(settings, method, lr, seed):
+        started = time.perf_counter()
+        record = json.loads(json.dumps(run_one(settings, method, lr, seed)))
+        record.update(settings=dataclasses.asdict(settings), seconds=round(time.perf_counter() - started, 1))
+        return record
+    monkeypatch.setattr(runner, "run_in_subprocess", run)

@@ -19,22 +19,6 @@ def tiny_settings(tiny_model_dir) -> BenchSettings:
                          max_train=32, max_eval=16, max_test=16, max_length=16)
 
 
-@pytest.fixture
-def in_process(monkeypatch):
-    """The suite's runs in this process, each record as its subprocess would return it (through JSON, with
-    settings and wall time; `subprocess_run` still appends it): a subprocess spends about 8 s importing
-    before a tiny run of 1 s. The tests of the subprocess itself (interrupted suites, the CLI, Ray's
-    workers) do not use this."""
-    import sktuning.bench.runner as runner
-
-    def run(settings, method, lr, seed):
-        started = time.perf_counter()
-        record = json.loads(json.dumps(run_one(settings, method, lr, seed)))
-        record.update(settings=dataclasses.asdict(settings), seconds=round(time.perf_counter() - started, 1))
-        return record
-    monkeypatch.setattr(runner, "run_in_subprocess", run)
-
-
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "prompt-tuning-text"])  # needs a tokenizer folder
 def test_every_method_trains_and_reports(tiny_settings, method):
     record = run_one(tiny_settings, method, 1e-3, 0)

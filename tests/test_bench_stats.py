@@ -46,19 +46,21 @@ def correct_vector(n, wrong, seed=0):
 
 def test_paired_bootstrap_knows_what_two_methods_share():
     """B is A with 60 of 600 examples wrong: a gap of exactly 0.1 whose only noise is which examples the
-    test set holds, sd sqrt(.1 * .9 / 600) = 0.0122; unpaired, the interval would be wider."""
+    test set holds, sd sqrt(.1 * .9 / 600) = 0.0122, by either paired method."""
     references = [0] * 600
     a_pred = [0] * 600
     b_pred = (1 - correct_vector(600, 60)).tolist()
     a = [run("a", 1.0, seed=s, predictions=a_pred, references=references) for s in range(3)]
     b = [run("b", 0.9, seed=s, predictions=b_pred, references=references) for s in range(3)]
-    gap = intervals.gap_interval(a, b, "accuracy", 600)
-    assert gap.how.startswith("paired bootstrap over 600 test examples")
-    assert gap.gap == pytest.approx(0.1)
-    assert gap.low == pytest.approx(0.1 - 1.96 * 0.01225, abs=0.006)
-    assert gap.high == pytest.approx(0.1 + 1.96 * 0.01225, abs=0.006)
-    unpaired = intervals.normal_interval([1.0] * 3, [0.9] * 3, 600)
-    assert gap.high - gap.low < unpaired.high - unpaired.low
+    boot = intervals.paired_bootstrap(a, b, "accuracy")
+    assert boot.how.startswith("paired bootstrap over 600 test examples")
+    assert boot.gap == pytest.approx(0.1)
+    assert boot.low == pytest.approx(0.1 - 1.96 * 0.01225, abs=0.006)
+    assert boot.high == pytest.approx(0.1 + 1.96 * 0.01225, abs=0.006)
+    gap = intervals.gap_interval(a, b, "accuracy", 600)  # the same seeds: paired by seed too
+    assert gap.how.startswith("seed-paired: 3 seeds x 600 test examples")
+    assert (gap.gap, gap.low, gap.high) == pytest.approx((0.1, 0.1 - 1.964 * 0.01225, 0.1 + 1.964 * 0.01225),
+                                                         abs=2e-4)
 
 
 def test_paired_bootstrap_covers_a_zero_gap_about_95_times_in_100():

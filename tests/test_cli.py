@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_tokenizer
 
 from sktuning.cli import main
-from sktuning.model import read_adapter_meta
+from sktuning.adapter_format import read_adapter_meta
 
 
 def train_args(model, data, out, *extra):

@@ -150,23 +150,12 @@ def test_random_ids_replace_every_word_and_keep_the_special_tokens(few_shot_sett
 
 
 def test_the_few_shot_suite_runs_per_k_and_reports_paired_comparisons(tiny_model_dir, word_labels, tmp_path,
-                                                                      monkeypatch, capsys):
+                                                                      in_process):
     """`sktune bench --shots`: one log per K, every seed its own sample, and few-shot.md with the table
     at the pre-registered steps and the seed-paired comparisons (runs in this process, as their
     subprocesses would return them)."""
-    import dataclasses
-    import time
-
-    import sktuning.bench.runner as runner
-    from sktuning.bench import run_one
     from sktuning.cli.main import main
 
-    def in_process(settings, method, lr, seed):
-        started = time.perf_counter()
-        record = json.loads(json.dumps(run_one(settings, method, lr, seed)))
-        record.update(settings=dataclasses.asdict(settings), seconds=round(time.perf_counter() - started, 1))
-        return record
-    monkeypatch.setattr(runner, "run_in_subprocess", in_process)
     files = [f"--{split}={word_labels / (split + '.csv')}" for split in ("train", "validation", "test")]
     code = main(["bench", "--shots", "2", "4", "--model", tiny_model_dir, *files, "--steps", "4", "--set", "batch_size=4", "--no-grid",
                  "--methods", "sk-prefix-lowrank-lw", "head-only", "--seeds", "0", "1", "2", "--output",

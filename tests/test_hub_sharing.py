@@ -13,7 +13,7 @@ from huggingface_hub import ModelCard
 
 from sktuning import SKModel, SKTuningConfig
 from sktuning.hub_sharing import CARD_NAME, model_card, push_to_hub, stage_upload
-from sktuning.model import CONFIG_NAME, WEIGHTS_NAME
+from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME
 
 
 @pytest.fixture()
@@ -98,7 +98,7 @@ ids, mask, _ = padded_batch([4, 2], "left")
 torch.save(model(input_ids=ids, attention_mask=mask).logits, {str(tmp_path / "logits.pt")!r})
 """
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=600)
     assert torch.equal(torch.load(tmp_path / "logits.pt"), want)
 
 

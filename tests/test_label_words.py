@@ -357,7 +357,7 @@ def cli_train_args(model, data, out, *extra):
 
 def test_sktune_trains_evaluates_and_predicts_with_label_words(tiny_model_dir, data_dir, tmp_path, capsys):
     from sktuning.cli import main
-    from sktuning.model import read_adapter_meta
+    from sktuning.adapter_format import read_adapter_meta
 
     out = tmp_path / "run"
     words = tmp_path / "words.json"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -108,21 +107,14 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
     assert "torch" not in loaded_after(code)
 
 
-def test_documented_imports_work_and_old_paths_warn():
+def test_documented_imports_work_and_no_shim_module_is_left():
     from sktuning import Predictions, SKModel, SKModelOutput, SKTuningConfig, get_sk_model, predict  # noqa: F401
     from sktuning.heads import pool  # noqa: F401
     from sktuning.model import tokenize_text  # noqa: F401
 
-    for old, name, new in (("sktuning.models", "load_backbone", "sktuning.zoo"),
-                           ("sktuning.tasks", "load_task", "sktuning.data.registry"),
-                           ("sktuning.trainer", "Trainer", "sktuning.training.loop")):
-        sys.modules.pop(old, None)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            module = __import__(old, fromlist=[name])
-        assert any(issubclass(w.category, DeprecationWarning) and new.rsplit(".", 1)[0] in str(w.message)
-                   for w in caught)
-        assert getattr(module, name) is getattr(__import__(new, fromlist=[name]), name)
+    import importlib.util
+    for gone in ("sktuning.models", "sktuning.tasks", "sktuning.trainer", "sktuning.bench.__main__"):
+        assert importlib.util.find_spec(gone) is None, gone
 
 
 def test_no_public_name_is_shadowed_by_a_submodule():

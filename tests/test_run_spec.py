@@ -45,10 +45,11 @@ def test_defaults_round_trip_and_the_default_length():
     assert spec.replace(steps=7).steps == 7 and spec.steps is None  # frozen: replace gives a new spec
 
 
-def test_unknown_settings_are_refused_but_the_old_command_key_is_not(tmp_path):
+def test_unknown_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['learning_rate'\]"):
         RunSpec.from_dict({"learning_rate": 1e-3})
-    assert RunSpec.from_dict({"command": "train", "steps": 3}).steps == 3
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['command'\]"):  # 0.1.0's key: no legacy format
+        RunSpec.from_dict({"command": "train", "steps": 3})
     broken = tmp_path / "run.json"
     broken.write_text("{")
     with pytest.raises(ValueError, match="not a readable run record"):

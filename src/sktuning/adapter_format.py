@@ -16,7 +16,7 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT_VERSION = 1
 
 
-def _resolve_adapter_folder(path: str | os.PathLike) -> Path:
+def resolve_adapter_folder(path: str | os.PathLike) -> Path:
     folder = Path(path)
     if folder.is_dir():
         if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
@@ -35,10 +35,10 @@ def _resolve_adapter_folder(path: str | os.PathLike) -> Path:
 
 def read_adapter_meta(adapter_path: str | os.PathLike) -> dict[str, Any]:
     """The JSON beside an adapter's weights: config, backbone fingerprint and training record."""
-    return _read_meta(_resolve_adapter_folder(adapter_path) / CONFIG_NAME)
+    return read_meta(resolve_adapter_folder(adapter_path) / CONFIG_NAME)
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
+def read_meta(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -18,7 +18,7 @@ from typing import Any
 from safetensors import safe_open
 
 from sktuning.atomic import atomic_directory
-from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME, _resolve_adapter_folder, read_adapter_meta
+from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME, resolve_adapter_folder, read_adapter_meta
 from sktuning.zoo import MODELS
 
 CARD_NAME = "README.md"
@@ -51,7 +51,7 @@ def model_card(adapter_folder: str | Path, repo_id: str | None = None,
     """The README.md the Hub shows for this adapter; `metrics` default to the run's metrics.json."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    folder = _resolve_adapter_folder(adapter_folder)  # a Hub repo id too
+    folder = resolve_adapter_folder(adapter_folder)  # a Hub repo id too
     meta = read_adapter_meta(folder)
     config, training = meta["config"], meta.get("training") or {}
     metrics = metrics if metrics is not None else run_metrics(folder)
@@ -105,7 +105,7 @@ def model_card(adapter_folder: str | Path, repo_id: str | None = None,
 def stage_upload(adapter_folder: str | Path, target: str | Path, repo_id: str | None = None,
                  metrics: dict[str, Any] | None = None) -> Path:
     """Write into `target` exactly what the upload sends: the adapter's config and weights and the card."""
-    folder = _resolve_adapter_folder(adapter_folder)
+    folder = resolve_adapter_folder(adapter_folder)
     card = model_card(folder, repo_id, metrics if metrics is not None else run_metrics(adapter_folder))
     with atomic_directory(target) as tmp:
         for name in (CONFIG_NAME, WEIGHTS_NAME):

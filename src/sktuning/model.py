@@ -24,8 +24,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from sktuning import backbone as bb
-from sktuning.adapter_format import (CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, _read_meta,  # noqa: F401 (re-exported)
-                                     _resolve_adapter_folder, read_adapter_meta)
+from sktuning.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_meta, resolve_adapter_folder
 from sktuning.atomic import atomic_directory, sha256_of, verify_sha256
 from sktuning.authors_prefix import AuthorsPrefix
 from sktuning.config import AUTHORS_KINDS, SKTuningConfig
@@ -39,7 +38,7 @@ from sktuning.semantic import SemanticText
 from sktuning.special_tokens import tokenize_text
 from sktuning.version import __version__
 
-__all__ = ["SKModel", "SKModelOutput", "get_sk_model", "read_adapter_meta", "tokenize_text"]
+__all__ = ["SKModel", "SKModelOutput", "get_sk_model", "tokenize_text"]
 
 #: each mode's semantic-text module, by `SKTuningConfig.mode`
 SEMANTIC_CLASSES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "prefix": SemanticPrefix}
@@ -301,8 +300,8 @@ class SKModel(nn.Module):
     def from_pretrained(cls, backbone: PreTrainedModel, adapter_path: str | os.PathLike, tokenizer=None,
                         is_trainable: bool = False) -> "SKModel":
         """Rebuild an SK model on `backbone` from a folder written by `save_pretrained` (or a Hub repo id)."""
-        folder = _resolve_adapter_folder(adapter_path)
-        meta = _read_meta(folder / CONFIG_NAME)
+        folder = resolve_adapter_folder(adapter_path)
+        meta = read_meta(folder / CONFIG_NAME)
         base = bb.base_model_of(backbone)
         bb.check_fingerprint(meta.get("backbone", {}), base, str(adapter_path))
         config = SKTuningConfig.from_dict(meta["config"])

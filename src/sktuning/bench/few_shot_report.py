@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sktuning.bench.intervals import Gap, seed_paired_gap
+from sktuning.bench.settings import FEW_SHOT_METHODS
 
 #: the SK arm every comparison starts from, fixed before the runs: the default SK-Prefix with the
 #: label-word head and the task's own text
@@ -52,6 +53,8 @@ def runs_by_method(suite) -> dict[str, list[dict[str, Any]]]:
     for record in suite.records:
         if record.get("test_at_steps"):
             by_method.setdefault(record["method"], []).append(record)
+    order = {m: i for i, m in enumerate(FEW_SHOT_METHODS)}
+    by_method = dict(sorted(by_method.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
     start = [r for r in by_method.get(PRIMARY, []) if "0" in r["test_at_steps"]]
     if start:  # paired with each seed of the primary arm
         by_method["zero-shot"] = [{"seed": r["seed"], "test_references": r["test_references"],
@@ -90,8 +93,12 @@ def pair_section(suites: list) -> list[str]:
         s = suite.settings
         by_method = runs_by_method(suite)
         steps = [str(x) for x in sorted(s.test_steps or [])]
+        plan = suite.plan()
+        done = sum(key in suite.done for key in plan)
         lines += [f"### K = {s.shots} per class ({s.steps} steps of batch {s.batch_size}, validation every "
                   f"{s.eval_every} steps on the K-shot validation set)", "",
+                  f"Runs done: {done} of the {len(plan)} planned so far (seeds {suite.seeds[0]}-{suite.seeds[-1]}; "
+                  "a grid that grows adds runs).", "",
                   "| method | rate | seeds | " + " | ".join(f"test at step {x}" for x in steps) + " |",
                   "|---|---:|---:|" + "---:|" * len(steps)]
         for method, runs in by_method.items():

@@ -2,7 +2,11 @@
 counts both sources of noise, the seeds (the same method trained again lands elsewhere) and the test
 set (a finite sample of examples; 600 examples move an accuracy of 0.8 by about +/- 0.03).
 
-- Where every run kept its per-example test predictions and the metric is an accuracy, a **paired
+- Where every run kept its per-example test predictions, the metric is an accuracy and both sides ran
+  the same seeds (the same seed: the same training subset and batches), a **seed-paired crossed
+  interval** (`crossed_interval`): seeds and test examples both random, paired on both; its coverage is
+  checked by simulation in the tests.
+- Where they kept predictions but the seeds differ (or the metric is token accuracy), a **paired
   bootstrap**: each resample draws the test examples (the same draw for both methods, so what the two
   share cancels) and, independently per method, the seeds.
 - Otherwise (runs from before predictions were kept, or another metric), a **normal interval**: the
@@ -50,6 +54,18 @@ class Gap:
             return "held"
         return "did not hold" if self.high < margin else "inconclusive"
 
+    @property
+    def bound(self) -> float:
+        """The equivalence bound the interval supports: the gap lies within +/- this."""
+        return max(abs(self.low), abs(self.high))
+
+    def said(self, margin: float = 0.0) -> str:
+        """The verdict as a report states it: an inconclusive gap with the bound it is known within."""
+        verdict = self.verdict(margin)
+        if verdict == "inconclusive" and self.seeds_counted:
+            return f"inconclusive (within ±{self.bound:.3f})"
+        return verdict
+
     def __str__(self) -> str:
         return f"{self.gap:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
 
@@ -57,6 +73,9 @@ class Gap:
 def gap_interval(a: list[dict], b: list[dict], metric: str, n_test: int, seed: int = 0) -> Gap:
     """The interval for mean(a) - mean(b), the runs' test `metric` (one record per seed)."""
     if all(_has_examples(r, metric) for r in a + b) and _same_examples(a + b):
+        shared = {r["seed"] for r in a} & {r["seed"] for r in b}
+        if metric == "accuracy" and len(shared) >= 2 and len(shared) == len(a) == len(b):
+            return seed_paired_gap(a, b, metric)  # the same seeds: the same subset and batches on both sides
         return paired_bootstrap(a, b, metric, seed=seed)
     return normal_interval([r["test"][metric] for r in a], [r["test"][metric] for r in b], n_test,
                            binomial=metric in PROPORTIONS)

@@ -15,10 +15,12 @@ from sktuning.extras import require
 
 RULES = ("Each side's best method is picked on validation (the mean of each run's best validation score over "
          "seeds 1 and 2, whose rate was not chosen on them; seed 0 alone until they ran), never on test. Intervals are 95 % and count both the seeds and the test set's sampling "
-         "noise: a paired bootstrap over test examples and seeds where the runs kept their per-example "
-         "predictions, else a normal interval (seed variance with Welch's degrees of freedom, plus a binomial "
+         "noise: paired by seed and by test example where both sides ran the same seeds and kept their "
+         "per-example predictions (a crossed design: seeds and examples both random, Student t with "
+         "Satterthwaite's degrees of freedom), a paired bootstrap where only the examples pair, else a normal interval (seed variance with Welch's degrees of freedom, plus a binomial "
          "term per method); each line says which. A gap is held when its interval lies above zero, did not "
-         "hold when it lies below, inconclusive otherwise.")
+         "hold when it lies below, inconclusive otherwise, with the bound the interval supports (within ±x). Ties "
+         "on validation go to fewer trainable parameters, then the first name alphabetically.")
 
 
 def write_report(suite, command: str) -> Path:
@@ -145,7 +147,7 @@ def budget_lines(suite, long_by: dict, rows: dict, metric: str) -> list[str]:
               "budgets (gap in test metric, SK side minus rival, 95 % interval):", ""]
     for label, by_method in ((f"{steps} steps", short_by), (f"{s.steps} steps", long_by)):
         for c in against_full_training(by_method):
-            lines.append(f"- {label}: {c.ours} vs {c.theirs}: {c.gap}, {c.gap.verdict()} ({c.gap.how}).")
+            lines.append(f"- {label}: {c.ours} vs {c.theirs}: {c.gap}, {c.gap.said()} ({c.gap.how}).")
     return lines + [""]
 
 
@@ -159,7 +161,7 @@ def headline_lines(comparisons, metric: str, rows: dict) -> list[str]:
     for c in comparisons:
         ours, theirs = rows[c.ours], rows[c.theirs]
         lines.append(f"| {c.question} | {c.ours} {ours['mean']:.3f} | {c.theirs} {theirs['mean']:.3f} | "
-                     f"{c.gap} | {c.gap.verdict()} | {c.gap.how} |")
+                     f"{c.gap} | {c.gap.said()} | {c.gap.how} |")
     if not comparisons:
         lines.append("| (no pair of these methods has finished runs yet) | | | | | |")
     return lines + ["", RULES, ""]
@@ -174,7 +176,7 @@ def verdict_table(judged: list, questions: list[str]) -> list[str]:
         cells = []
         for _, headline, _ in judged:
             found = next((c for c in headline if c.question == question), None)
-            cells.append(f"{_verdict(found.gap.verdict())} ({found.gap.gap:+.3f})" if found else "—")
+            cells.append(f"{_verdict(found.gap.said())} ({found.gap.gap:+.3f})" if found else "—")
         lines.append(f"| {question} | " + " | ".join(cells) + " |")
     for claim in CLAIMS:
         cells = [next((_verdict(v) for c, v, _ in claims if c == claim), "—") for *_, claims in judged]
@@ -183,7 +185,7 @@ def verdict_table(judged: list, questions: list[str]) -> list[str]:
 
 
 def _verdict(verdict: str) -> str:
-    return f"**{verdict}**" if verdict != "inconclusive" else verdict
+    return verdict if verdict.startswith("inconclusive") else f"**{verdict}**"
 
 
 def write_summary(suites: list, output: Path, command: str) -> Path:
@@ -205,7 +207,7 @@ def write_summary(suites: list, output: Path, command: str) -> Path:
     for suite, headline, _ in judged:
         found = {c.question: c for c in headline}
         lines.append(f"| [{suite.name()}]({suite.name()}.md) | " + " | ".join(
-            f"{found[q].ours}: {found[q].gap} {found[q].gap.verdict()}" if q in found else "—" for q in questions)
+            f"{found[q].ours}: {found[q].gap} {found[q].gap.said()}" if q in found else "—" for q in questions)
             + " |")
     lines += ["", "## The paper's claims", "", "| model / task | runs done | " + " | ".join(CLAIMS) + " |",
               "|---|---:|" + "---|" * len(CLAIMS)]

@@ -5,7 +5,8 @@ Rules, written once here and stated in every report:
 
 - Each side's best method is picked on **validation** (the mean over seeds 1 and 2 of each run's
   best validation score; seed 0's is the best of its grid, so it would favour methods that tried more
-  rates; seed 0 alone until the others ran), never on test.
+  rates; seed 0 alone until the others ran), never on test. Ties go to the method with fewer trainable
+  parameters, then to the first name in alphabetical order: never to the order of a list.
 - A gap is "held" only when its 95 % interval (`intervals.gap_interval`: seeds and test-set noise)
   lies above zero, "did not hold" when it lies below, "inconclusive" otherwise.
 - Steps (claim 2): per seed, the first evaluated step at which the validation score reaches the mark
@@ -90,9 +91,11 @@ def validation_score(runs: list[dict]) -> float:
 
 
 def pick_on_validation(by_method: dict[str, list[dict]], candidates) -> str | None:
-    """The candidate with the best validation score, or None when none has runs."""
+    """The candidate with the best validation score, or None when none has runs; a tie goes to the
+    candidate with fewer trainable parameters, then to the first name alphabetically."""
     present = [m for m in candidates if by_method.get(m)]
-    return max(present, key=lambda m: validation_score(by_method[m]), default=None)
+    return min(present, key=lambda m: (-validation_score(by_method[m]), by_method[m][0]["trainable"], m),
+               default=None)
 
 
 def n_test(runs: list[dict]) -> int:

@@ -64,7 +64,8 @@ def load_adapter(adapter: str, model: str | None, trust_remote_code: bool = Fals
                  dtype: str | None = None, quantize: str | None = None):
     """(SKModel, tokenizer, AdapterRecord) for a saved adapter, on its own backbone unless `model` is given;
     quantized as it was trained (`quantize` None) unless `quantize` says otherwise ("none": full weights)."""
-    from sktuning.model import SKModel, read_adapter_meta
+    from sktuning.adapter_format import read_adapter_meta
+    from sktuning.model import SKModel
     from sktuning.training.spec import AdapterRecord
 
     record = AdapterRecord.from_meta(read_adapter_meta(adapter))

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.cli.common import environment, load_adapter, quiet_libraries
     from sktuning.data.registry import load_data
     from sktuning.config import SKTuningConfig
-    from sktuning.model import read_adapter_meta
+    from sktuning.adapter_format import read_adapter_meta
     from sktuning.training.spec import AdapterRecord
 
     given = [f"--{k.replace('_', '-')}" for k in ("text", "label_words", "label_words_file", "answer_template")

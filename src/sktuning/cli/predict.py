@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sktuning.cli.common import load_adapter, quiet_libraries
-    from sktuning.model import read_adapter_meta
+    from sktuning.adapter_format import read_adapter_meta
     from sktuning.training.spec import AdapterRecord
 
     if not (args.texts or args.input):

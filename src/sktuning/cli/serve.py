@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--forward-overhead-tokens must be >= 0, got {args.forward_overhead_tokens}.")
     from sktuning.cli.common import load_model, quiet_libraries
     from sktuning.extras import require
-    from sktuning.model import read_adapter_meta
+    from sktuning.adapter_format import read_adapter_meta
     from sktuning.serving import Registry, create_app
     from sktuning.serving.batching import measure_forward_overhead
     from sktuning.training.spec import AdapterRecord

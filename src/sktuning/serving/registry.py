@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sktuning.data.encoding import InputEncoder
-from sktuning.model import SKModel, read_adapter_meta
+from sktuning.adapter_format import read_adapter_meta
+from sktuning.model import SKModel
 from sktuning.multi_adapter import MultiAdapterModel, ServedAdapter
 from sktuning.quantization import quantized_scheme
 

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from sktuning import distributed as dist
 from sktuning.atomic import atomic_directory, atomic_write_text, sha256_of, verify_sha256
-from sktuning.model import WEIGHTS_NAME, read_adapter_meta
+from sktuning.adapter_format import WEIGHTS_NAME, read_adapter_meta
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,7 @@
 `--resume`) and `AdapterRecord` (what `eval` and `predict` need to read inputs the way the adapter was
 trained, saved with the adapter as its "training" entry).
 
-Both are validated when built, load no torch, and round-trip through JSON; folders written by
-sktuning 0.1.0 (run.json = the argparse namespace, a free-form "training" dict) still load.
+Both are validated when built, load no torch, and round-trip through JSON.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ REPORT_TO = ("none", "tensorboard", "wandb")
 FILE_TASK_TYPES = ("sequence-classification", "token-classification", "regression")
 #: bitsandbytes schemes for a frozen backbone (sktuning.quantization, kept here so the CLI loads no torch)
 QUANTIZE = ("int8", "nf4")
-#: keys of a 0.1.0 run.json that are not settings (the subcommand's name)
-_LEGACY_KEYS = ("command",)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -190,7 +187,6 @@ class RunSpec:
     def from_dict(cls, data: dict[str, Any], where: str = "run settings") -> "RunSpec":
         if not isinstance(data, dict):
             raise UsageError(f"{where} must be a JSON object, got {type(data).__name__}.")
-        data = {k: v for k, v in data.items() if k not in _LEGACY_KEYS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -200,7 +196,7 @@ class RunSpec:
 
     @classmethod
     def read(cls, path) -> "RunSpec":
-        """A run.json, as written by this version or by 0.1.0."""
+        """A run.json, as `sktune train` writes it."""
         try:
             data = json.loads(open(path, encoding="utf-8").read())
         except (OSError, ValueError) as err:
