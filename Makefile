@@ -53,7 +53,7 @@ demo: install
 	$(VENV)/bin/sktune train
 
 test: install browser
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=25
 
 test-fast: install browser
 	$(PY) -m pytest -q tests -m "not integration"

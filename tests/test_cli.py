@@ -121,6 +121,24 @@ def test_a_bug_is_not_bad_input_it_shows_its_traceback(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == "sktune tasks: error: give --x"
 
 
+def test_train_few_shot_reads_k_per_class_and_refuses_more_than_a_class_has(tiny_model_dir, data_dir, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "shots"
+    assert main(train_args(tiny_model_dir, data_dir, out, "--shots", "4", "--batch-size", "4", "--seed", "3")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["train_examples"], metrics["validation_examples"]) == (8, 8)  # 4 per class, 2 classes
+    assert json.loads((out / "run.json").read_text())["shots"] == 4
+    none = tmp_path / "no-validation"
+    assert main(train_args(tiny_model_dir, data_dir, none, "--shots", "4", "--batch-size", "4",
+                           "--no-shots-validation")) == 0
+    metrics = json.loads((none / "metrics.json").read_text())
+    assert metrics["validation_examples"] == 0 and metrics["best_step"] is None
+    assert all(h["validation"] == {} for h in metrics["history"])
+    assert main(train_args(tiny_model_dir, data_dir, tmp_path / "too-many", "--shots", "500")) == 2
+    assert "lower --shots" in capsys.readouterr().err
+    assert not (tmp_path / "too-many").exists()
+
+
 def test_adapter_onto_a_different_backbone_is_refused(tiny_model_dir, data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(tiny_model_dir, data_dir, out)) == 0

@@ -145,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
             if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task", *OWN_DATA) or not value:
                 raise UsageError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
                                  "max_train, max_eval, max_test, max_length, warmup_ratio.")
-            setattr(settings, name, type(getattr(settings, name))(value))
+            current = getattr(settings, name)
+            setattr(settings, name, type(current)(value) if current is not None and not isinstance(current, list)
+                    else _number(value, item))
         suites.append(suite_of(settings))
         if suites[-1].ignored:
             logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
@@ -190,3 +192,13 @@ def write_few_shot_report(suites, output: Path, command: str) -> Path:
     from sktuning.bench.few_shot_report import write_few_shot_report as write
 
     return write(suites, output, command)
+
+
+def _number(value: str, item: str) -> int | float:
+    """A --set value for a setting that is unset (None) now: a whole number or a decimal."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise UsageError(f"--set {item!r}: the value must be a number.")

@@ -226,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
               "adapter": spec.adapter, "seed": spec.seed, "steps": state.step, "best_step": state.best_step,
               "best_validation": state.best_metric, "trainable_parameters": model.num_trainable_parameters(),
               "total_parameters": model.num_parameters(), "train_seconds": round(state.train_seconds, 2),
+              "train_examples": len(splits["train"]), "validation_examples": len(splits["validation"]),
               "history": state.history, "losses": state.losses, "loss_seconds": state.loss_seconds,
               "processes": dist.world_size(),
               "sharding": plan.engine if plan else None, "backbone_parameters_per_process": held,
