@@ -45,13 +45,13 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
     data = settings.load_data()
     label_words = method.endswith("-lw")
     backbone, tokenizer = load_backbone(settings.model, lm_head=label_words)
-    text_ids = tokenize_text(tokenizer, data.default_text)
+    task_ids = text_ids = tokenize_text(tokenizer, data.default_text)
     config = task_config(data, tokenizer, head="label-words" if label_words else "linear")
     if method.startswith("sk-prefix-unrelated"):  # the same token count, none of the task's meaning
         text_ids = unrelated_text_ids(tokenizer, len(text_ids))
     elif method.startswith("sk-prefix-random-ids"):  # the same length, no words at all
         text_ids = random_text_ids(tokenizer, text_ids, seed)
-    if text_ids != tokenize_text(tokenizer, data.default_text):
+    if text_ids != task_ids:  # a control: the config names the text it reads
         config = dataclasses.replace(config, text=tokenizer.decode(text_ids))
     head_ids = (tokenize_label_words(tokenizer, config), tokenize_template(tokenizer, config)) if label_words else None
     torch.manual_seed(seed)  # the model's initial values come from the seed
