@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from sktuning import backbone as bb
-from sktuning.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_meta, resolve_adapter_folder
-from sktuning.atomic import atomic_directory, sha256_of, verify_sha256
+from sktuning.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME
+from sktuning.adapter_io import load_sk_model
+from sktuning.atomic import atomic_directory, sha256_of
 from sktuning.authors_prefix import AuthorsPrefix
 from sktuning.config import AUTHORS_KINDS, SKTuningConfig
 from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
@@ -299,49 +299,9 @@ class SKModel(nn.Module):
     @classmethod
     def from_pretrained(cls, backbone: PreTrainedModel, adapter_path: str | os.PathLike, tokenizer=None,
                         is_trainable: bool = False) -> "SKModel":
-        """Rebuild an SK model on `backbone` from a folder written by `save_pretrained` (or a Hub repo id)."""
-        folder = resolve_adapter_folder(adapter_path)
-        meta = read_meta(folder / CONFIG_NAME)
-        base = bb.base_model_of(backbone)
-        bb.check_fingerprint(meta.get("backbone", {}), base, str(adapter_path))
-        config = SKTuningConfig.from_dict(meta["config"])
-        verify_sha256(folder / WEIGHTS_NAME, meta.get("weights_sha256"))
-        try:
-            tensors = load_file(str(folder / WEIGHTS_NAME))
-        except (SafetensorError, OSError) as err:
-            raise UsageError(f"{folder / WEIGHTS_NAME} is not a readable safetensors file ({err}); "
-                             "it may be truncated or corrupted: save the adapter again.") from None
-        text_ids = tensors.get("semantic.text_input_ids")
-        if text_ids is None:
-            raise UsageError(f"{folder / WEIGHTS_NAME} holds no 'semantic.text_input_ids'; it was not written by "
-                             "SKModel.save_pretrained.")
-        if tokenizer is not None and tokenize_text(tokenizer, config.text) != text_ids.tolist():
-            raise UsageError(f"The tokenizer turns the adapter's text into other token ids than it was trained "
-                             f"with; pass the tokenizer of the backbone in {adapter_path}.")
-        template = tensors.get("template_input_ids")
-        template = template.tolist() if template is not None else None
-        words = tensors.get("head.label_word_ids")
-        words = [[[t for t in w if t >= 0] for w in label if any(t >= 0 for t in w)] for label in words.tolist()] \
-            if words is not None and config.head == "label-words" else None
-        if tokenizer is not None and config.answer_template is not None \
-                and tokenize_template(tokenizer, config) != template:
-            raise UsageError(f"The tokenizer turns the adapter's answer template into other token ids than it was "
-                             f"trained with; pass the tokenizer of the backbone in {adapter_path}.")
-        if tokenizer is not None and config.head == "label-words" and tokenize_label_words(tokenizer, config) != words:
-            raise UsageError(f"The tokenizer turns the adapter's label words into other token ids than it was "
-                             f"trained with; pass the tokenizer of the backbone in {adapter_path}.")
-        model = cls(backbone, config, text_ids, words, template)
-        expected = model.trainable_state_dict()
-        missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
-        if missing or unexpected or wrong:
-            raise UsageError(f"{folder / WEIGHTS_NAME} does not fit this backbone and config: missing {missing}, "
-                             f"unexpected {unexpected}, wrong shape {wrong}.")
-        model.load_trainable_state_dict(tensors)
-        model.train(is_trainable)
-        if not is_trainable:
-            model.requires_grad_(False)
-        return model
+        """Rebuild an SK model on `backbone` from a folder written by `save_pretrained` (or a Hub repo id);
+        the folder must hold exactly this model's adapter tensors (`sktuning.adapter_io.load_sk_model`)."""
+        return load_sk_model(cls, backbone, adapter_path, tokenizer, is_trainable)
 
 
 def get_sk_model(backbone: PreTrainedModel, tokenizer, config: SKTuningConfig) -> SKModel:

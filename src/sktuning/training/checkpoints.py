@@ -25,7 +25,8 @@ from safetensors.torch import load_file, save_file
 
 from sktuning import distributed as dist
 from sktuning.atomic import atomic_directory, atomic_write_text, sha256_of, verify_sha256
-from sktuning.adapter_format import WEIGHTS_NAME, read_adapter_meta
+from sktuning.adapter_format import read_adapter_meta
+from sktuning.adapter_io import read_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,4 @@ def rng_states() -> dict[str, torch.Tensor]:
 
 def load_adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
     """An adapter's tensors, checked against the checksum saved beside them."""
-    meta = read_adapter_meta(folder)
-    verify_sha256(folder / WEIGHTS_NAME, meta.get("weights_sha256"))
-    return load_file(str(folder / WEIGHTS_NAME))
+    return read_tensors(folder, read_adapter_meta(folder))
