@@ -1,5 +1,7 @@
-"""SK-Prefix trained by transformers' own Trainer (SKTrainer) on a bundled task, then evaluated on its
-test split and saved as an adapter that SKModel.from_pretrained loads.
+"""SK-Prefix trained by transformers' own, unmodified Trainer on a bundled task, then evaluated on its
+test split and saved as an adapter that SKModel.from_pretrained loads: `trainer.save_model`, the
+checkpoints and the best model hold the adapter and head only, since SKModel is a PreTrainedModel
+whose save_pretrained writes nothing else.
 
     python examples/hf_trainer.py                                   # SmolLM2-135M, rt-polarity
     python examples/hf_trainer.py --model PATH --steps 4 --max-train 64 --output /tmp/out
@@ -9,12 +11,11 @@ import argparse
 
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, TrainingArguments
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from sktuning import SKTuningConfig, get_sk_model
 from sktuning.config import task_config
 from sktuning.data.registry import load_task
-from sktuning.training.hf_trainer import SKTrainer
 from sktuning.zoo import load_backbone
 
 parser = argparse.ArgumentParser()
@@ -55,8 +56,8 @@ training = TrainingArguments(output_dir=args.output, max_steps=args.steps, per_d
                              eval_steps=max(1, args.steps // 2), save_steps=max(1, args.steps // 2),
                              load_best_model_at_end=True, metric_for_best_model="accuracy", report_to=[],
                              use_cpu=True, seed=0)
-trainer = SKTrainer(model=model, args=training, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
-                    data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy)
+trainer = Trainer(model=model, args=training, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+                  data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy)
 trainer.train()
 print("test", trainer.evaluate(encoded["test"], metric_key_prefix="test"))
 trainer.save_model(f"{args.output}/adapter")

@@ -29,7 +29,7 @@ def test_train_eval_predict_round_trip(tiny_model_dir, data_dir, tmp_path, capsy
     assert metrics["task"] and metrics["split"] == "test" and set(metrics["metrics"]) == {"accuracy", "macro_f1"}
     assert metrics["trainable_parameters"] > 0 and metrics["train_seconds"] > 0
     assert [h["step"] for h in metrics["history"]] == [6, 12]
-    assert sorted(p.name for p in (out / "adapter").iterdir()) == ["adapter_model.safetensors", "sk_config.json"]
+    assert sorted(p.name for p in (out / "adapter").iterdir()) == ["model.safetensors", "sk_config.json"]
     capsys.readouterr()
 
     assert main(["eval", "--adapter", str(out / "adapter"), "--test", str(data_dir / "test.csv"), "--quiet"]) == 0

@@ -51,8 +51,8 @@ def test_two_gloo_processes_match_one_process(tiny_model_dir, data_dir, tmp_path
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
         launch(train_command(tiny_model_dir, data_dir, out, processes), out)
-    one = load_file(str(tmp_path / "p1" / "adapter" / "adapter_model.safetensors"))
-    two = load_file(str(tmp_path / "p2" / "adapter" / "adapter_model.safetensors"))
+    one = load_file(str(tmp_path / "p1" / "adapter" / "model.safetensors"))
+    two = load_file(str(tmp_path / "p2" / "adapter" / "model.safetensors"))
     assert one.keys() == two.keys()
     assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
     m1 = json.loads((tmp_path / "p1" / "metrics.json").read_text())
@@ -91,7 +91,7 @@ def test_sharded_run_killed_then_resumed_gives_the_uninterrupted_adapter(tiny_mo
     assert not (cut / "metrics.json").exists()
     resume = [*command(cut)[:command(cut).index("train") + 1], "--output", str(cut), "--resume", "--quiet"]
     subprocess.run(resume, check=True, timeout=300, env=env())  # the plan comes back from run.json
-    want, got = (load_file(str(out / "adapter" / "adapter_model.safetensors")) for out in (tmp_path / "full", cut))
+    want, got = (load_file(str(out / "adapter" / "model.safetensors")) for out in (tmp_path / "full", cut))
     assert max((want[k] - got[k]).abs().max().item() for k in want) <= 1e-6
     full, resumed = (json.loads((out / "metrics.json").read_text()) for out in (tmp_path / "full", cut))
     assert resumed["metrics"] == full["metrics"] and resumed["sharding"] == "fsdp"
@@ -110,7 +110,7 @@ def test_token_task_shards_of_unequal_size_match_one_process(tiny_model_dir, dat
         for flag in ("--train", "--validation", "--test"):
             command[command.index(flag) + 1] = str(conll)
         subprocess.run(command, check=True, timeout=300, env=env())
-    one, two = (load_file(str(tmp_path / f"p{p}" / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
+    one, two = (load_file(str(tmp_path / f"p{p}" / "adapter" / "model.safetensors")) for p in (1, 2))
     assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
 
 
@@ -183,7 +183,7 @@ def test_sharded_backbone_matches_one_process(engine, sharding_runs):
         pytest.importorskip("deepspeed")
     for mode, adapter in (("prompt", "lowrank"), ("prefix", "lowrank"), ("prefix", "authors"))[:3 if engine == "fsdp" else 2]:
         outs = {processes: sharding_runs(mode, adapter, processes, engine) for processes in (1, 2)}
-        one, two = (load_file(str(outs[p] / "adapter" / "adapter_model.safetensors")) for p in (1, 2))
+        one, two = (load_file(str(outs[p] / "adapter" / "model.safetensors")) for p in (1, 2))
         assert one.keys() == two.keys()
         assert max((one[k].float() - two[k].float()).abs().max().item() for k in one) <= 1e-5
         m1, m2 = (json.loads((outs[p] / "metrics.json").read_text()) for p in (1, 2))
@@ -211,7 +211,7 @@ def test_accelerate_launch_runs_sktune_train_plain_and_with_the_7b_recipes(tiny_
             command = [sys.executable, "-m", "accelerate.commands.launch", *launch,
                        f"--main_process_port={free_port()}", "-m", *command[2:]]
         subprocess.run(command, check=True, timeout=300, env={**env(), **extra})
-    adapters = {name: load_file(str(tmp_path / name / "adapter" / "adapter_model.safetensors")) for name in runs}
+    adapters = {name: load_file(str(tmp_path / name / "adapter" / "model.safetensors")) for name in runs}
     metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in runs}
     for name in set(runs) - {"one"}:
         assert max((adapters["one"][k] - adapters[name][k]).abs().max().item() for k in adapters["one"]) <= 1e-5

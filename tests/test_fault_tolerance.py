@@ -40,8 +40,8 @@ def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_model_dir, data
     assert 100 <= killed_at < 400
 
     subprocess.run(sktune("--output", str(cut), "--resume"), check=True, timeout=300)
-    want = load_file(str(tmp_path / "full" / "adapter" / "adapter_model.safetensors"))
-    got = load_file(str(cut / "adapter" / "adapter_model.safetensors"))
+    want = load_file(str(tmp_path / "full" / "adapter" / "model.safetensors"))
+    got = load_file(str(cut / "adapter" / "model.safetensors"))
     assert want.keys() == got.keys() and all((want[k] == got[k]).all() for k in want)
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed = json.loads((cut / "metrics.json").read_text())

@@ -57,6 +57,10 @@ def test_sk_tuning_trains_through_a_quantized_backbone(llama_dir, scheme, layer,
     unchanged = [n for (n, p), q in zip(((n, p) for n, p in model.named_parameters() if p.requires_grad), before)
                  if torch.equal(p, q)]
     assert not unchanged  # gradients reached every part
+    # read back as transformers' Trainer reads a checkpoint: the keys the adapter lacks are exactly those
+    # SKModel says it leaves out (the quantized layers' own), so the Trainer warns of nothing
+    loaded = model.load_state_dict(model.trainable_state_dict(), strict=False)
+    assert set(loaded.missing_keys) == set(model._keys_to_ignore_on_save) and not loaded.unexpected_keys
 
 
 def test_quantized_runs_are_refused_with_sharding_and_unknown_schemes():

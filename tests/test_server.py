@@ -97,7 +97,7 @@ def test_chunked_bodies_foreign_hosts_and_adapters_trained_quantized_are_refused
     meta = json.loads((folder / "sentiment" / "sk_config.json").read_text())
     meta["training"]["quantize"] = "nf4"
     (tmp_path / "q").mkdir()
-    for name in ("adapter_model.safetensors",):
+    for name in ("model.safetensors",):
         (tmp_path / "q" / name).write_bytes((folder / "sentiment" / name).read_bytes())
     (tmp_path / "q" / "sk_config.json").write_text(json.dumps(meta))
     answer = client.post("/v1/adapters", json={"name": "q", "path": str(tmp_path / "q")})

@@ -48,7 +48,7 @@ def test_training_learns_the_toy_task_and_keeps_the_best(tmp_path):
     assert after >= 0.9 > before
     assert state.best_metric == max(h["validation"]["accuracy"] for h in state.history)
     assert after == state.best_metric  # the best adapter is the one left in the model
-    assert (tmp_path / "best" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "best" / "model.safetensors").is_file()
     assert (tmp_path / "checkpoints" / "latest").read_text() == "step-0000060"
     assert [p.name for p in (tmp_path / "checkpoints").glob("step-*")] == ["step-0000060"]
 

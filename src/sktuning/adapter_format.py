@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_NAME = "sk_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
+#: the adapter, head and token ids under SKModel's state-dict names. The name is the one transformers'
+#: Trainer reads a checkpoint from (resume, best model) with `load_state_dict(strict=False)`; it takes
+#: PEFT's "adapter_model.safetensors" for a PEFT adapter and fails on a model that is none.
+WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 1
 
 

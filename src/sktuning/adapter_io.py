@@ -1,5 +1,5 @@
 """The torch side of an adapter folder (`sktuning.adapter_format` names its files): its tensors read
-back whole and checked, and an `SKModel` rebuilt from them.
+back whole and checked, an `SKModel` rebuilt from them, and the state-dict names a loader expects.
 
 Kept apart from `sktuning.model` so that the model's own file stays about the model.
 """
@@ -74,3 +74,14 @@ def load_sk_model(cls, backbone: nn.Module, adapter_path: str | os.PathLike, tok
         model.requires_grad_(False)
     return model
 
+
+def state_dict_names(module: nn.Module) -> list[str]:
+    """The keys `module.load_state_dict` looks for, found the way it finds them (each module's parameters
+    and persistent buffers, a shared module under each of its names) without building the state dict, so
+    no state-dict hook of a quantized or sharded backbone runs."""
+    names = []
+    for prefix, sub in module.named_modules(remove_duplicate=False):
+        local = [*sub._parameters.items(),
+                 *((k, v) for k, v in sub._buffers.items() if k not in sub._non_persistent_buffers_set)]
+        names += [f"{prefix}.{k}" if prefix else k for k, v in local if v is not None]
+    return names

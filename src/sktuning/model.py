@@ -4,6 +4,10 @@
     >>> out = model(input_ids=ids, attention_mask=mask, labels=labels)   # out.loss, out.logits
     >>> model.save_pretrained("out/adapter")                              # adapter + head + config
     >>> model = SKModel.from_pretrained(backbone, "out/adapter")
+
+It is a `PreTrainedModel` so that transformers' `Trainer` (TRL's too) saves it, its checkpoints and its
+best model with `save_pretrained` (the adapter alone) where it would write a plain module's whole state
+dict, and reads them back with its own loader (see `save_pretrained`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from transformers.utils import ModelOutput
 
 from sktuning import backbone as bb
 from sktuning.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME
-from sktuning.adapter_io import load_sk_model
+from sktuning.adapter_io import load_sk_model, state_dict_names
 from sktuning.atomic import atomic_directory, sha256_of
 from sktuning.authors_prefix import AuthorsPrefix
 from sktuning.config import AUTHORS_KINDS, SKTuningConfig
@@ -54,17 +58,21 @@ class SKModelOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
-class SKModel(nn.Module):
+class SKModel(PreTrainedModel):
     """Only `semantic` (the text's adapter) and `head` train; the backbone stays frozen."""
 
     #: transformers.Trainer: the loss is the model's own mean, pass it no `num_items_in_batch`
     accepts_loss_kwargs = False
+    supports_gradient_checkpointing = True  # the backbone's, see gradient_checkpointing_enable
 
     def __init__(self, backbone: PreTrainedModel, config: SKTuningConfig, text_input_ids: list[int] | torch.Tensor,
                  label_word_ids: list[list[list[int]]] | None = None, template_input_ids: list[int] | None = None):
         """`label_word_ids` (head='label-words') and `template_input_ids` (answer_template) are token ids
         that `get_sk_model` makes with the tokenizer (`tokenize_label_words`, `tokenize_template`)."""
-        super().__init__()
+        # nn.Module's init, not PreTrainedModel's: that one would rewrite the attention and experts
+        # implementation in the config it is given, here the backbone's own (`config`), and build a
+        # generation config; SKModel has no transformers config of its own and changes nothing of the backbone.
+        nn.Module.__init__(self)
         if not isinstance(config, SKTuningConfig):
             raise UsageError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
         check_head_ids(config, label_word_ids, template_input_ids)
@@ -86,10 +94,10 @@ class SKModel(nn.Module):
         if template.numel() and (int(template.max()) >= bb.vocab_size(backbone) or int(template.min()) < 0):
             raise UsageError("The answer template's token ids fall outside the backbone's vocabulary: use the "
                              "tokenizer that belongs to this backbone.")
-        # appended after every input's last real token (`sktuning.label_words.append_template`); saved with the
-        # adapter by `trainable_state_dict`
+        # appended after every input's last real token (`sktuning.label_words.append_template`); in the state
+        # dict, and so in the saved adapter, where there is one (no empty tensor in every other adapter)
         self.register_buffer("template_input_ids", template.to(backbone.get_input_embeddings().weight.device),
-                             persistent=False)
+                             persistent=bool(template.numel()))
         # the wrapped model's decoding defaults, where trainers (TRL) and generation look for them
         self.generation_config = getattr(causal_lm if causal_lm is not None else backbone, "generation_config", None)
         device = backbone.get_input_embeddings().weight.device
@@ -124,9 +132,17 @@ class SKModel(nn.Module):
         the SK-Tuning settings are `sk_config`."""
         return self.backbone.config
 
-    def add_model_tags(self, tags: list[str] | str) -> None:
-        """Tags a trainer (TRL) adds for the model card, as PreTrainedModel keeps them."""
-        self.model_tags = sorted(set(getattr(self, "model_tags", []) or []) | set([tags] if isinstance(tags, str) else tags))
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def get_output_embeddings(self) -> None:
+        """None, and refused for task='causal-lm': SKModel's logits come from its own forward, after the
+        semantic text. Code that applies the LM head to the backbone's hidden states itself (TRL's SFTTrainer
+        with its default loss_type='chunked_nll') would train nothing of the adapter."""
+        if self.lm_head is not None:
+            raise UsageError("This SKModel computes its logits and loss in its own forward (the semantic text "
+                             "first); a trainer that reads the LM head to compute the loss itself would skip the "
+                             "adapter. With TRL's SFTTrainer pass SFTConfig(loss_type='nll').")
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
         """Recompute the frozen backbone's activations in the backward (non-reentrant unless asked)."""
@@ -234,7 +250,8 @@ class SKModel(nn.Module):
 
     # -- parameters --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Adapter, head and the text's token ids: everything that is not the backbone (nor its LM head).
+        """Adapter, head and the token ids (text, answer template): everything that is not the backbone
+        (nor its LM head), under the names `state_dict()` gives them.
 
         Read from those modules alone, so a sharded backbone's state-dict hooks (FSDP) never run.
         """
@@ -271,15 +288,38 @@ class SKModel(nn.Module):
         print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
 
     # -- save and load -------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike, training: dict[str, Any] | None = None) -> None:
-        """Write `sk_config.json` and `adapter_model.safetensors` (no backbone weights, no pickle).
+    @property
+    def _keys_to_ignore_on_save(self) -> list[str]:
+        """The frozen backbone's (and LM head's) state-dict names: what `save_pretrained` leaves out. The
+        Trainer's loader compares the keys a checkpoint lacks with these, and says nothing when they match."""
+        saved = self.trainable_state_dict().keys()
+        return [name for name in state_dict_names(self) if name not in saved]
+
+    def tie_weights(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to tie: the backbone came tied from its own `from_pretrained` and stays frozen, and the
+        adapter and head share no weights with it (the Trainer calls this after loading a checkpoint)."""
+
+    def save_pretrained(self, save_directory: str | os.PathLike, training: dict[str, Any] | None = None, *,
+                        state_dict: dict[str, torch.Tensor] | None = None, is_main_process: bool = True) -> None:
+        """Write `sk_config.json` and `model.safetensors`: the adapter, head and token ids under their
+        state-dict names (no backbone weights, no pickle), checksummed.
 
         `training` is free JSON kept beside the config (the CLI records the model name and input length).
+        transformers' Trainer calls this for `save_model`, every checkpoint and the best model, with the
+        full `state_dict` (its gathered copy under ZeRO-3 or FSDP, where the modules' own tensors are
+        shards): only the adapter's entries of it are written. Being `model.safetensors`, the file is
+        what the Trainer reads back itself (`resume_from_checkpoint`, `load_best_model_at_end`), with
+        `load_state_dict(strict=False)`; the backbone's keys it lacks are `_keys_to_ignore_on_save`.
         """
+        if not is_main_process:
+            return
         meta = {"format_version": FORMAT_VERSION, "sktuning_version": __version__,
                 "config": self.sk_config.to_dict(), "backbone": bb.fingerprint(self.backbone),
                 "training": training or {}}
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.trainable_state_dict().items()}
+        tensors = self.trainable_state_dict()
+        if state_dict and tensors.keys() <= state_dict.keys():
+            tensors = {k: state_dict[k] for k in tensors}
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         with atomic_directory(save_directory) as tmp:
             save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             meta["weights_sha256"] = sha256_of(tmp / WEIGHTS_NAME)
