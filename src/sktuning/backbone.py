@@ -21,7 +21,38 @@ def base_model_of(model: nn.Module) -> PreTrainedModel:
     """The headless transformer inside `*ForCausalLM`, `*ForMaskedLM` and similar wrappers."""
     if not isinstance(model, PreTrainedModel):
         raise UsageError(f"The backbone must be a transformers PreTrainedModel, got {type(model).__name__}.")
-    return getattr(model, "base_model", model)
+    if getattr(model.config, "is_encoder_decoder", False) and _encoder(model) not in (None, model):
+        raise UsageError(f"{type(model).__name__} is an encoder-decoder model; SK-Tuning joins the text to one stack. "
+                         "For classification or tagging pass its encoder (model.get_encoder()); SK-Prefix across "
+                         "the encoder and the decoder is not supported.")
+    base = model
+    while True:  # down to the innermost model that reads the text (an audio or vision LM's language model)
+        inner = getattr(base, "base_model", base)
+        if inner is base:  # a base_model_prefix that names no child (Llama 4, Mllama, Voxtral): the child
+            words = _input_embeddings(base)  # that holds the same input embeddings
+            inner = next((child for child in base.children() if isinstance(child, PreTrainedModel)
+                          and words is not None and _input_embeddings(child) is words), base)
+        if inner is base:
+            break
+        base = inner
+    if not isinstance(_input_embeddings(base), nn.Embedding):
+        raise UsageError(f"{type(base).__name__} has no input-embedding table (an nn.Embedding behind "
+                         "get_input_embeddings()) through which SK-Tuning could read the text.")
+    return base
+
+
+def _encoder(model: nn.Module) -> nn.Module | None:
+    try:
+        return model.get_encoder()
+    except (NotImplementedError, AttributeError):
+        return None
+
+
+def _input_embeddings(model: nn.Module) -> nn.Module | None:
+    try:
+        return model.get_input_embeddings()
+    except (NotImplementedError, AttributeError):
+        return None
 
 
 def text_config(backbone: PreTrainedModel):
@@ -62,6 +93,10 @@ def position_offset(backbone: nn.Module) -> int:
     for name, module in backbone.named_modules():
         if isinstance(module, nn.Embedding) and "position" in name and module.padding_idx is not None:
             return int(module.padding_idx) + 1
+    # models that number from a constant of their own keep it in their default `position_ids` buffer (YOSO: 2)
+    for name, buffer in backbone.named_buffers():
+        if name.endswith("position_ids") and buffer.numel() and not buffer.is_floating_point():
+            return int(buffer.flatten()[0])
     return 0
 
 

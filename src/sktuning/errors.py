@@ -13,3 +13,9 @@ class UsageError(ValueError):
 
 class MissingExtra(UsageError, ImportError):
     """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+def brief(err: BaseException, limit: int = 200) -> str:
+    """An exception in one short line, for a refusal that quotes what the backbone said."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

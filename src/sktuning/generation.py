@@ -42,6 +42,9 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
         raise UsageError("generate() needs left padding, so every row ends with a real token: "
                          "set tokenizer.padding_side = 'left'.")
     argument = bb.cache_argument(model.backbone)
+    if argument is None:
+        raise UsageError(f"{type(model.backbone).__name__} takes no cache argument, so generate() cannot decode "
+                         "one token at a time through it; score candidates with the model's forward instead.")
     was_training = model.training
     model.eval()
     try:

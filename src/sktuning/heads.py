@@ -81,32 +81,54 @@ class LanguageModelHead(nn.Module):
     @torch.no_grad()
     def matching(cls, causal_lm: nn.Module, head: nn.Module, base: nn.Module, config,
                  probe_ids: torch.Tensor) -> "LanguageModelHead":
-        """The transform, among those `config` allows, that turns `head`'s output into the model's logits."""
+        """The transform, among those `config` allows, that turns `head`'s output into the model's logits.
+        Where the wrapper runs more than the output embeddings (BERT-style decoders: a dense layer and a
+        norm first), the wrapper's child that holds them is the head."""
         was_training = causal_lm.training
         causal_lm.eval()
         try:
             ids = probe_ids[None]
-            raw = head(base(input_ids=ids).last_hidden_state).float()
+            hidden = base(input_ids=ids).last_hidden_state
             want = causal_lm(input_ids=ids).logits.float()
         finally:
             causal_lm.train(was_training)
+        holders = [child for child in causal_lm.children() if child is not base and child is not head
+                   and any(module is head for module in child.modules())]
+        best = float("inf")
+        for candidate in [head, *holders]:
+            try:
+                raw = candidate(hidden).float()
+            except (RuntimeError, TypeError):  # a holder that does not take hidden states alone
+                continue
+            if raw.shape != want.shape:
+                continue
+            found, error = cls._explained(candidate, raw, want, config)
+            if found is not None:
+                return found
+            best = min(best, error)
+        raise UsageError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
+                         f"not reproduce (off by {best:.3g} on the semantic text): task='causal-lm' is not "
+                         "supported for this architecture; a classification task works.")
+
+    @classmethod
+    def _explained(cls, head: nn.Module, raw: torch.Tensor, want: torch.Tensor,
+                   config) -> tuple["LanguageModelHead | None", float]:
         scaling = getattr(config, "logits_scaling", None)
         scales = [1 / scaling, scaling] if scaling else []
         scales += [getattr(config, name, None) for name in ("logit_scale", "lm_head_multiplier", "output_multiplier")]
         scales = list(dict.fromkeys([float(s) for s in scales if s is not None and float(s) != 1.0] + [1.0]))
         cap = getattr(config, "final_logit_softcapping", None)
-        tolerance = 1e-4 if head.weight.dtype == torch.float32 else 2e-2  # bf16 / fp16 round to ~1e-2
+        tolerance = 1e-4 if next(head.parameters()).dtype == torch.float32 else 2e-2  # bf16 / fp16: ~1e-2
         tolerance *= float(want.abs().max()) + 1e-6
         best = float("inf")
         for softcap in ([float(cap)] if cap else []) + [None]:  # the fullest explanation first
             for scale in scales:
                 error = float((cls._transform(raw, scale, softcap) - want).abs().max())
                 if error <= tolerance:
-                    return cls(head, scale, softcap)
+                    return cls(head, scale, softcap), error
                 best = min(best, error)
-        raise UsageError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
-                         f"not reproduce (off by {best:.3g} on the semantic text): task='causal-lm' is not "
-                         "supported for this architecture; a classification task works.")
+        return None, best
+
 
 def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: int) -> None:
     """Reject labels whose shape or values cannot belong to this task, before the loss hides why."""

@@ -11,14 +11,14 @@ fixed prefix needs (SK-Prefix always, SK-Prompt once merged on a causal decoder)
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.errors import UsageError, brief
 
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, LinearAttentionCacheLayerMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from sktuning.backbone import cache_argument, eval_mode, num_layers
@@ -86,9 +86,19 @@ def _text_key_values(backbone: nn.Module, argument: str, positions: dict, **text
     layers = num_layers(backbone)
     first = next(iter(text.values()))
     cache = DynamicCache(config=backbone.config)
+    name = type(backbone).__name__
+    recurrent = [i for i, layer in enumerate(cache.layers) if isinstance(layer, LinearAttentionCacheLayerMixin)]
+    if recurrent:
+        raise UsageError(f"{name} keeps a recurrent (state-space or linear-attention) state in layer(s) {recurrent}, "
+                         "which a key/value prefix cannot hold, so SK-Prefix cannot be used with it; use "
+                         "mode='prompt' instead.")
     mask = torch.ones(first.shape[:2], dtype=torch.long, device=first.device)
     with eval_mode(backbone):
-        backbone(**text, attention_mask=mask, use_cache=True, **{argument: cache}, **positions)
+        try:
+            backbone(**text, attention_mask=mask, use_cache=True, **{argument: cache}, **positions)
+        except (ValueError, TypeError, AttributeError, NotImplementedError) as err:
+            raise UsageError(f"{name} does not fill transformers' DynamicCache for the text ({brief(err)}), "
+                             "so SK-Prefix cannot be used with it; use mode='prompt' instead.") from err
     filled = [layer for layer in cache.layers if getattr(layer, "keys", None) is not None and layer.keys.numel() > 0]
     if len(filled) != layers:
         raise UsageError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "

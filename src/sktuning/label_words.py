@@ -137,10 +137,12 @@ def label_word_head(causal_lm: nn.Module | None, backbone: PreTrainedModel, conf
     if config.pooling != "last":
         raise UsageError(f"head='label-words' on a model with an LM head reads the LM head's prediction at the last "
                          f"real token, but pooling={config.pooling!r}: use pooling='last'.")
+    words = output_embeddings(causal_lm)
     try:
-        lm_head = LanguageModelHead.matching(causal_lm, output_embeddings(causal_lm), backbone,
-                                             bb.text_config(causal_lm),
+        lm_head = LanguageModelHead.matching(causal_lm, words, backbone, bb.text_config(causal_lm),
                                              probe_ids.to(backbone.get_input_embeddings().weight.device))
+        if lm_head.head is not words:  # a transform runs before the word rows (BERT-style): no rows to start from
+            raise UsageError("the LM head is more than its word rows")
     except ValueError:
         raise UsageError(f"{type(causal_lm).__name__} changes its logits after the LM head in a way sktuning does "
                          "not reproduce, so head='label-words' cannot start from them; load the backbone with "

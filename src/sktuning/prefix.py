@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+
 from sktuning.kv_prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
                                 text_key_values, unflatten_key_values)
 from sktuning.semantic import SemanticText
@@ -22,6 +23,8 @@ class SemanticPrefix(SemanticText):
         self.cache_argument = require_cache_argument(backbone)
         super().__init__(backbone, text_input_ids, config)
         allow_checkpointing_with_prefix(backbone)
+        self.check_runs(backbone, "does not read a key/value prefix through transformers' Cache API ({error}), so "
+                                  "SK-Prefix cannot be used with it; use mode='prompt' instead.")
 
     @torch.no_grad()
     def encode(self, backbone: nn.Module) -> tuple[torch.Tensor, tuple[int, ...]]:

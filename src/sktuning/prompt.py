@@ -15,8 +15,10 @@ import torch
 from torch import nn
 
 from sktuning.backbone import accepts, eval_mode
+from sktuning.errors import UsageError, brief
 from sktuning.kv_prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
                                 text_key_values, unflatten_key_values)
+from sktuning.padding import gather_positions, text_adjacent_order
 from sktuning.semantic import SemanticText
 
 
@@ -25,6 +27,30 @@ class SemanticPrompt(SemanticText):
         super().__init__(backbone, text_input_ids, config)
         self.cache_argument = None  # set when merged into a key/value prefix
         self.takes_use_cache = accepts(backbone, "use_cache")
+        self._check_vectors_are_read(backbone)
+        self.check_runs(backbone, "does not take prompt vectors with its attention mask and positions ({error}), so "
+                                  "SK-Prompt cannot be used with it; use mode='prefix' instead.")
+
+    @torch.no_grad()
+    def _check_vectors_are_read(self, backbone: nn.Module) -> None:
+        """The text as vectors that are no row of the embedding table: an architecture that needs token
+        ids beyond its embedding layer (per-layer token inputs, routing by token id) is refused now."""
+        ids = self.text_input_ids.unsqueeze(0).to(backbone.get_input_embeddings().weight.device)
+        embeds = backbone.get_input_embeddings()(ids)
+        with eval_mode(backbone):
+            try:
+                backbone(inputs_embeds=embeds * 1.001)
+                from_ids = backbone(input_ids=ids).last_hidden_state.float()
+                from_vectors = backbone(inputs_embeds=embeds).last_hidden_state.float()
+            except (ValueError, TypeError, AttributeError, NotImplementedError, RuntimeError, AssertionError) as err:
+                raise UsageError(f"{type(backbone).__name__} does not run on input vectors alone ({brief(err)}): "
+                                 "it reads token ids past its embedding layer, so SK-Prompt cannot feed it "
+                                 "refined vectors; use mode='prefix' instead.") from err
+        tolerance = (1e-4 if embeds.dtype == torch.float32 else 3e-2) * (float(from_ids.abs().max()) + 1e-6)
+        if float((from_ids - from_vectors).abs().max()) > tolerance:
+            raise UsageError(f"{type(backbone).__name__} reads token ids otherwise than their embeddings (it rescales or "
+                             "drops them by id), so the vectors SK-Prompt prepends would not be read as the text; "
+                             "use mode='prefix' instead.")
 
     @property
     def virtual_positions(self) -> int:
@@ -51,9 +77,13 @@ class SemanticPrompt(SemanticText):
             # embedding adapter returns its own Parameter, which would be registered a second time
             self.merged = prompt.detach().clone()
             return
-        argument = require_cache_argument(backbone)
         mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
-        kv, shape = text_key_values(backbone, argument, self._positions(mask), inputs_embeds=prompt)
+        try:
+            argument = require_cache_argument(backbone)
+            kv, shape = text_key_values(backbone, argument, self._positions(mask), inputs_embeds=prompt)
+        except UsageError:  # no key/value cache to hold it (recurrent, hybrid): keep prepending the vectors
+            self.merged = prompt.detach().clone()
+            return
         self.merged, self.cache_argument = unflatten_key_values(kv, shape), argument
         allow_checkpointing_with_prefix(backbone)
 
@@ -73,13 +103,17 @@ class SemanticPrompt(SemanticText):
         prompt = self.prompt(inputs_embeds.dtype).expand(batch, -1, -1)  # broadcast, no copy
         text_mask = attention_mask.new_ones(batch, self.num_text_tokens)
         full_mask = torch.cat([text_mask, attention_mask], dim=1)
-        kwargs = {"inputs_embeds": torch.cat([prompt, inputs_embeds], dim=1), "attention_mask": full_mask,
-                  **self._positions(full_mask)}
+        embeds = torch.cat([prompt, inputs_embeds], dim=1)
+        if token_type_ids is not None:
+            token_type_ids = torch.cat([token_type_ids.new_zeros(batch, self.num_text_tokens), token_type_ids], dim=1)
+        order = text_adjacent_order(attention_mask, self.num_text_tokens)  # left padding: the prompt after it
+        if order is not None:
+            embeds, full_mask, token_type_ids = (gather_positions(t, order) for t in (embeds, full_mask, token_type_ids))
+        kwargs = {"inputs_embeds": embeds, "attention_mask": full_mask, **self._positions(full_mask)}
         if self.takes_use_cache:  # training and scoring need no cache; generation extends one
             kwargs["use_cache"] = writable
         if token_type_ids is not None:
-            kwargs["token_type_ids"] = torch.cat([token_type_ids.new_zeros(batch, self.num_text_tokens),
-                                                  token_type_ids], dim=1)
+            kwargs["token_type_ids"] = token_type_ids
         return kwargs
 
 

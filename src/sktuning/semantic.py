@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 from sktuning.adapters import build_adapter
-from sktuning.backbone import accepts, position_ids_from_mask, position_offset
+from sktuning.backbone import accepts, eval_mode, position_ids_from_mask, position_offset
 from sktuning.config import SKTuningConfig
+from sktuning.errors import UsageError, brief
 from sktuning.kv_prefix import run_with_prefix
+from sktuning.padding import gather_positions, restore_positions, right_aligned
 
 
 class SemanticText(nn.Module):
@@ -65,11 +67,33 @@ class SemanticText(nn.Module):
         self.merged = None
 
     def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
-        """Run the backbone on the inputs with the refined text joined to them."""
+        """Run the backbone on the inputs with the refined text joined to them; a left-padded batch runs
+        right-padded so no padding sits between the text and the input (`sktuning.padding`)."""
+        order = right_aligned(attention_mask)
+        if order is not None:
+            input_ids, inputs_embeds, attention_mask, token_type_ids = (
+                gather_positions(t, order) for t in (input_ids, inputs_embeds, attention_mask, token_type_ids))
         backbone_kwargs = self.inject(backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
         if self.cache_argument is None:
-            return backbone(**backbone_kwargs, **kwargs)
-        return run_with_prefix(backbone, backbone_kwargs, self.cache_argument, **kwargs)
+            out = backbone(**backbone_kwargs, **kwargs)
+        else:
+            out = run_with_prefix(backbone, backbone_kwargs, self.cache_argument, **kwargs)
+        return out if order is None else restore_positions(out, order, self.virtual_positions)
+
+    @torch.no_grad()
+    def check_runs(self, backbone: nn.Module, refusal: str) -> None:
+        """A padded batch of two short inputs through the mode now, so that an architecture that cannot
+        take the text this way is refused at construction, quoting what it said, not at the first step.
+        `refusal` completes "<Backbone> ..." and names the other mode."""
+        ids = self.text_input_ids[:1].repeat(2, 2).to(backbone.get_input_embeddings().weight.device)
+        mask = torch.tensor([[1, 1], [1, 0]], device=ids.device)
+        with eval_mode(backbone):
+            try:
+                self.forward(backbone, ids, None, mask, None)
+            except UsageError:
+                raise
+            except (ValueError, TypeError, AttributeError, NotImplementedError, RuntimeError, AssertionError) as err:
+                raise UsageError(f"{type(backbone).__name__} {refusal.format(error=brief(err))}") from err
 
     def _positions(self, full_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.takes_position_ids:  # e.g. ALiBi models derive positions from the mask themselves
