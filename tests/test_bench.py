@@ -11,6 +11,7 @@ import torch
 from sktuning.bench.settings import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
 from sktuning.bench.suite import rescaled_seconds
+from sktuning.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +214,19 @@ def test_cli_runs_in_phases_reports_only_on_request_and_rejects_bad_settings(tin
     assert "| paper: Higher accuracy than prompt / prefix / P-tuning | — |" in summary  # no SK method ran
     assert main(common[:-2] + ["--set", "stepz=2", "--output", str(tmp_path)]) == 2
     assert "--set 'stepz=2': use NAME=VALUE" in capsys.readouterr().err
+
+
+def test_set_values_take_the_settings_own_kind():
+    from sktuning.cli.bench import _setting
+
+    assert _setting(False, "false", "x") is False and _setting(True, "0", "x") is False  # not bool("false")
+    assert _setting(False, "True", "x") is True and _setting(None, "false", "x", switch=True) is False
+    assert _setting(120, "64", "x") == 64 and isinstance(_setting(0.06, "0.1", "x"), float)
+    assert _setting(None, "7", "x") == 7 and _setting(None, "0.5", "x") == 0.5
+    for current, value, said in ((False, "maybe", "true or false"), (120, "1.5", "a whole number"),
+                                 (None, "many", "a number")):
+        with pytest.raises(UsageError, match=said):
+            _setting(current, value, f"name={value}")
 
 
 def _run(method, seed, curve, test, metric="accuracy"):

@@ -145,9 +145,8 @@ def run(args: argparse.Namespace) -> int:
             if name not in BenchSettings.__dataclass_fields__ or name in ("model", "task", *OWN_DATA) or not value:
                 raise UsageError(f"--set {item!r}: use NAME=VALUE with NAME one of steps, batch_size, eval_every, "
                                  "max_train, max_eval, max_test, max_length, warmup_ratio.")
-            current = getattr(settings, name)
-            setattr(settings, name, type(current)(value) if current is not None and not isinstance(current, list)
-                    else _number(value, item))
+            switch = "bool" in str(BenchSettings.__dataclass_fields__[name].type)
+            setattr(settings, name, _setting(getattr(settings, name), value, item, switch))
         suites.append(suite_of(settings))
         if suites[-1].ignored:
             logger.warning("%s: %d finished runs had another budget and are not reused.", suites[-1].log,
@@ -194,11 +193,19 @@ def write_few_shot_report(suites, output: Path, command: str) -> Path:
     return write(suites, output, command)
 
 
-def _number(value: str, item: str) -> int | float:
-    """A --set value for a setting that is unset (None) now: a whole number or a decimal."""
-    for kind in (int, float):
+def _setting(current, value: str, item: str, switch: bool = False) -> bool | int | float:
+    """A --set value of the setting's own kind: true/false for a switch (bool("false") would be True), a
+    whole number or a decimal otherwise (either for a setting that is unset now)."""
+    if switch or isinstance(current, bool):
+        if value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise UsageError(f"--set {item!r}: the value must be true or false.")
+    kinds = (type(current),) if isinstance(current, (int, float)) else (int, float)
+    for kind in kinds:
         try:
             return kind(value)
         except ValueError:
             pass
-    raise UsageError(f"--set {item!r}: the value must be a number.")
+    raise UsageError(f"--set {item!r}: the value must be {'a whole number' if kinds == (int,) else 'a number'}.")
