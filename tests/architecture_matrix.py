@@ -15,8 +15,8 @@ import logging
 import sys
 import tempfile
 import time
-import traceback
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +95,9 @@ OVERRIDES: dict[str, dict] = {
     "zaya": {"num_experts_per_tok": 1},
     "zamba": {"layer_types": None, "attn_layer_period": 2, "attn_layer_offset": 1, "num_hidden_layers": 3},
     "esm": {"pad_token_id": 1},
+    "gemma3n_text": {"num_kv_shared_layers": 0},
+    "gemma4_assistant": {"hidden_size_per_layer_input": 0},
+    "zamba2": {"layer_types": None, "layers_block_type": ["linear_attention", "hybrid"], "hybrid_layer_ids": [1]},
     "zamba2": {"layer_types": None, "hybrid_layer_ids": [1]},
     "cohere_compass_text": {"layer_types": None},
     "reformer": {"axial_pos_embds_dim": [32, 32], "axial_pos_shape": [8, 16], "attn_layers": ["local", "local"]},
@@ -114,7 +117,9 @@ def _shrunk(config) -> dict:
             kwargs[name] = [1 + i % 3]
     if "qk_rope_head_dim" in values:  # latent attention: the rotary part is the head size; a key per head
         kwargs.update({k: v for k, v in (("head_dim", SIZES["qk_rope_head_dim"]),
-                                         ("num_key_value_heads", SIZES["num_attention_heads"])) if k in values})
+                                         ("num_key_value_heads", SIZES["num_attention_heads"]),
+                                         ("qk_head_dim", SIZES["qk_rope_head_dim"] + SIZES["qk_nope_head_dim"]))
+                       if k in values})
     types = values.get("layer_types")
     if isinstance(types, list) and types:  # every kind of layer the family has, at least two layers
         kinds = list(dict.fromkeys(types))
@@ -122,6 +127,14 @@ def _shrunk(config) -> dict:
         for name in ("num_hidden_layers", "n_layer", "num_layers"):
             if name in kwargs:
                 kwargs[name] = len(kwargs["layer_types"])
+    layers = len(kwargs.get("layer_types", [])) or SIZES["num_hidden_layers"]
+    for name, tiny in SIZES.items():  # per-layer sizes (Gemma 3n's intermediate_size): one per tiny layer
+        if isinstance(values.get(name), list) and values[name] and all(isinstance(v, int) for v in values[name]):
+            kwargs[name] = [tiny] * layers
+    full = values.get("num_hidden_layers")
+    for name, value in values.items():  # any other per-layer list: its first entries
+        if name not in kwargs and isinstance(value, list) and isinstance(full, int) and len(value) == full > layers:
+            kwargs[name] = value[:layers]
     return kwargs
 
 
@@ -131,8 +144,8 @@ def tiny_config(arch: str):
     kwargs = _shrunk(default)
     for name in getattr(cls, "sub_configs", None) or {}:
         sub = getattr(default, name, None)
-        if hasattr(sub, "to_dict"):
-            kwargs[name] = {**sub.to_dict(), **_shrunk(sub)}
+        if hasattr(sub, "to_dict"):  # per-layer settings of the full-size layer indices are derived again
+            kwargs[name] = {k: v for k, v in {**sub.to_dict(), **_shrunk(sub)}.items() if k != "per_layer_config"}
     for key, value in OVERRIDES.get(arch, {}).items():
         if value is None:
             kwargs.pop(key, None)
@@ -193,7 +206,8 @@ def _identity(model: SKModel, side: str) -> float:
         worst = 0.0
         for b, row in enumerate(rows):
             want = _last_hidden(model.backbone, torch.cat([TEXT, row])[None])
-            worst = max(worst, (out[b, mask[b].bool()] - want[0, len(TEXT):]).abs().max().item())
+            got = out.select(-3, b)[..., mask[b].bool(), :]  # Gemma 3n keeps parallel streams first
+            worst = max(worst, (got - want.select(-3, 0)[..., len(TEXT):, :]).abs().max().item())
     return worst
 
 
@@ -203,8 +217,8 @@ def _allows(backbone, side: str) -> bool:
     ids, mask, rows = _batch(side)
     with torch.no_grad():
         out = _last_hidden(backbone, ids, mask)
-        return all((out[b, mask[b].bool()] - _last_hidden(backbone, row[None])[0]).abs().max().item() <= ATOL
-                   for b, row in enumerate(rows))
+        return all((out.select(-3, b)[..., mask[b].bool(), :] - _last_hidden(backbone, row[None]).select(-3, 0))
+                   .abs().max().item() <= ATOL for b, row in enumerate(rows))
 
 
 def _causal(backbone) -> bool:
@@ -214,7 +228,8 @@ def _causal(backbone) -> bool:
     other = ids.clone()
     other[0, -1] = LOW if ids[0, -1] != LOW else LOW + 1
     with torch.no_grad():
-        return (_last_hidden(backbone, ids)[0, :-1] - _last_hidden(backbone, other)[0, :-1]).abs().max().item() <= ATOL
+        first, second = (_last_hidden(backbone, x).select(-3, 0)[..., :-1, :] for x in (ids, other))
+        return (first - second).abs().max().item() <= ATOL
 
 
 def _perturbed(model: SKModel, seed: int) -> SKModel:
@@ -393,9 +408,9 @@ def _cell(outcome: Outcome, check: str) -> str:
 
 
 def row(arch: str) -> dict:
-    quiet()
     started = time.perf_counter()
-    outcomes = {mode: check_mode(arch, mode) for mode in ("prompt", "prefix")}
+    with quieted():
+        outcomes = {mode: check_mode(arch, mode) for mode in ("prompt", "prefix")}
     return {"arch": arch, "registry": registry_of(arch), "outcomes": outcomes,
             "seconds": time.perf_counter() - started}
 
@@ -424,6 +439,20 @@ def quiet() -> None:
     warnings.filterwarnings("ignore")
     tf.logging.set_verbosity_error()
     logging.getLogger("sktuning").setLevel(logging.ERROR)
+
+
+@contextmanager
+def quieted():
+    """`quiet()` for a block, then the warnings filters and log levels as they were (pytest's other tests
+    read transformers' and sktuning's messages)."""
+    verbosity, level = tf.logging.get_verbosity(), logging.getLogger("sktuning").level
+    with warnings.catch_warnings():
+        quiet()
+        try:
+            yield
+        finally:
+            tf.logging.set_verbosity(verbosity)
+            logging.getLogger("sktuning").setLevel(level)
 
 
 def committed_rows() -> dict[str, str]:

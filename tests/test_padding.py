@@ -27,3 +27,18 @@ def test_the_text_moves_after_a_rows_leading_padding_only():
     order = text_adjacent_order(mask, 2)
     # positions 0-1 are the text, 2-5 the input
     assert order.tolist() == [[2, 3, 0, 1, 4, 5], [0, 1, 2, 3, 4, 5]]
+
+
+def test_hidden_states_with_parallel_streams_come_back_per_stream():
+    """Gemma 3n returns (streams, batch, seq, dim) hidden states: each stream is put back in order."""
+    from types import SimpleNamespace
+
+    from sktuning.padding import restore_positions
+
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    order = right_aligned(mask)
+    streams = torch.randn(4, 2, 3, 5)
+    out = SimpleNamespace(last_hidden_state=gather_positions(streams[0], order),
+                          hidden_states=(torch.stack([gather_positions(s, order) for s in streams]),))
+    back = restore_positions(out, order, skip=0)
+    assert torch.equal(back.last_hidden_state, streams[0]) and torch.equal(back.hidden_states[0], streams)

@@ -208,7 +208,7 @@ class SKModel(PreTrainedModel):
         logits = self.lm_head(hidden) if self.lm_head is not None else self.head(hidden, attention_mask)
         hidden_states = None
         if output_hidden_states:
-            hidden_states = tuple(h[:, skip:] for h in out.hidden_states)
+            hidden_states = tuple(h[..., skip:, :] for h in out.hidden_states)  # (streams,) batch, seq, dim
         loss = task_loss(logits, labels, self.sk_config) if labels is not None else None
         return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 

@@ -43,6 +43,8 @@ def restore_positions(output, order: torch.Tensor, skip: int):
     inverse = torch.argsort(order, dim=1)
 
     def back(hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.dim() == 4:  # parallel streams first (Gemma 3n's AltUp): each its own (batch, seq, dim)
+            return torch.stack([back(stream) for stream in hidden])
         return torch.cat([hidden[:, :skip], gather_positions(hidden[:, skip:], inverse)], dim=1)
 
     output.last_hidden_state = back(output.last_hidden_state)
