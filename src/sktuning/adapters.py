@@ -84,6 +84,29 @@ class ScaleAdapter(Adapter):
         return torch.addcmul(self.shift, x, self.scale)
 
 
+class GroupedAdapter(Adapter):
+    """Entries of several widths side by side, (1, tokens, sum of widths): SK-Prefix on a model whose layers'
+    keys and values differ in shape. Entries of one width are stacked into the groups of one adapter of
+    `kind` (`width_<w>`: the `build_adapter` adapter of that width's entries, in entry order), so each
+    entry is refined as it would be in a stack of one shape; the output lies side by side again."""
+
+    def __init__(self, kind: str, init: torch.Tensor, widths: list[int], rank: int = 8):
+        super().__init__()
+        self.widths = list(widths)
+        parts = init.split(self.widths, dim=-1)
+        self.adapters = nn.ModuleDict({f"width_{w}": build_adapter(kind, torch.cat(
+            [p for p, pw in zip(parts, self.widths) if pw == w]), rank) for w in dict.fromkeys(self.widths)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = x.split(self.widths, dim=-1)
+        out: list[torch.Tensor | None] = [None] * len(parts)
+        for name, adapter in self.adapters.items():
+            where = [i for i, w in enumerate(self.widths) if f"width_{w}" == name]
+            for i, refined in zip(where, adapter(torch.cat([parts[i] for i in where]))):
+                out[i] = refined.unsqueeze(0)
+        return torch.cat(out, dim=-1)
+
+
 ADAPTERS: dict[str, type[Adapter]] = {
     "embedding": EmbeddingAdapter,
     "lowrank": LowRankAdapter,

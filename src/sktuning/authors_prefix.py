@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sktuning.kv_prefix import text_key_values, unflatten_key_values
+from sktuning.errors import UsageError
+from sktuning.kv_prefix import text_key_values, unflatten_key_values, uniform
 from sktuning.prefix import SemanticPrefix
 from sktuning.sharding import side_output_pass
 
@@ -52,6 +53,10 @@ def _memo_key(adapter: ReencodedText, backbone: nn.Module) -> tuple:
 
 class AuthorsPrefix(SemanticPrefix):
     def make_adapter(self, backbone: nn.Module, representation: torch.Tensor, config) -> nn.Module:
+        if not uniform(self.shape):  # its per-head map and re-read prefix assume one shape for every layer
+            raise UsageError(f"{type(backbone).__name__} caches keys/values of differing shapes in its layers, which "
+                             f"the authors' SK-Prefix (adapter={config.adapter!r}) does not take; use sktuning's "
+                             "SK-Prefix (adapter='lowrank', 'linear', 'scale' or 'embedding') or mode='prompt'.")
         ids = self.text_input_ids.to(backbone.get_input_embeddings().weight.device)
         with torch.no_grad():  # through the embedding module: some scale or add to the looked-up rows
             words = backbone.get_input_embeddings()(ids)

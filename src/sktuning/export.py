@@ -30,7 +30,7 @@ from sktuning.atomic import atomic_directory
 from sktuning.config import SKTuningConfig
 from sktuning.extras import require
 from sktuning.heads import TaskHead
-from sktuning.kv_prefix import writable_cache
+from sktuning.kv_prefix import uniform, writable_cache
 from sktuning.model import SKModel
 
 FORMATS = ("peft", "vllm-prompt-embeds")
@@ -56,6 +56,10 @@ def export_peft(model: SKModel, output: str | Path) -> Path:
     if config.head != "linear" or config.answer_template is not None:
         raise UsageError("PEFT export takes adapters with the linear head and no answer template: a label-word "
                          "head or an appended template has no PEFT counterpart. Serve this adapter with sktuning.")
+    if config.mode == "prefix" and not uniform(model.semantic.shape):
+        raise UsageError(f"{type(model.backbone).__name__} caches keys/values of differing shapes in its layers; "
+                         "PEFT's prefix tuning holds one shape for every layer, so this SK-Prefix has no PEFT "
+                         "counterpart. Serve it with sktuning (merge() and generate()).")
     peft = require("peft", "bench")
     m = model.semantic.num_text_tokens
     features = peft.TaskType.FEATURE_EXTRACTION  # the weights' layout is the same for every task type

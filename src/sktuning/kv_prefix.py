@@ -4,6 +4,9 @@ fixed prefix needs (SK-Prefix always, SK-Prompt once merged on a causal decoder)
 - `text_key_values`: one pass of the frozen model over a text -> its keys and values, (2 * layers, m,
   kv_heads * head_dim); with gradients to the text's embeddings where they train (the authors' SK-Prefix);
 - `unflatten_key_values`: back to (2, layers, 1, kv_heads, m, head_dim);
+- where keys and values differ in shape between layers or from each other (latent attention, per-layer
+  head sizes), the text's entries lie side by side, (1, m, sum of widths), with one (kv_heads, m, head_dim)
+  per entry, and unflatten to per-layer lists: every consumer zips keys and values layer by layer;
 - `prefix_inputs`: the backbone arguments that put such keys and values before every input, as a
   read-only cache expanded (not copied) to the batch, or a writable one for generation;
 - `run_with_prefix`: the backbone call that checks every layer read its prefix.
@@ -76,7 +79,8 @@ def text_key_values(backbone: nn.Module, argument: str, positions: dict, grad: b
     """One pass of the frozen backbone over the text (ids or embeddings) -> its keys and values, read
     off the cache. `grad`: let gradients flow back to the text's embeddings (the authors' SK-Prefix).
 
-    Returns (2 * layers, m, kv_heads * head_dim) in fp32 and the (kv_heads, m, head_dim) shape.
+    Returns (2 * layers, m, kv_heads * head_dim) in fp32 and the (kv_heads, m, head_dim) shape; where
+    entries differ in shape, (1, m, sum of widths) and each entry's shape (`unflatten_key_values`).
     """
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
         return _text_key_values(backbone, argument, positions, **text)
@@ -103,36 +107,64 @@ def _text_key_values(backbone: nn.Module, argument: str, positions: dict, **text
     if len(filled) != layers:
         raise UsageError(f"{type(backbone).__name__} filled {len(filled)} of {layers} layers of a key/value "
                          "cache for the text, so SK-Prefix cannot be used with it; use mode='prompt' instead.")
-    shapes = {tuple(layer.keys.shape) for layer in filled} | {tuple(layer.values.shape) for layer in filled}
-    if len(shapes) != 1:
-        raise UsageError(f"{type(backbone).__name__} caches keys/values of differing shapes {sorted(shapes)}; "
-                         "SK-Prefix needs one shape for every layer; use mode='prompt' instead.")
-    _, heads, tokens, head_dim = shapes.pop()
-    if tokens != first.shape[1]:
-        raise UsageError(f"{type(backbone).__name__} cached {tokens} positions for a text of {first.shape[1]} "
-                         "tokens; use mode='prompt' instead.")
+    entries = [layer.keys for layer in filled] + [layer.values for layer in filled]
+    shapes = {tuple(t.shape) for t in entries}
+    tokens = sorted({shape[2] for shape in shapes})
+    if tokens != [first.shape[1]]:
+        raise UsageError(f"{type(backbone).__name__} cached {tokens[0] if len(tokens) == 1 else tokens} positions "
+                         f"for a text of {first.shape[1]} tokens; use mode='prompt' instead.")
     device = first.device  # layers may live on several devices (device_map); the adapter lives on one
+    if len(shapes) != 1:  # each entry (1, heads, m, head_dim) -> (1, m, heads * head_dim), side by side
+        flat = [t.to(device).transpose(1, 2).reshape(1, first.shape[1], -1) for t in entries]
+        return torch.cat(flat, dim=-1).float(), tuple(tuple(t.shape[1:]) for t in entries)
+    _, heads, tokens, head_dim = shapes.pop()
     keys = torch.stack([layer.keys[0].to(device) for layer in filled])      # (layers, heads, m, head_dim)
     values = torch.stack([layer.values[0].to(device) for layer in filled])
     kv = torch.stack([keys, values])                               # (2, layers, heads, m, head_dim)
     return kv.permute(0, 1, 3, 2, 4).reshape(2 * layers, tokens, heads * head_dim).float(), (heads, tokens, head_dim)
 
 
-def unflatten_key_values(kv: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """(2 * layers, m, heads * head_dim) -> (2, layers, 1, heads, m, head_dim)."""
+def uniform(shape: tuple) -> bool:
+    """Whether `text_key_values` gave one (heads, m, head_dim) for every entry, or one per entry."""
+    return isinstance(shape[0], int)
+
+
+def widths(shape: tuple) -> list[int]:
+    """Each entry's flattened width (heads * head_dim), keys of every layer then values: differing shapes."""
+    return [heads * head_dim for heads, _, head_dim in shape]
+
+
+def unflatten_key_values(kv: torch.Tensor, shape: tuple):
+    """(2 * layers, m, heads * head_dim) -> (2, layers, 1, heads, m, head_dim). Where shapes differ,
+    (1, m, sum of widths) -> (keys, values), per-layer lists of (1, heads, m, head_dim)."""
+    if not uniform(shape):
+        parts = [part.view(1, tokens, heads, head_dim).transpose(1, 2)
+                 for part, (heads, tokens, head_dim) in zip(kv.split(widths(shape), dim=-1), shape)]
+        return parts[:len(parts) // 2], parts[len(parts) // 2:]
     heads, tokens, head_dim = shape
     return kv.view(2, -1, 1, tokens, heads, head_dim).transpose(3, 4)
 
 
+def kept(kv: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """What merge() keeps of a flat prefix: unflattened where one shape serves all, else the flat tensor
+    itself (a buffer cannot hold per-layer lists); `unkept` reads either back as keys and values."""
+    return unflatten_key_values(kv, shape) if uniform(shape) else kv
+
+
+def unkept(merged: torch.Tensor, shape: tuple):
+    return merged if uniform(shape) else unflatten_key_values(merged, shape)
+
+
 def prefix_inputs(keys, values, argument, input_ids, inputs_embeds, attention_mask, token_type_ids, positions,
                   writable=False, dtype: torch.dtype | None = None) -> dict[str, Any]:
-    """Backbone arguments that put `keys`/`values` (layers, 1, heads, m, head_dim) before every input.
+    """Backbone arguments that put `keys`/`values` (layers, 1, heads, m, head_dim), or per-layer lists of
+    (1, heads, m, head_dim), before every input.
 
     `writable` gives an ordinary DynamicCache that generation can extend, in the backbone's `dtype`;
     otherwise the cache is read-only (PrefixLayer), which training under gradient checkpointing needs.
     """
     batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
-    tokens = keys.shape[-2]
+    tokens = keys[0].shape[-2]
     if writable:
         cache = DynamicCache()
         for i, (k, v) in enumerate(zip(keys, values)):

@@ -34,8 +34,8 @@ class ServedAdapter:
 
     config: SKTuningConfig
     model: SKModel
-    keys: torch.Tensor | None    # (layers, heads, m, head_dim), None when not a key/value prefix
-    values: torch.Tensor | None
+    keys: list[torch.Tensor] | None    # per layer (heads, m, head_dim), None when not a key/value prefix
+    values: list[torch.Tensor] | None
 
 
 class MultiAdapterModel(nn.Module):
@@ -61,7 +61,7 @@ class MultiAdapterModel(nn.Module):
         semantic = model.semantic
         keys = values = None
         if semantic.cache_argument is not None:  # merged into a key/value prefix: SK-Prefix, SK-Prompt on a decoder
-            keys, values = semantic.merged[0][:, 0], semantic.merged[1][:, 0]  # (layers, heads, m, head_dim)
+            keys, values = ([kv[0] for kv in part] for part in semantic.merged_key_values())  # layer: (heads, m, head_dim)
         self.adapters[name] = ServedAdapter(model.sk_config, model, keys, values)
 
     def remove(self, name: str) -> None:
@@ -93,22 +93,24 @@ class MultiAdapterModel(nn.Module):
                 out[j] = logits
         return out
 
-    def _stacked_prefix(self, served: list[ServedAdapter]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every row's prefix keys and values, (layers, rows, heads, longest, head_dim), padded on the
-        left so that each ends right before its input, and the prefix part of the attention mask.
-        Each distinct adapter is padded once; rows gather theirs."""
+    def _stacked_prefix(self, served: list[ServedAdapter]) -> tuple[list, list, torch.Tensor]:
+        """Every row's prefix keys and values, per layer (rows, heads, longest, head_dim) (layers may
+        differ in shape), padded on the left so that each ends right before its input, and the prefix
+        part of the attention mask. Each distinct adapter is padded once; rows gather theirs."""
         dtype = self.backbone.get_input_embeddings().weight.dtype
         distinct = list(_rows_by_adapter(served))
-        longest = max(a.keys.shape[-2] for a in distinct)
+        longest = max(a.keys[0].shape[-2] for a in distinct)
         position = {id(a): j for j, a in enumerate(distinct)}
-        index = torch.tensor([position[id(a)] for a in served], device=distinct[0].keys.device)
+        index = torch.tensor([position[id(a)] for a in served], device=distinct[0].keys[0].device)
 
-        def padded(tensor):
-            return torch.nn.functional.pad(tensor.to(dtype), (0, 0, longest - tensor.shape[-2], 0))
+        def stacked(part: str, layer: int) -> torch.Tensor:
+            tensors = [getattr(a, part)[layer] for a in distinct]
+            return torch.stack([torch.nn.functional.pad(t.to(dtype), (0, 0, longest - t.shape[-2], 0))
+                                for t in tensors]).index_select(0, index)
 
-        keys = torch.stack([padded(a.keys) for a in distinct], dim=1).index_select(1, index)
-        values = torch.stack([padded(a.values) for a in distinct], dim=1).index_select(1, index)
-        lengths = torch.tensor([a.keys.shape[-2] for a in served], device=index.device)
+        keys = [stacked("keys", layer) for layer in range(len(distinct[0].keys))]
+        values = [stacked("values", layer) for layer in range(len(distinct[0].values))]
+        lengths = torch.tensor([a.keys[0].shape[-2] for a in served], device=index.device)
         prefix_mask = (torch.arange(longest, device=index.device) >= longest - lengths[:, None]).long()
         return keys, values, prefix_mask
 

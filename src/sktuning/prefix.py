@@ -5,6 +5,10 @@ Shapes: the text's cache holds, per layer, keys and values of (1, kv_heads, m, h
 flattened to a (2 * layers, m, kv_heads * head_dim) representation, refined by one batched adapter,
 and handed back to the backbone as a read-only cache expanded (not copied) to the batch
 (`sktuning.kv_prefix`).
+
+Where layers' keys and values differ in shape (latent attention, per-layer head sizes), the entries of
+each width get an adapter of their own (`GroupedAdapter`, parameters `adapter.adapters.width_<w>.*`) and
+each layer gets back keys and values of its own shape, as per-layer lists.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import torch
 from torch import nn
 
 
-from sktuning.kv_prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
-                                text_key_values, unflatten_key_values)
+from sktuning.adapters import GroupedAdapter
+from sktuning.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
+                                text_key_values, unflatten_key_values, uniform, unkept, widths)
 from sktuning.semantic import SemanticText
 
 
@@ -32,12 +37,22 @@ class SemanticPrefix(SemanticText):
         ids = self.text_input_ids.unsqueeze(0).to(backbone.get_input_embeddings().weight.device)
         return text_key_values(backbone, self.cache_argument, self._positions(torch.ones_like(ids)), input_ids=ids)
 
+    def make_adapter(self, backbone: nn.Module, representation: torch.Tensor, config) -> nn.Module:
+        if uniform(self.shape):
+            return super().make_adapter(backbone, representation, config)
+        return GroupedAdapter(config.adapter, representation, widths(self.shape), rank=config.adapter_rank)
+
     def prefix(self) -> torch.Tensor:
-        """The refined prefix, (2, layers, 1, kv_heads, m, head_dim): computed once per forward."""
+        """The refined prefix, (2, layers, 1, kv_heads, m, head_dim) (per-layer lists where shapes differ):
+        computed once per forward."""
         if self.merged is not None:
-            return self.merged
+            return unkept(self.merged, self.shape)
         kv = self.adapter(self.representation)                         # (2 * layers, m, heads * head_dim)
         return unflatten_key_values(kv, self.shape)
+
+    def merged_key_values(self):
+        """The merged prefix as (keys, values), each indexed by layer to (1, heads, m, head_dim)."""
+        return unkept(self.merged, self.shape)
 
     def key_values(self, backbone: nn.Module) -> torch.Tensor:
         """The prefix every input reads, (2, layers, 1, heads, m, head_dim); a mode that needs the
@@ -46,6 +61,9 @@ class SemanticPrefix(SemanticText):
 
     @torch.no_grad()
     def merge(self, backbone: nn.Module) -> None:
+        if not uniform(self.shape):  # kept flat: the adapter's output (the authors' mode refuses such models)
+            self.merged = kept(self.adapter(self.representation), self.shape).detach().clone()
+            return
         self.merged = self.key_values(backbone).detach().clone()  # not a view of a weight that may train on
 
     def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):

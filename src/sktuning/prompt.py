@@ -16,8 +16,8 @@ from torch import nn
 
 from sktuning.backbone import accepts, eval_mode
 from sktuning.errors import UsageError, brief
-from sktuning.kv_prefix import (allow_checkpointing_with_prefix, prefix_inputs, require_cache_argument,
-                                text_key_values, unflatten_key_values)
+from sktuning.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
+                                text_key_values, unkept)
 from sktuning.padding import gather_positions, text_adjacent_order
 from sktuning.semantic import SemanticText
 
@@ -84,16 +84,25 @@ class SemanticPrompt(SemanticText):
         except UsageError:  # no key/value cache to hold it (recurrent, hybrid): keep prepending the vectors
             self.merged = prompt.detach().clone()
             return
-        self.merged, self.cache_argument = unflatten_key_values(kv, shape), argument
+        self.merged, self.kv_shape, self.cache_argument = kept(kv, shape), shape, argument
+        try:  # a cache the model fills but cannot read back as a prefix (a sparse-attention indexer's)
+            self.check_runs(backbone, "does not read the merged prompt as a key/value prefix ({error})")
+        except UsageError:
+            self.merged, self.cache_argument = prompt.detach().clone(), None
+            return
         allow_checkpointing_with_prefix(backbone)
 
     def unmerge(self) -> None:
         super().unmerge()
         self.cache_argument = None
 
+    def merged_key_values(self):
+        """Merged on a causal decoder: the prompt's (keys, values), each indexed by layer."""
+        return unkept(self.merged, self.kv_shape)
+
     def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
         if self.cache_argument is not None:  # merged on a decoder: a key/value prefix
-            keys, values = self.merged
+            keys, values = self.merged_key_values()
             return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
                                  token_type_ids, self._positions, writable,
                                  backbone.get_input_embeddings().weight.dtype)
