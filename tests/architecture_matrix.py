@@ -195,19 +195,27 @@ def _sk(backbone, mode: str, task: str = "sequence-classification", adapter: str
 
 
 def _last_hidden(backbone, ids, mask=None) -> torch.Tensor:
-    return backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+    return _batch_first(backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1],
+                        *ids.shape)
+
+
+def _batch_first(hidden: torch.Tensor, batch: int, seq: int) -> torch.Tensor:
+    """(batch, seq, ...): Gemma 3n keeps its parallel streams first, (streams, batch, seq, dim)."""
+    if hidden.dim() == 4 and tuple(hidden.shape[:2]) != (batch, seq) and tuple(hidden.shape[1:3]) == (batch, seq):
+        return hidden.permute(1, 2, 0, 3)
+    return hidden
 
 
 def _identity(model: SKModel, side: str) -> float:
     """Largest difference, over real tokens of the last hidden state, from the backbone reading text + input."""
     ids, mask, rows = _batch(side)
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+        out = _batch_first(model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1],
+                           *ids.shape)
         worst = 0.0
         for b, row in enumerate(rows):
             want = _last_hidden(model.backbone, torch.cat([TEXT, row])[None])
-            got = out.select(-3, b)[..., mask[b].bool(), :]  # Gemma 3n keeps parallel streams first
-            worst = max(worst, (got - want.select(-3, 0)[..., len(TEXT):, :]).abs().max().item())
+            worst = max(worst, (out[b, mask[b].bool()] - want[0, len(TEXT):]).abs().max().item())
     return worst
 
 
@@ -217,8 +225,8 @@ def _allows(backbone, side: str) -> bool:
     ids, mask, rows = _batch(side)
     with torch.no_grad():
         out = _last_hidden(backbone, ids, mask)
-        return all((out.select(-3, b)[..., mask[b].bool(), :] - _last_hidden(backbone, row[None]).select(-3, 0))
-                   .abs().max().item() <= ATOL for b, row in enumerate(rows))
+        return all((out[b, mask[b].bool()] - _last_hidden(backbone, row[None])[0]).abs().max().item() <= ATOL
+                   for b, row in enumerate(rows))
 
 
 def _causal(backbone) -> bool:
@@ -228,7 +236,7 @@ def _causal(backbone) -> bool:
     other = ids.clone()
     other[0, -1] = LOW if ids[0, -1] != LOW else LOW + 1
     with torch.no_grad():
-        first, second = (_last_hidden(backbone, x).select(-3, 0)[..., :-1, :] for x in (ids, other))
+        first, second = (_last_hidden(backbone, x)[0, :-1] for x in (ids, other))
         return (first - second).abs().max().item() <= ATOL
 
 
@@ -484,11 +492,14 @@ def write_page(results: list[dict]) -> None:
         "Every architecture of transformers' seq2seq, causal-LM, masked-LM and sequence-classification",
         "registries (an architecture in several is built from the first of those), as a tiny random model",
         "made from its own config class (2 layers, hidden size 64, 4 heads, a vocabulary of 128; per-family",
-        "settings only where that rule cannot work). For SK-Prompt and SK-Prefix, each check:",
+        "settings only where that rule cannot work; *matrix cannot build it* in the notes marks where even",
+        "those are missing, a gap of the matrix, not a verdict on the architecture). A seq2seq row checks the",
+        "model's encoder (`model.get_encoder()`), which is what SK-Tuning takes from an encoder-decoder",
+        "model (the whole model is refused with that advice). For SK-Prompt and SK-Prefix, each check:",
         "",
-        "- **identity R / L**: the untrained model (identity adapter) equals the backbone reading the text",
-        f"  plainly concatenated before the input, within {ATOL:g} on the last hidden state, for a batch",
-        "  of 3 padded on the right / on the left;",
+        "- **identity / R / L**: the untrained model (identity adapter) equals the backbone reading the",
+        f"  text plainly concatenated before the input, within {ATOL:g} on the last hidden state, for a",
+        "  batch of 3 unpadded / padded on the right / padded on the left;",
         "- **train**: three Adam steps on a fixed batch change every trainable tensor and lower the loss;",
         "- **merge**: the merged model's logits equal the unmerged one's;",
         "- **save**: `save_pretrained` then `SKModel.from_pretrained` gives the same logits;",

@@ -42,3 +42,8 @@ def test_hidden_states_with_parallel_streams_come_back_per_stream():
                           hidden_states=(torch.stack([gather_positions(s, order) for s in streams]),))
     back = restore_positions(out, order, skip=0)
     assert torch.equal(back.last_hidden_state, streams[0]) and torch.equal(back.hidden_states[0], streams)
+    # streams after the sequence (HunYuan V4: batch, seq, streams, dim) are ordinary trailing dimensions
+    late = torch.randn(2, 3, 4, 5)
+    out = SimpleNamespace(last_hidden_state=gather_positions(late[:, :, 0], order),
+                          hidden_states=(gather_positions(late, order),))
+    assert torch.equal(restore_positions(out, order, skip=0).hidden_states[0], late)

@@ -35,6 +35,7 @@ from sktuning.config import AUTHORS_KINDS, SKTuningConfig
 from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
 from sktuning.label_words import (append_template, check_head_ids, label_word_head, output_embeddings,
                                   tokenize_label_words, tokenize_template)
+from sktuning.padding import streams_first
 from sktuning.prefix import SemanticPrefix
 from sktuning.prompt import SemanticPrompt
 from sktuning.quantization import keep_gradients_flowing
@@ -208,7 +209,8 @@ class SKModel(PreTrainedModel):
         logits = self.lm_head(hidden) if self.lm_head is not None else self.head(hidden, attention_mask)
         hidden_states = None
         if output_hidden_states:
-            hidden_states = tuple(h[..., skip:, :] for h in out.hidden_states)  # (streams,) batch, seq, dim
+            hidden_states = tuple(h[:, :, skip:] if streams_first(h, out.last_hidden_state) else h[:, skip:]
+                                  for h in out.hidden_states)
         loss = task_loss(logits, labels, self.sk_config) if labels is not None else None
         return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 

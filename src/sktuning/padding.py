@@ -43,7 +43,7 @@ def restore_positions(output, order: torch.Tensor, skip: int):
     inverse = torch.argsort(order, dim=1)
 
     def back(hidden: torch.Tensor) -> torch.Tensor:
-        if hidden.dim() == 4:  # parallel streams first (Gemma 3n's AltUp): each its own (batch, seq, dim)
+        if streams_first(hidden, output.last_hidden_state):  # each stream its own (batch, seq, dim)
             return torch.stack([back(stream) for stream in hidden])
         return torch.cat([hidden[:, :skip], gather_positions(hidden[:, skip:], inverse)], dim=1)
 
@@ -51,6 +51,14 @@ def restore_positions(output, order: torch.Tensor, skip: int):
     if getattr(output, "hidden_states", None) is not None:
         output.hidden_states = tuple(back(h) for h in output.hidden_states)
     return output
+
+
+def streams_first(hidden: torch.Tensor, last_hidden_state: torch.Tensor) -> bool:
+    """Hidden states are (batch, seq, ...) (HunYuan V4 keeps (batch, seq, streams, dim)), except where
+    parallel streams come first (Gemma 3n's AltUp: (streams, batch, seq, dim)); the last hidden state,
+    always (batch, seq, dim), tells which."""
+    batch_seq = tuple(last_hidden_state.shape[:2])
+    return hidden.dim() == 4 and tuple(hidden.shape[:2]) != batch_seq and tuple(hidden.shape[1:3]) == batch_seq
 
 
 def text_adjacent_order(attention_mask: torch.Tensor, text_tokens: int) -> torch.Tensor | None:
