@@ -15,6 +15,11 @@ class MissingExtra(UsageError, ImportError):
     """An optional dependency is not installed; the message names the extra that brings it."""
 
 
+#: what a backbone raises when it cannot take the text a mode's way: a construction-time probe turns these
+#: into a UsageError that quotes them (a crash there is the architecture's limit, not bad input of ours)
+BACKBONE_REFUSALS = (ValueError, TypeError, AttributeError, NotImplementedError, RuntimeError, AssertionError)
+
+
 def brief(err: BaseException, limit: int = 200) -> str:
     """An exception in one short line, for a refusal that quotes what the backbone said."""
     text = " ".join(f"{type(err).__name__}: {err}".split())

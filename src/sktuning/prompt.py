@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sktuning.backbone import accepts, eval_mode
-from sktuning.errors import UsageError, brief
+from sktuning.errors import BACKBONE_REFUSALS, UsageError, brief
 from sktuning.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
                                 text_key_values, unkept)
 from sktuning.padding import gather_positions, text_adjacent_order
@@ -42,7 +42,7 @@ class SemanticPrompt(SemanticText):
                 backbone(inputs_embeds=embeds * 1.001)
                 from_ids = backbone(input_ids=ids).last_hidden_state.float()
                 from_vectors = backbone(inputs_embeds=embeds).last_hidden_state.float()
-            except (ValueError, TypeError, AttributeError, NotImplementedError, RuntimeError, AssertionError) as err:
+            except BACKBONE_REFUSALS as err:
                 raise UsageError(f"{type(backbone).__name__} does not run on input vectors alone ({brief(err)}): "
                                  "it reads token ids past its embedding layer, so SK-Prompt cannot feed it "
                                  "refined vectors; use mode='prefix' instead.") from err

@@ -10,7 +10,7 @@ from torch import nn
 from sktuning.adapters import build_adapter
 from sktuning.backbone import accepts, eval_mode, position_ids_from_mask, position_offset
 from sktuning.config import SKTuningConfig
-from sktuning.errors import UsageError, brief
+from sktuning.errors import BACKBONE_REFUSALS, UsageError, brief
 from sktuning.kv_prefix import run_with_prefix
 from sktuning.padding import gather_positions, restore_positions, right_aligned
 
@@ -92,7 +92,7 @@ class SemanticText(nn.Module):
                 self.forward(backbone, ids, None, mask, None)
             except UsageError:
                 raise
-            except (ValueError, TypeError, AttributeError, NotImplementedError, RuntimeError, AssertionError) as err:
+            except BACKBONE_REFUSALS as err:
                 raise UsageError(f"{type(backbone).__name__} {refusal.format(error=brief(err))}") from err
 
     def _positions(self, full_mask: torch.Tensor) -> dict[str, torch.Tensor]:
