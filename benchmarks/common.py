@@ -9,7 +9,7 @@ import torch
 import transformers
 from torch import nn
 
-from sktuning.heads import pool
+from sktuning.core.heads import pool
 
 
 def quiet_cpu_setup(threads: int) -> None:

@@ -19,8 +19,8 @@ import transformers as tf
 from common import quiet_cpu_setup
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.model import tokenize_text
-from sktuning.zoo import load_backbone
+from sktuning.core.model import tokenize_text
+from sktuning.sharing.zoo import load_backbone
 from sktuning.data import load_task
 
 TEXT = "Classify the sentiment of this movie review as positive or negative. Review:"

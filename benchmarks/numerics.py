@@ -18,13 +18,13 @@ import torch
 
 from common import quiet_cpu_setup
 
-from sktuning.config import task_config
+from sktuning.core.config import task_config
 from sktuning.data.encoding import InputEncoder
 from sktuning.data.registry import load_task
-from sktuning.model import SKModel
-from sktuning.special_tokens import tokenize_text
-from sktuning.version import cpu_model
-from sktuning.zoo import load_backbone
+from sktuning.core.model import SKModel
+from sktuning.core.special_tokens import tokenize_text
+from sktuning.core.version import cpu_model
+from sktuning.sharing.zoo import load_backbone
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ from torch import nn
 from common import PeftWithHead, quiet_cpu_setup
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.heads import pool
-from sktuning.model import tokenize_text
-from sktuning.zoo import load_backbone
+from sktuning.core.heads import pool
+from sktuning.core.model import tokenize_text
+from sktuning.sharing.zoo import load_backbone
 
 TEXT = "Classify the sentiment of this movie review as positive or negative. Review:"
 

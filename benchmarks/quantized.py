@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import transformers as tf
 
-from sktuning.zoo import load_backbone
+from sktuning.sharing.zoo import load_backbone
 
 
 def footprint_mib(model: str, scheme: str | None) -> float:

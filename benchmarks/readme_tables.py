@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sktuning.atomic import atomic_write_text
+from sktuning.core.atomic import atomic_write_text
 from sktuning.bench import BenchSettings, Suite
 from sktuning.bench.settings import METHODS
 

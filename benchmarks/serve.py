@@ -43,8 +43,8 @@ from common import quiet_cpu_setup
 
 from sktuning import SKTuningConfig, get_sk_model, predict
 from sktuning.data import load_task
-from sktuning.multi_adapter import MultiAdapterModel
-from sktuning.zoo import load_backbone, model_path
+from sktuning.inference.multi_adapter import MultiAdapterModel
+from sktuning.sharing.zoo import load_backbone, model_path
 
 TEXTS = ["Classify the sentiment of this movie review as positive or negative:", "Is this review positive?",
          "Decide whether the following sentence expresses a favourable or an unfavourable opinion of the film:",

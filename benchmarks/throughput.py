@@ -24,12 +24,12 @@ import time
 import torch
 import transformers
 
-from sktuning.config import task_config
+from sktuning.core.config import task_config
 from sktuning.data.encoding import InputEncoder
 from sktuning.data.registry import load_data
-from sktuning.model import get_sk_model
+from sktuning.core.model import get_sk_model
 from sktuning.training.loop import Trainer, TrainingArguments
-from sktuning.zoo import load_backbone
+from sktuning.sharing.zoo import load_backbone
 
 
 def gemm_gflops(size: int = 2048, seconds: float = 3.0) -> float:
@@ -71,7 +71,7 @@ def scoring_rate(model, encoder, rows, batch_size: int, merged: bool) -> dict:
     args = TrainingArguments(output_dir=None, steps=1, eval_batch_size=batch_size, progress=False)
     trainer = Trainer(model, encoder, rows, [], ["accuracy"], None, args)
     if not merged:  # Trainer.predict merges an SK model; score it unmerged by hand
-        from sktuning.prediction import predict_rows
+        from sktuning.inference.prediction import predict_rows
 
         trainer.predict = lambda r: predict_rows(model, encoder, r, batch_size)
     trainer.predict(rows[:batch_size])  # warm-up

@@ -14,9 +14,9 @@ import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from sktuning import SKTuningConfig, get_sk_model
-from sktuning.config import task_config
+from sktuning.core.config import task_config
 from sktuning.data.registry import load_task
-from sktuning.zoo import load_backbone
+from sktuning.sharing.zoo import load_backbone
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="smollm2-135m")

@@ -8,7 +8,7 @@ import tempfile
 import torch
 
 from sktuning import SKModel, SKTuningConfig, get_sk_model
-from sktuning.zoo import load_backbone
+from sktuning.sharing.zoo import load_backbone
 
 torch.manual_seed(0)
 torch.set_num_threads(2)

@@ -26,8 +26,8 @@ from transformers import CONFIG_MAPPING
 from transformers.models.auto import modeling_auto
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.errors import UsageError
-from sktuning.multi_adapter import MultiAdapterModel
+from sktuning.core.errors import UsageError
+from sktuning.inference.multi_adapter import MultiAdapterModel
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "architectures.md"
 VOCAB = 128

@@ -16,7 +16,7 @@ import transformers as tf
 
 import architecture_matrix as matrix
 from sktuning import SKModel, SKTuningConfig
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 REPRESENTATIVE = [
     "llama", "gpt2", "qwen3", "gemma2", "phi3", "falcon", "bloom", "mpt",  # rotary, learned, ALiBi, GQA, windows

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from sktuning.atomic import atomic_directory, atomic_write_text, strict_json
+from sktuning.core.atomic import atomic_directory, atomic_write_text, strict_json
 
 
 def test_atomic_directory_replaces_a_folder_holding_sub_folders(tmp_path):

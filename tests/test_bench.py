@@ -11,7 +11,7 @@ import torch
 from sktuning.bench.settings import DEFAULT_LR, METHODS
 from sktuning.bench import BenchSettings, Suite, run_one
 from sktuning.bench.suite import rescaled_seconds
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_prompt_tuning_text_starts_from_exactly_the_tokens_sk_reads(tmp_path):
 
     from sktuning import SKTuningConfig
     from sktuning.bench.baselines import build_method
-    from sktuning.model import tokenize_text
+    from sktuning.core.model import tokenize_text
 
     tokenizer = tiny_tokenizer()
     tokenizer._tokenizer.post_processor = processors.TemplateProcessing(

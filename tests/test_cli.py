@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_tokenizer
 
 from sktuning.cli import main
-from sktuning.adapter_format import read_adapter_meta
+from sktuning.core.adapter_format import read_adapter_meta
 
 
 def train_args(model, data, out, *extra):
@@ -107,7 +107,7 @@ def test_a_bug_is_not_bad_input_it_shows_its_traceback(monkeypatch, capsys):
     """Only a UsageError is the user's to fix (exit 2, one line); a ValueError from deeper down (torch,
     transformers, our own bug) propagates with its traceback, which Python turns into exit 1."""
     import sktuning.cli.listing as listing
-    from sktuning.errors import UsageError
+    from sktuning.core.errors import UsageError
 
     def raising(error):
         def handler(args):
@@ -222,7 +222,7 @@ def test_empty_text_to_predict_is_refused(tiny_model_dir, data_dir, tmp_path, ca
 KILLED_MID_WRITE = textwrap.dedent("""
     import subprocess, sys
     import sktuning.cli.listing as listing
-    from sktuning.atomic import atomic_path
+    from sktuning.core.atomic import atomic_path
     from sktuning.cli import main
 
     def slow(args):

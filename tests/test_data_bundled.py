@@ -14,7 +14,7 @@ from sktuning.data.brown_tagset import UNIVERSAL_TAGS, to_universal
 from sktuning.data.bundled import brown_dir
 from sktuning.data.registry import NAMED_TASKS, load_task
 from sktuning.data.schema import SPLITS, TOKEN, TaskData
-from sktuning.metrics import METRICS
+from sktuning.core.metrics import METRICS
 
 BUNDLED = ["rt-polarity", "trec", "trec-fine", "tweet-sentiment", "brown-pos"]
 # sha256 over the sorted (split, text, label) rows, first 16 hex digits: a change here means the data changed.

@@ -223,7 +223,7 @@ def _average_on_two_ranks(rank: int, init: str, out: str) -> None:
     import torch
     import torch.distributed as td
 
-    from sktuning.distributed import average_gradients
+    from sktuning.scale.distributed import average_gradients
 
     td.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     shared, one_sided, unused = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))

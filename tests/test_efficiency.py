@@ -5,7 +5,7 @@ import torch
 from conftest import padded_batch, random_ids, tiny_backbone
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning import kv_prefix as prefix_module
+from sktuning.core import kv_prefix as prefix_module
 
 
 def counting_calls(module):

@@ -5,7 +5,7 @@ import torch
 from conftest import padded_batch, random_ids, tiny_backbone
 
 from sktuning import SKModel, SKTuningConfig, get_sk_model
-from sktuning.export import PROMPT_EMBEDS, attach_head, export_peft, export_prompt_embeds
+from sktuning.sharing.export import PROMPT_EMBEDS, attach_head, export_peft, export_prompt_embeds
 
 peft = pytest.importorskip("peft")
 TEXT = random_ids(5, seed=9)
@@ -79,7 +79,7 @@ def test_prompt_embeds_for_vllm_are_the_vectors_to_put_before_the_input(tmp_path
 
 def test_sktune_export_writes_a_folder_peft_loads_and_refuses_a_prefix_for_vllm(tmp_path, tiny_model_dir, capsys):
     from sktuning.cli import main
-    from sktuning.zoo import load_backbone
+    from sktuning.sharing.zoo import load_backbone
 
     backbone, tokenizer = load_backbone(tiny_model_dir)
     model = get_sk_model(backbone, tokenizer, SKTuningConfig(text="w7 w8", num_labels=2))

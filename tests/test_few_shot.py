@@ -139,7 +139,7 @@ def test_the_label_word_arm_starts_as_its_zero_shot_model_and_step_zero_is_score
 
 def test_random_ids_replace_every_word_and_keep_the_special_tokens(few_shot_settings):
     from sktuning.bench.settings import random_text_ids
-    from sktuning.zoo import load_backbone
+    from sktuning.sharing.zoo import load_backbone
 
     _, tokenizer = load_backbone(few_shot_settings.model)
     text = tokenizer("w10 w11 w12 w13 w14 w15")["input_ids"]

@@ -6,7 +6,7 @@ import transformers as tf
 from conftest import SMALL, padded_batch, random_ids, tiny_backbone
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.prediction import predict
+from sktuning.inference.prediction import predict
 
 TEXT = random_ids(4, seed=9)
 

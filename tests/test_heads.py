@@ -3,7 +3,7 @@ import torch
 from conftest import padded_batch, random_ids, tiny_backbone
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.heads import pool
+from sktuning.core.heads import pool
 
 
 def test_pooling_ignores_padding_on_either_side():

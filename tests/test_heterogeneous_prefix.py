@@ -9,10 +9,10 @@ import torch
 
 import architecture_matrix as matrix
 from sktuning import SKModel
-from sktuning.adapters import GroupedAdapter, LowRankAdapter
-from sktuning.errors import UsageError
-from sktuning.export import export_peft
-from sktuning.multi_adapter import MultiAdapterModel
+from sktuning.core.adapters import GroupedAdapter, LowRankAdapter
+from sktuning.core.errors import UsageError
+from sktuning.sharing.export import export_peft
+from sktuning.inference.multi_adapter import MultiAdapterModel
 
 ARCHS = ["deepseek_v3", "gemma4_text"]
 

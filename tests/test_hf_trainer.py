@@ -14,9 +14,9 @@ datasets = pytest.importorskip("datasets")
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
 from sktuning import SKModel, SKTuningConfig, get_sk_model  # noqa: E402
-from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
-from sktuning.errors import UsageError  # noqa: E402
-from sktuning.zoo import load_backbone  # noqa: E402
+from sktuning.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
+from sktuning.core.errors import UsageError  # noqa: E402
+from sktuning.sharing.zoo import load_backbone  # noqa: E402
 
 
 @pytest.fixture

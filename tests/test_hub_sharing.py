@@ -12,8 +12,8 @@ from conftest import padded_batch, random_ids, tiny_backbone
 from huggingface_hub import ModelCard
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.hub_sharing import CARD_NAME, model_card, push_to_hub, stage_upload
-from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME
+from sktuning.sharing.hub import CARD_NAME, model_card, push_to_hub, stage_upload
+from sktuning.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME
 
 
 @pytest.fixture()
@@ -75,8 +75,12 @@ def test_the_upload_sends_the_adapter_and_the_card_only(run_folder, tmp_path, mo
     assert calls == [("create", "someone/sk-rt", {"private": True, "exist_ok": True, "repo_type": "model"}),
                      ("upload", "someone/sk-rt", sorted([CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]))]
     calls.clear()
-    assert SKModel.from_pretrained(tiny_backbone("llama"), folder / "adapter").push_to_hub("someone/again")
-    assert [c[0] for c in calls] == ["create", "upload"] and calls[1][1] == "someone/again"
+    model = SKModel.from_pretrained(tiny_backbone("llama"), folder / "adapter")
+    assert push_to_hub(model, "someone/again").endswith("/someone/again/commit/abc")
+    assert calls[0][:2] == ("create", "someone/again")
+    assert calls[1] == ("upload", "someone/again", sorted([CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]))
+    with pytest.raises(NotImplementedError, match="sktuning.sharing import push_to_hub"):
+        model.push_to_hub("someone/again")
 
 
 def test_a_repo_id_loads_from_a_snapshot_laid_out_as_the_hub_caches_it(run_folder, tmp_path):

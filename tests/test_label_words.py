@@ -10,11 +10,11 @@ from conftest import padded_batch, tiny_backbone, tiny_tokenizer
 from test_cli import train_args
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.config import task_config
-from sktuning.label_words import tokenize_label_words, tokenize_template
-from sktuning.label_words import append_template
-from sktuning.model import get_sk_model
-from sktuning.prediction import predict
+from sktuning.core.config import task_config
+from sktuning.core.label_words import tokenize_label_words, tokenize_template
+from sktuning.core.label_words import append_template
+from sktuning.core.model import get_sk_model
+from sktuning.inference.prediction import predict
 
 WORDS = [["w7"], ["w8"], ["w9"]]
 TEMPLATE = "w20 w21"  # the tiny tokenizer's vocabulary is w5..w100, one token per word
@@ -270,7 +270,7 @@ def test_input_length_counts_the_template():
 
 
 def test_peft_export_refuses_a_label_word_head(tmp_path):
-    from sktuning.export import export_peft
+    from sktuning.sharing.export import export_peft
 
     model, _ = label_word_model()
     with pytest.raises(ValueError, match="PEFT export takes adapters with the linear head and no answer template"):
@@ -279,7 +279,7 @@ def test_peft_export_refuses_a_label_word_head(tmp_path):
 
 
 def test_the_multi_adapter_model_refuses_a_template():
-    from sktuning.multi_adapter import MultiAdapterModel
+    from sktuning.inference.multi_adapter import MultiAdapterModel
 
     model, _ = label_word_model()
     multi = MultiAdapterModel(model.backbone)
@@ -288,7 +288,7 @@ def test_the_multi_adapter_model_refuses_a_template():
 
 
 def test_a_label_word_head_without_a_template_serves_in_the_multi_adapter_model():
-    from sktuning.multi_adapter import MultiAdapterModel
+    from sktuning.inference.multi_adapter import MultiAdapterModel
 
     model, _ = label_word_model(answer_template=None)
     ids, mask, _ = padded_batch([6, 2], "right")
@@ -357,7 +357,7 @@ def cli_train_args(model, data, out, *extra):
 
 def test_sktune_trains_evaluates_and_predicts_with_label_words(tiny_model_dir, data_dir, tmp_path, capsys):
     from sktuning.cli import main
-    from sktuning.adapter_format import read_adapter_meta
+    from sktuning.core.adapter_format import read_adapter_meta
 
     out = tmp_path / "run"
     words = tmp_path / "words.json"
@@ -436,7 +436,7 @@ def test_smollm2_reads_the_bundled_words_as_single_tokens_after_the_template():
     the token that follows 'Answer:', and every bundled word is one token of its own."""
     from transformers import AutoTokenizer
 
-    from sktuning.home import sktuning_home
+    from sktuning.core.home import sktuning_home
 
     folder = sktuning_home() / "models" / "smollm2-135m"
     if not (folder / "tokenizer.json").is_file():
@@ -455,7 +455,7 @@ def test_smollm2_reads_the_bundled_words_as_single_tokens_after_the_template():
 
 def test_a_folder_without_a_trained_lm_head_loads_headless_so_the_start_is_not_random(tiny_model_dir, tmp_path,
                                                                                         caplog):
-    from sktuning.zoo import load_backbone
+    from sktuning.sharing.zoo import load_backbone
 
     headless, _ = load_backbone(tiny_model_dir, lm_head=True)  # saved from AutoModel: no lm_head weights
     assert headless.get_output_embeddings() is None

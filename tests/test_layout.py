@@ -1,5 +1,6 @@
-"""The house's shape, kept: no import circle, no file over 400 lines, inference never reaching into
-training, the benchmark or the CLI, a light `import sktuning`, and the documented imports working."""
+"""The house's shape, kept: rooms that import only the rooms below them (the core nothing else of the
+package), no import circle, no file over 400 lines, a light `import sktuning`, and the documented
+imports working."""
 
 from __future__ import annotations
 
@@ -12,9 +13,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sktuning"
 HEAVY = ("peft", "matplotlib", "pandas", "sklearn", "datasets", "deepspeed", "seqeval", "scipy")
-INFERENCE = ("sktuning.model", "sktuning.prediction", "sktuning.generation", "sktuning.multi_adapter",
-             "sktuning.serving.app", "sktuning.export", "sktuning.hub_sharing")
-NOT_FOR_INFERENCE = ("sktuning.training", "sktuning.bench", "sktuning.cli")
+
+#: each room of the package and the rooms it may import; a change belongs in the lowest room that can hold it
+ROOMS = {
+    "core": set(),                                   # the method: config, backbone, modes, heads, model, its files
+    "scale": {"core"},                               # several processes, sharded and quantized backbones
+    "data": {"core"},                                # tasks, files, splits, subsets, encoding
+    "sharing": {"core", "scale"},                    # the Hub, PEFT/vLLM export, the offline model zoo
+    "inference": {"core", "data", "scale"},          # prediction, many adapters on one backbone, zero-shot
+    "training": {"core", "data", "scale", "inference", "sharing"},
+    "serving": {"core", "data", "scale", "inference", "sharing"},
+    "bench": {"core", "data", "scale", "inference", "sharing", "training"},
+    "cli": set(),                                    # the top: may import every room (filled in below)
+}
+ROOMS["cli"] = set(ROOMS) - {"cli"}
 
 
 def modules() -> dict[str, Path]:
@@ -67,10 +79,21 @@ def test_no_source_file_over_400_lines():
     assert not long
 
 
-@pytest.mark.parametrize("start", INFERENCE)
-def test_inference_reaches_no_training_bench_or_cli(start):
-    reached = reachable(start, graph())
-    assert not sorted(m for m in reached if m.startswith(NOT_FOR_INFERENCE))
+def room_of(module: str) -> str:
+    return module.split(".")[1]
+
+
+def test_every_module_lives_in_a_room():
+    loose = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"modules outside the rooms {sorted(ROOMS)}: {loose}"
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(ROOMS)
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_a_room_imports_only_the_rooms_below_it(room):
+    wrong = sorted(f"{name} -> {dep}" for name, deps in graph().items() if name.startswith(f"sktuning.{room}.")
+                   for dep in deps if room_of(dep) not in ROOMS[room] | {room})
+    assert not wrong, f"{room} may import only {sorted(ROOMS[room])}: {wrong}"
 
 
 def loaded_after(code: str) -> set[str]:
@@ -109,8 +132,8 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
 
 def test_documented_imports_work_and_no_shim_module_is_left():
     from sktuning import Predictions, SKModel, SKModelOutput, SKTuningConfig, get_sk_model, predict  # noqa: F401
-    from sktuning.heads import pool  # noqa: F401
-    from sktuning.model import tokenize_text  # noqa: F401
+    from sktuning.core.heads import pool  # noqa: F401
+    from sktuning.core.model import tokenize_text  # noqa: F401
 
     import importlib.util
     for gone in ("sktuning.models", "sktuning.tasks", "sktuning.trainer", "sktuning.bench.__main__"):
@@ -132,22 +155,22 @@ def test_no_public_name_is_shadowed_by_a_submodule():
 
 def test_public_names_survive_their_modules_being_imported_first():
     code = """
-import sktuning.prediction, sktuning.model, sktuning.training.loop  # the submodules first, as the CLI does
+import sktuning.inference.prediction, sktuning.core.model, sktuning.training.loop  # the submodules first, as the CLI does
 from sktuning import Predictions, SKModel, get_sk_model, predict
 import types
 assert not isinstance(predict, types.ModuleType) and callable(predict), predict
-assert predict.__module__ == "sktuning.prediction"
+assert predict.__module__ == "sktuning.inference.prediction"
 """
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_names_kept_in_two_places_agree():
     import sktuning
-    from sktuning.adapters import ADAPTERS
-    from sktuning.config import ADAPTER_KINDS, AUTHORS_KINDS, REFINING_KINDS
+    from sktuning.core.adapters import ADAPTERS
+    from sktuning.core.config import ADAPTER_KINDS, AUTHORS_KINDS, REFINING_KINDS
     from sktuning.data.bundled import BUNDLED_TASKS
     from sktuning.data.registry import NAMED_TASKS
-    from sktuning.version import __version__
+    from sktuning.core.version import __version__
 
     assert sktuning.__version__ == __version__
     assert tuple(ADAPTERS) == REFINING_KINDS and ADAPTER_KINDS == REFINING_KINDS + AUTHORS_KINDS
@@ -155,7 +178,7 @@ def test_names_kept_in_two_places_agree():
 
 
 def test_a_missing_extra_is_named_with_the_command_that_installs_it():
-    from sktuning.extras import require
+    from sktuning.core.extras import require
 
     with pytest.raises(ImportError, match=r"comes with sktuning's 'bench' extra .*pip install 'sktuning\[bench\]'"):
         require("a_package_that_is_not_installed", "bench")

@@ -6,7 +6,7 @@ import torch
 from conftest import padded_batch, random_ids, tiny_backbone
 
 from sktuning import SKModel, SKTuningConfig
-from sktuning.multi_adapter import MultiAdapterModel
+from sktuning.inference.multi_adapter import MultiAdapterModel
 
 
 def adapter(backbone, mode, kind, text_len, seed, **config):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sktuning import SKTuningConfig, get_sk_model
-from sktuning.zoo import load_backbone
+from sktuning.sharing.zoo import load_backbone
 
 pytestmark = pytest.mark.integration
 TEXT = "Classify the sentiment of this movie review as positive or negative. Review:"

@@ -1,8 +1,8 @@
-"""sktuning.padding: the orders that keep padding away from the semantic text, and their inverses."""
+"""sktuning.core.padding: the orders that keep padding away from the semantic text, and their inverses."""
 
 import torch
 
-from sktuning.padding import gather_positions, right_aligned, text_adjacent_order
+from sktuning.core.padding import gather_positions, right_aligned, text_adjacent_order
 
 
 def test_right_padded_and_unpadded_batches_are_left_as_they_are():
@@ -33,7 +33,7 @@ def test_hidden_states_with_parallel_streams_come_back_per_stream():
     """Gemma 3n returns (streams, batch, seq, dim) hidden states: each stream is put back in order."""
     from types import SimpleNamespace
 
-    from sktuning.padding import restore_positions
+    from sktuning.core.padding import restore_positions
 
     mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
     order = right_aligned(mask)

@@ -9,7 +9,7 @@ from conftest import tiny_backbone, tiny_tokenizer
 
 from sktuning import SKTuningConfig, get_sk_model, predict  # the documented import
 from sktuning.data.encoding import InputEncoder
-from sktuning.prediction import predict_rows
+from sktuning.inference.prediction import predict_rows
 
 TEXTS = ["w7 w8", "w9 w10 w11 w12 w13 w14", "w15", "w16 w17 w18", "w19 w20 w21 w22"]
 

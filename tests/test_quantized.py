@@ -15,9 +15,9 @@ pytest.importorskip("bitsandbytes")
 from conftest import padded_batch, tiny_tokenizer  # noqa: E402
 
 from sktuning import SKTuningConfig, get_sk_model  # noqa: E402
-from sktuning.quantization import quantized_scheme  # noqa: E402
+from sktuning.scale.quantization import quantized_scheme  # noqa: E402
 from sktuning.training.spec import RunSpec  # noqa: E402
-from sktuning.zoo import load_backbone  # noqa: E402
+from sktuning.sharing.zoo import load_backbone  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from conftest import TINY_CONFIGS, padded_batch, random_ids, tiny_backbone, tiny
 from safetensors.torch import load_file
 
 from sktuning import SKModel, SKTuningConfig, get_sk_model
-from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME
+from sktuning.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME
 
 import transformers as tf
 

@@ -8,9 +8,9 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from sktuning import SKTuningConfig, get_sk_model  # noqa: E402
-from sktuning.prediction import predict  # noqa: E402
+from sktuning.inference.prediction import predict  # noqa: E402
 from sktuning.serving import Registry, create_app  # noqa: E402
-from sktuning.zoo import load_backbone  # noqa: E402
+from sktuning.sharing.zoo import load_backbone  # noqa: E402
 
 
 @pytest.fixture(scope="module")

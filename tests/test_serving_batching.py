@@ -19,9 +19,9 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from sktuning import SKModel, SKTuningConfig, get_sk_model  # noqa: E402
-from sktuning.prediction import predict  # noqa: E402
+from sktuning.inference.prediction import predict  # noqa: E402
 from sktuning.serving import Registry, create_app  # noqa: E402
-from sktuning.zoo import load_backbone  # noqa: E402
+from sktuning.sharing.zoo import load_backbone  # noqa: E402
 
 ADAPTERS = {"sentiment": ("prefix", ["no", "yes"]), "topic": ("prompt", ["a", "b", "c"]),
             "tags": ("prefix", ["N", "V"])}

@@ -18,8 +18,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 from test_serving_batching import _healthy, free_port, wait_for  # noqa: E402
 
 from sktuning import SKModel, SKTuningConfig, get_sk_model  # noqa: E402
-from sktuning.prediction import predict  # noqa: E402
-from sktuning.zoo import load_backbone  # noqa: E402
+from sktuning.inference.prediction import predict  # noqa: E402
+from sktuning.sharing.zoo import load_backbone  # noqa: E402
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),

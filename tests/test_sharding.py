@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sktuning.sharding import ShardingPlan, plan_from_env, shard_backbone
+from sktuning.scale.sharding import ShardingPlan, plan_from_env, shard_backbone
 
 LAUNCHER_VARIABLES = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "FSDP_VERSION", "FSDP_SHARDING_STRATEGY",
                       "FSDP_RESHARD_AFTER_FORWARD", "FSDP_OFFLOAD_PARAMS", "FSDP_ACTIVATION_CHECKPOINTING",

@@ -7,7 +7,7 @@ from conftest import tiny_backbone, tiny_tokenizer
 
 from sktuning import SKTuningConfig, get_sk_model
 from sktuning.data.encoding import InputEncoder
-from sktuning.prediction import predict_rows
+from sktuning.inference.prediction import predict_rows
 from sktuning.training import Trainer, TrainingArguments
 
 
@@ -132,7 +132,7 @@ def former_bench_loop(model, encoder, train, val, steps, batch_size, eval_every,
 
     from transformers import get_linear_schedule_with_warmup
 
-    from sktuning.metrics import compute_metrics
+    from sktuning.core.metrics import compute_metrics
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr)

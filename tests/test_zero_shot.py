@@ -8,7 +8,7 @@ from conftest import tiny_backbone, tiny_tokenizer
 from test_label_words import label_word_config, next_token_error
 
 from sktuning.cli import main
-from sktuning.zero_shot import calibrate_to_content_free, zero_shot_model
+from sktuning.inference.zero_shot import calibrate_to_content_free, zero_shot_model
 
 
 def content_free_probabilities(model, texts):

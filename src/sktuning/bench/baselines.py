@@ -10,19 +10,19 @@ same masked pooling and the same linear `TaskHead`, so that only the method diff
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache
 
-from sktuning import backbone as bb
-from sktuning.config import SKTuningConfig
-from sktuning.extras import require
-from sktuning.heads import TaskHead, task_loss
-from sktuning.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values, writable_cache
+from sktuning.core import backbone as bb
+from sktuning.core.config import SKTuningConfig
+from sktuning.core.extras import require
+from sktuning.core.heads import TaskHead, task_loss
+from sktuning.core.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values, writable_cache
 from sktuning.bench.settings import ALL_METHODS
-from sktuning.model import SKModel, SKModelOutput
+from sktuning.core.model import SKModel, SKModelOutput
 
 peft = require("peft", "bench")
 

@@ -15,7 +15,7 @@ import os
 from typing import Any, Iterable, Iterator
 
 from sktuning.bench.settings import BenchSettings
-from sktuning.extras import require
+from sktuning.core.extras import require
 
 #: for tests: a path; the first task to see it missing creates it and kills its own worker
 CRASH_ONCE = "SKTUNING_BENCH_CRASH_ONCE"

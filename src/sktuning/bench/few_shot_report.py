@@ -126,7 +126,7 @@ def pair_section(suites: list) -> list[str]:
 
 def write_few_shot_report(suites: list, output: Path, command: str) -> Path:
     """few-shot.md (and few-shot-<model>-<task>.png per pair) in `output` from the runs finished so far."""
-    from sktuning.atomic import atomic_write_text
+    from sktuning.core.atomic import atomic_write_text
 
     by_pair: dict[tuple, list] = {}
     for suite in suites:

@@ -18,7 +18,7 @@ set (a finite sample of examples; 600 examples move an accuracy of 0.8 by about 
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import math
 import statistics

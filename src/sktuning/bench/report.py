@@ -7,11 +7,11 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from sktuning.atomic import atomic_path, atomic_write_text
+from sktuning.core.atomic import atomic_path, atomic_write_text
 from sktuning.bench.settings import ABLATIONS, UNRELATED_TEXT
 from sktuning.bench.stats import CLAIMS, COMPARABLE, TEXT_COUNTERPART, against_full_training, mean_curve, n_test, ranks
 from sktuning.bench.stats import table as stats_table
-from sktuning.extras import require
+from sktuning.core.extras import require
 
 RULES = ("Each side's best method is picked on validation (the mean of each run's best validation score over "
          "seeds 1 and 2, whose rate was not chosen on them; seed 0 alone until they ran), never on test. Intervals are 95 % and count both the seeds and the test set's sampling "

@@ -31,15 +31,15 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
 
     from sktuning.bench.baselines import build_method
     from sktuning.bench.settings import random_text_ids, unrelated_text_ids
-    from sktuning.config import task_config
+    from sktuning.core.config import task_config
     from sktuning.data.subsets import SubsetRule
-    from sktuning.label_words import tokenize_label_words, tokenize_template
-    from sktuning.metrics import compute_metrics
-    from sktuning.special_tokens import tokenize_text
+    from sktuning.core.label_words import tokenize_label_words, tokenize_template
+    from sktuning.core.metrics import compute_metrics
+    from sktuning.core.special_tokens import tokenize_text
     from sktuning.training.loop import Trainer, TrainingArguments
     from sktuning.training.pipeline import encode_run, set_threads
-    from sktuning.version import code_version, cpu_model
-    from sktuning.zoo import load_backbone, model_path
+    from sktuning.core.version import code_version, cpu_model
+    from sktuning.sharing.zoo import load_backbone, model_path
 
     threads = set_threads(settings.threads)
     data = settings.load_data()

@@ -82,7 +82,7 @@ def format_duration(seconds: float) -> str:
 
 SK_METHODS = [f"sk-{mode}-{adapter}" for mode in ("prefix", "prompt") for adapter in ("lowrank", "embedding",
                                                                                       "linear", "scale")]
-SK_METHODS.insert(4, "sk-prefix-authors")  # the authors' own parametrisation (sktuning.authors_prefix)
+SK_METHODS.insert(4, "sk-prefix-authors")  # the authors' own parametrisation (sktuning.core.authors_prefix)
 #: SK-Prefix taken apart, to see where its score comes from; reported beside the methods, never picked as
 #: "the best SK": the adapter frozen at the identity (the frozen model's reading of the text, and the head),
 #: and the default adapter trained on an unrelated text of the same token length (`UNRELATED_TEXT`)

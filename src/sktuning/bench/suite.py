@@ -4,7 +4,7 @@ method on validation with the first seed. The numbers are judged in `stats` and 
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import json
 import logging

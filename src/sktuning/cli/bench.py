@@ -3,7 +3,7 @@ write docs/results/<model>-<task>.md, a learning-curve PNG and the summary of th
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import argparse
 import logging

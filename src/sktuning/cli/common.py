@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import os
 import platform
@@ -41,10 +41,10 @@ def device_for(device: str | None) -> str:
 
 def load_model(name: str, trust_remote_code: bool = False, device: str | None = "auto", dtype: str | None = None,
                quantize: str | None = None, lm_head: bool = False):
-    """`lm_head`: a decoder comes with its LM head (`sktuning.zoo.load_backbone`)."""
+    """`lm_head`: a decoder comes with its LM head (`sktuning.sharing.zoo.load_backbone`)."""
     import torch
 
-    from sktuning.zoo import load_backbone
+    from sktuning.sharing.zoo import load_backbone
 
     backbone, tokenizer = load_backbone(name, dtype=getattr(torch, dtype or "float32"),
                                         trust_remote_code=trust_remote_code, quantize=quantize,
@@ -55,7 +55,7 @@ def load_model(name: str, trust_remote_code: bool = False, device: str | None = 
 def model_reference(name: str) -> str:
     """How the adapter records its backbone: a local folder as an absolute path, so that `eval` and
     `predict` find it from any directory; a named model or hub id as given."""
-    from sktuning.zoo import MODELS
+    from sktuning.sharing.zoo import MODELS
 
     return name if name in MODELS or not Path(name).exists() else str(Path(name).resolve())
 
@@ -64,8 +64,8 @@ def load_adapter(adapter: str, model: str | None, trust_remote_code: bool = Fals
                  dtype: str | None = None, quantize: str | None = None):
     """(SKModel, tokenizer, AdapterRecord) for a saved adapter, on its own backbone unless `model` is given;
     quantized as it was trained (`quantize` None) unless `quantize` says otherwise ("none": full weights)."""
-    from sktuning.adapter_format import read_adapter_meta
-    from sktuning.model import SKModel
+    from sktuning.core.adapter_format import read_adapter_meta
+    from sktuning.core.model import SKModel
     from sktuning.training.spec import AdapterRecord
 
     record = AdapterRecord.from_meta(read_adapter_meta(adapter))
@@ -81,7 +81,7 @@ def environment() -> dict[str, Any]:
     import torch
     import transformers
 
-    from sktuning.version import code_version, cpu_model
+    from sktuning.core.version import code_version, cpu_model
 
     code = code_version()
     return {"sktuning": code["version"], "commit": code["commit"], "dirty": code["dirty"],

@@ -3,7 +3,7 @@ was trained (its label ids, task, columns and input length)."""
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import argparse
 from pathlib import Path
@@ -42,8 +42,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from sktuning.cli.common import environment, load_adapter, quiet_libraries
     from sktuning.data.registry import load_data
-    from sktuning.config import SKTuningConfig
-    from sktuning.adapter_format import read_adapter_meta
+    from sktuning.core.config import SKTuningConfig
+    from sktuning.core.adapter_format import read_adapter_meta
     from sktuning.training.spec import AdapterRecord
 
     given = [f"--{k.replace('_', '-')}" for k in ("text", "label_words", "label_words_file", "answer_template")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if data.task != config.task or (config.label_names and data.label_names != config.label_names):
         raise UsageError(f"The adapter predicts {config.task} over {config.label_names or config.num_labels} but "
                          f"{data.name} is {data.task} over {data.label_names}; evaluate it on its own task.")
-    from sktuning.atomic import atomic_write_text, strict_json
+    from sktuning.core.atomic import atomic_write_text, strict_json
 
     model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device, args.dtype,
                                        args.quantize)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def run_zero_shot(args: argparse.Namespace) -> int:
     """`sktune eval --zero-shot`: the task's label words and template, SK-Prefix at the identity."""
     from sktuning.cli.common import environment, load_model, quiet_libraries
-    from sktuning.config import task_config
+    from sktuning.core.config import task_config
     from sktuning.data.registry import load_data
 
     files = one_file(args)
@@ -115,8 +115,8 @@ def run_zero_shot(args: argparse.Namespace) -> int:
     words = label_words_from(args.label_words_file, args.label_words)
     choices = dict(text=args.text, head="label-words", label_words=words, answer_template=args.answer_template)
     task_config(data, None, **choices)  # a task or words the head cannot take fail before the model loads
-    from sktuning.atomic import atomic_write_text, strict_json
-    from sktuning.zero_shot import zero_shot_model
+    from sktuning.core.atomic import atomic_write_text, strict_json
+    from sktuning.inference.zero_shot import zero_shot_model
 
     name = args.model or "smollm2-135m"
     backbone, tokenizer = load_model(name, args.trust_remote_code, args.device, args.dtype,
@@ -146,8 +146,8 @@ def one_file(args: argparse.Namespace) -> list[str]:
 def score(model, tokenizer, data, args: argparse.Namespace, max_length: int):
     """(metrics, predictions, references, encoded rows) of `args.split`, scored merged and length-sorted."""
     from sktuning.data.encoding import InputEncoder
-    from sktuning.metrics import compute_metrics
-    from sktuning.prediction import predict_rows
+    from sktuning.core.metrics import compute_metrics
+    from sktuning.inference.prediction import predict_rows
 
     encoder = InputEncoder.for_model(model, tokenizer, max_length, data.task)
     rows = encoder.encode(data.splits[args.split], args.split)

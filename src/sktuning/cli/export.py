@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-FORMATS = ("peft", "vllm-prompt-embeds")  # sktuning.export.FORMATS, named here so --help loads no torch
+FORMATS = ("peft", "vllm-prompt-embeds")  # sktuning.sharing.export.FORMATS, named here so --help loads no torch
 
 
 def add_parser(sub) -> None:
     export = sub.add_parser("export", help="write an adapter in PEFT's format (or vLLM prompt embeddings)",
                             description="peft: a PEFT prefix-tuning (SK-Prefix) or prompt-tuning (SK-Prompt) "
                                         "adapter that PeftModel.from_pretrained loads on the same backbone, with the "
-                                        "task head beside it (sk_head.safetensors; sktuning.export.attach_head). "
+                                        "task head beside it (sk_head.safetensors; sktuning.sharing.export.attach_head). "
                                         "vllm-prompt-embeds: an SK-Prompt's output vectors for vLLM's prompt_embeds.")
     export.add_argument("--adapter", required=True, help="the adapter folder (DIR/adapter of sktune train)")
     export.add_argument("--format", required=True, choices=FORMATS)
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sktuning.cli.common import load_adapter, quiet_libraries
-    from sktuning.export import export_peft, export_prompt_embeds
+    from sktuning.sharing.export import export_peft, export_prompt_embeds
 
     quiet_libraries()
     model, _, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, device="cpu")

@@ -23,7 +23,7 @@ def run_tasks(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from sktuning.zoo import MODELS
+    from sktuning.sharing.zoo import MODELS
 
     print(f"{'model':<14} {'parameters':<11} description")
     for spec in MODELS.values():

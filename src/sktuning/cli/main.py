@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from sktuning.cli import bench, evaluate, export, listing, predict, push, serve, train
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 COMMANDS = (train, evaluate, predict, export, push, serve, bench, listing)
 

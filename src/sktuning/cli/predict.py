@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import argparse
 import json
@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sktuning.cli.common import load_adapter, quiet_libraries
-    from sktuning.adapter_format import read_adapter_meta
+    from sktuning.core.adapter_format import read_adapter_meta
     from sktuning.training.spec import AdapterRecord
 
     if not (args.texts or args.input):
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.adapter} was trained on text pairs (columns {text_column!r} and "
                          f"{text_pair_column!r}): give --input a table with both columns.")
     quiet_libraries()
-    from sktuning.atomic import atomic_write_text
-    from sktuning.prediction import predict
+    from sktuning.core.atomic import atomic_write_text
+    from sktuning.inference.prediction import predict
 
     model, tokenizer, _ = load_adapter(args.adapter, args.model, args.trust_remote_code, args.device,
                                        quantize=args.quantize)

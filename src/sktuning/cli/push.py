@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import argparse
 
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sktuning.hub_sharing import push_to_hub, stage_upload
+    from sktuning.sharing.hub import push_to_hub, stage_upload
 
     if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
         raise UsageError(f"--repo-id {args.repo_id!r}: give it as user/name.")

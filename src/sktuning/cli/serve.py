@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import argparse
 import os
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.forward_overhead_tokens is not None and args.forward_overhead_tokens < 0:
         raise UsageError(f"--forward-overhead-tokens must be >= 0, got {args.forward_overhead_tokens}.")
     from sktuning.cli.common import load_model, quiet_libraries
-    from sktuning.extras import require
-    from sktuning.adapter_format import read_adapter_meta
+    from sktuning.core.extras import require
+    from sktuning.core.adapter_format import read_adapter_meta
     from sktuning.serving import Registry, create_app
     from sktuning.serving.batching import measure_forward_overhead
     from sktuning.training.spec import AdapterRecord

@@ -6,7 +6,7 @@ nothing is written until the run is known to start.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import argparse
 import dataclasses
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from sktuning.cli.options import add_model_and_data, default, positive_float, positive_int
-from sktuning.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS
+from sktuning.core.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS
 from sktuning.training.spec import (DEFAULT_STEPS, REPORT_TO, SHARD_ENGINES, AdapterRecord, RunSpec,
                                     check_label_words_mapping)
 
@@ -140,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
     from sktuning.data.registry import load_data
 
     quiet_libraries()
-    from sktuning import distributed as dist
-    from sktuning.atomic import atomic_write_text, strict_json
+    from sktuning.scale import distributed as dist
+    from sktuning.core.atomic import atomic_write_text, strict_json
 
     dist.init_from_env()  # a no-op unless started by torchrun / accelerate launch
     output, replace = prepare_output(spec, resume, overwrite)  # every process checks before any process writes
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     import torch
 
-    from sktuning.model import get_sk_model
+    from sktuning.core.model import get_sk_model
     from sktuning.training.loop import Trainer, TrainingArguments
     from sktuning.training.pipeline import encode_run, set_threads
 
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     model = get_sk_model(backbone, tokenizer, config)
     held = None
     if plan:
-        from sktuning.sharding import shard_backbone
+        from sktuning.scale.sharding import shard_backbone
 
         held = shard_backbone(model, device, plan)
         logger.info("backbone sharded over %d processes with %s: %s parameters here", dist.world_size(),
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
 
 def build_config(data, tokenizer, spec: RunSpec):
     """The run's SKTuningConfig; with `tokenizer` None (pooling not yet known) it only checks the options."""
-    from sktuning.config import task_config
+    from sktuning.core.config import task_config
 
     return task_config(data, tokenizer, text=spec.text, pooling=spec.pooling, mode=spec.mode, adapter=spec.adapter,
                        adapter_rank=spec.rank, head=spec.head, label_words=spec.label_words,
@@ -262,7 +262,7 @@ def prepare_output(spec: RunSpec, resume: bool, overwrite: bool) -> tuple[Path, 
         output = Path(spec.output)
     else:
         name = spec.task or (Path(spec.train).stem if spec.train else "rt-polarity")
-        from sktuning.distributed import broadcast_object
+        from sktuning.scale.distributed import broadcast_object
 
         # one name for every process, even if their clocks read different seconds
         output = Path(broadcast_object(f"runs/{name}-{spec.mode}-{time.strftime('%Y%m%d-%H%M%S')}"))
@@ -278,7 +278,7 @@ def with_sharding_plan(spec: RunSpec):
     """--shard, or the FSDP / DeepSpeed config of `accelerate launch`, whose checkpointing and bf16 count.
 
     Returns the spec with the plan recorded (run.json keeps it for --resume) and the plan (or None)."""
-    from sktuning.sharding import ShardingPlan, plan_from_env
+    from sktuning.scale.sharding import ShardingPlan, plan_from_env
 
     plan = plan_from_env()
     if plan is None and spec.sharding_plan:  # --resume: the plan the run started with

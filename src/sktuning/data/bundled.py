@@ -8,7 +8,7 @@ quick; `TaskSpec.sizes` records them.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import importlib.util
 import os
@@ -21,8 +21,8 @@ import numpy as np
 from sktuning.data.brown_tagset import UNIVERSAL_TAGS, to_universal
 from sktuning.data.schema import SEED, SEQUENCE, TOKEN, TaskData, dataset_dict, task_features
 from sktuning.data.splits import fixed_splits
-from sktuning.extras import require
-from sktuning.home import sktuning_home
+from sktuning.core.extras import require
+from sktuning.core.home import sktuning_home
 
 
 def package_file(package: str, install: str, relative: str) -> Path:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from sktuning.special_tokens import inputs_take_special_tokens
+from sktuning.core.special_tokens import inputs_take_special_tokens
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ online; `data_files=` feeds local files of the same schema instead (how the test
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import csv
 from pathlib import Path

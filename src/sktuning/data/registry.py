@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 from typing import Any
 

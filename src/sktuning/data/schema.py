@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from sktuning.extras import require
+from sktuning.core.extras import require
 
 datasets = require("datasets", "data")
 
@@ -25,7 +25,7 @@ class TaskData:
     """A task's splits in the common shape, with what a run needs to know about them.
 
     `metrics` lists the headline metric first. `label_names` is empty for regression. A label without
-    default label words is its own word (`sktuning.config.task_config`).
+    default label words is its own word (`sktuning.core.config.task_config`).
     """
 
     name: str

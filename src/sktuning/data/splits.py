@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 from typing import Sequence
 
 import numpy as np
 
 from sktuning.data.schema import SEED
-from sktuning.extras import require
+from sktuning.core.extras import require
 
 
 def split_off(indices: np.ndarray, size: int, labels: Sequence | None) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ The test split is never cut by `shots`.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import random
 from dataclasses import dataclass

@@ -4,7 +4,7 @@ from, so that an error can name it. Needs no `datasets`: `sktune predict` reads 
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import csv
 import json

@@ -6,7 +6,7 @@ line it is on, never dropped silently.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import math
 import re

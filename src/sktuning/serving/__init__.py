@@ -2,7 +2,7 @@
 
     registry  the backbone, the adapters served on it by name, each with its own input encoder
     batching  a bounded queue and one worker that runs queued requests, of any adapters, as mixed
-              batches through `sktuning.multi_adapter` (one backbone forward per batch)
+              batches through `sktuning.inference.multi_adapter` (one backbone forward per batch)
     metrics   Prometheus counters, gauges and histograms for GET /metrics
     app       the FastAPI routes, 4xx JSON errors, 503 when the queue is full, the page at GET /
 

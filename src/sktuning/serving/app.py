@@ -10,7 +10,7 @@ queue gets 503 with Retry-After. Nothing a client sends reaches the model unchec
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import asyncio
 import hmac
@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sktuning.extras import require
+from sktuning.core.extras import require
 
 require("fastapi", "serve")
 require("prometheus_client", "serve")
@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 from starlette.datastructures import Headers  # noqa: E402
 
-from sktuning.prediction import to_records  # noqa: E402
+from sktuning.inference.prediction import to_records  # noqa: E402
 from sktuning.serving.batching import FORWARD_OVERHEAD_TOKENS, Batcher, QueueFull  # noqa: E402
 from sktuning.serving.metrics import ServerMetrics  # noqa: E402
 from sktuning.serving.registry import Registry, Served, UnknownAdapter  # noqa: E402

@@ -23,7 +23,7 @@ with are run again without it.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import queue
 import threading
@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 
-from sktuning.prediction import decode_logits
+from sktuning.inference.prediction import decode_logits
 from sktuning.serving.registry import Registry, Served
 
 _STOP = object()

@@ -8,7 +8,7 @@ named, so an adapter removed while its requests wait in the queue still answers 
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import copy
 import threading
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sktuning.data.encoding import InputEncoder
-from sktuning.adapter_format import read_adapter_meta
-from sktuning.model import SKModel
-from sktuning.multi_adapter import MultiAdapterModel, ServedAdapter
-from sktuning.quantization import quantized_scheme
+from sktuning.core.adapter_format import read_adapter_meta
+from sktuning.core.model import SKModel
+from sktuning.inference.multi_adapter import MultiAdapterModel, ServedAdapter
+from sktuning.scale.quantization import quantized_scheme
 
 DEFAULT_MAX_LENGTH = 128  # predict's default, for an adapter folder that records none
 

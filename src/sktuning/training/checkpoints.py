@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import json
 import logging
@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from sktuning import distributed as dist
-from sktuning.atomic import atomic_directory, atomic_write_text, sha256_of, verify_sha256
-from sktuning.adapter_format import read_adapter_meta
-from sktuning.adapter_io import read_tensors
+from sktuning.scale import distributed as dist
+from sktuning.core.atomic import atomic_directory, atomic_write_text, sha256_of, verify_sha256
+from sktuning.core.adapter_format import read_adapter_meta
+from sktuning.core.adapter_io import read_tensors
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ interface (`sk_config`, an output with `loss` and `logits`, `trainable_state_dic
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import logging
 import math
@@ -27,13 +27,13 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from sktuning import distributed as dist
+from sktuning.scale import distributed as dist
 from sktuning.data.encoding import InputEncoder
-from sktuning.heads import check_labels, counted_targets, task_loss
-from sktuning.metrics import compute_metrics
+from sktuning.core.heads import check_labels, counted_targets, task_loss
+from sktuning.core.metrics import compute_metrics
 from sktuning.training.tracking import REPORT_TO, make_tracker
-from sktuning.prediction import predict_rows
-from sktuning.runtime import autocast, to_device
+from sktuning.inference.prediction import predict_rows
+from sktuning.scale.runtime import autocast, to_device
 from sktuning.training.checkpoints import TrainState, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)

@@ -7,14 +7,14 @@ Both are validated when built, load no torch, and round-trip through JSON.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sktuning.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS, check_mode_and_adapter, check_shardable
+from sktuning.core.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS, check_mode_and_adapter, check_shardable
 
 #: training length when neither steps nor epochs is given (chosen on rt-polarity's validation split)
 DEFAULT_STEPS = 200
@@ -23,7 +23,7 @@ SHARD_ENGINES = ("fsdp", "zero3")
 #: where the training loop's numbers also go (sktuning.training.tracking)
 REPORT_TO = ("none", "tensorboard", "wandb")
 FILE_TASK_TYPES = ("sequence-classification", "token-classification", "regression")
-#: bitsandbytes schemes for a frozen backbone (sktuning.quantization, kept here so the CLI loads no torch)
+#: bitsandbytes schemes for a frozen backbone (sktuning.scale.quantization, kept here so the CLI loads no torch)
 QUANTIZE = ("int8", "nf4")
 
 

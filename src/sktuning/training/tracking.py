@@ -9,15 +9,15 @@ main process only. `plot_curves` draws a run's loss and validation metric by ste
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import hashlib
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from sktuning.atomic import atomic_path
-from sktuning.extras import require
+from sktuning.core.atomic import atomic_path
+from sktuning.core.extras import require
 from sktuning.training.spec import REPORT_TO
 
 

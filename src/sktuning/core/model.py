@@ -12,7 +12,7 @@ dict, and reads them back with its own loader (see `save_pretrained`).
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import json
 import os
@@ -26,22 +26,21 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from sktuning import backbone as bb
-from sktuning.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME
-from sktuning.adapter_io import load_sk_model, state_dict_names
-from sktuning.atomic import atomic_directory, sha256_of
-from sktuning.authors_prefix import AuthorsPrefix
-from sktuning.config import AUTHORS_KINDS, SKTuningConfig
-from sktuning.heads import LanguageModelHead, TaskHead, check_labels, task_loss
-from sktuning.label_words import (append_template, check_head_ids, label_word_head, output_embeddings,
+from sktuning.core import backbone as bb
+from sktuning.core.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME
+from sktuning.core.adapter_io import load_sk_model, state_dict_names
+from sktuning.core.atomic import atomic_directory, sha256_of
+from sktuning.core.authors_prefix import AuthorsPrefix
+from sktuning.core.config import AUTHORS_KINDS, SKTuningConfig
+from sktuning.core.heads import LanguageModelHead, TaskHead, check_labels, task_loss
+from sktuning.core.label_words import (append_template, check_head_ids, label_word_head, output_embeddings,
                                   tokenize_label_words, tokenize_template)
-from sktuning.padding import streams_first
-from sktuning.prefix import SemanticPrefix
-from sktuning.prompt import SemanticPrompt
-from sktuning.quantization import keep_gradients_flowing
-from sktuning.semantic import SemanticText
-from sktuning.special_tokens import tokenize_text
-from sktuning.version import __version__
+from sktuning.core.padding import streams_first
+from sktuning.core.prefix import SemanticPrefix
+from sktuning.core.prompt import SemanticPrompt
+from sktuning.core.semantic import SemanticText
+from sktuning.core.special_tokens import tokenize_text
+from sktuning.core.version import __version__
 
 __all__ = ["SKModel", "SKModelOutput", "get_sk_model", "tokenize_text"]
 
@@ -81,7 +80,7 @@ class SKModel(PreTrainedModel):
         head = _language_model_head(backbone) if causal_lm is not None else None
         word_lm = backbone if config.head == "label-words" and output_embeddings(backbone) is not None else None
         backbone = bb.base_model_of(backbone)
-        keep_gradients_flowing(backbone)  # a 4-bit backbone on the CPU would otherwise drop them silently
+        bb.keep_gradients_flowing(backbone)  # a 4-bit backbone on the CPU would otherwise drop them silently
         text_input_ids = torch.as_tensor(text_input_ids, dtype=torch.long).flatten()
         _check_text_ids(text_input_ids, backbone)
         backbone.requires_grad_(False)
@@ -95,7 +94,7 @@ class SKModel(PreTrainedModel):
         if template.numel() and (int(template.max()) >= bb.vocab_size(backbone) or int(template.min()) < 0):
             raise UsageError("The answer template's token ids fall outside the backbone's vocabulary: use the "
                              "tokenizer that belongs to this backbone.")
-        # appended after every input's last real token (`sktuning.label_words.append_template`); in the state
+        # appended after every input's last real token (`sktuning.core.label_words.append_template`); in the state
         # dict, and so in the saved adapter, where there is one (no empty tensor in every other adapter)
         self.register_buffer("template_input_ids", template.to(backbone.get_input_embeddings().weight.device),
                              persistent=bool(template.numel()))
@@ -241,8 +240,8 @@ class SKModel(PreTrainedModel):
         return self
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-        """Continue each input after the semantic text (task='causal-lm'); see `sktuning.generation`."""
-        from sktuning.generation import generate
+        """Continue each input after the semantic text (task='causal-lm'); see `sktuning.core.generation`."""
+        from sktuning.core.generation import generate
 
         return generate(self, input_ids, attention_mask, **kwargs)
 
@@ -327,22 +326,18 @@ class SKModel(PreTrainedModel):
             meta["weights_sha256"] = sha256_of(tmp / WEIGHTS_NAME)
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
-    def push_to_hub(self, repo_id: str, training: dict[str, Any] | None = None, **kwargs: Any) -> str:
-        """Save the adapter and upload it to the Hub with a generated model card
-        (`sktuning.hub_sharing.push_to_hub`: token, private, commit_message, metrics); returns the commit URL."""
-        import tempfile
-
-        from sktuning.hub_sharing import push_to_hub
-
-        with tempfile.TemporaryDirectory() as scratch:
-            self.save_pretrained(Path(scratch) / "adapter", training)
-            return push_to_hub(Path(scratch) / "adapter", repo_id, **kwargs)
+    def push_to_hub(self, *args: Any, **kwargs: Any) -> str:
+        """Refused: transformers' own upload would send no model card. The Hub upload with its card is
+        `sktuning.sharing.push_to_hub(model, repo_id)`, outside the core (which imports nothing of the
+        package's other rooms)."""
+        raise NotImplementedError("SKModel.push_to_hub: use `from sktuning.sharing import push_to_hub; "
+                                  "push_to_hub(model, repo_id)` (it uploads the adapter with its model card).")
 
     @classmethod
     def from_pretrained(cls, backbone: PreTrainedModel, adapter_path: str | os.PathLike, tokenizer=None,
                         is_trainable: bool = False) -> "SKModel":
         """Rebuild an SK model on `backbone` from a folder written by `save_pretrained` (or a Hub repo id);
-        the folder must hold exactly this model's adapter tensors (`sktuning.adapter_io.load_sk_model`)."""
+        the folder must hold exactly this model's adapter tensors (`sktuning.core.adapter_io.load_sk_model`)."""
         return load_sk_model(cls, backbone, adapter_path, tokenizer, is_trainable)
 
 

@@ -7,13 +7,13 @@ tokens only (never for the text's positions).
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sktuning.config import SKTuningConfig
+from sktuning.core.config import SKTuningConfig
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:

@@ -7,7 +7,7 @@ so later loads take well under a second. `minilm-l6` ships as safetensors in `gt
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import importlib.util
 import logging
@@ -18,8 +18,8 @@ from typing import Callable
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from sktuning.atomic import atomic_directory
-from sktuning.home import sktuning_home
+from sktuning.core.atomic import atomic_directory
+from sktuning.core.home import sktuning_home
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +112,11 @@ def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32
     `lm_head`: a decoder (a tokenizer without a [CLS] token, the rule of `default_pooling`) comes with its
     language-modelling head (AutoModelForCausalLM), which head='label-words' starts from.
     `quantize` ("int8", "nf4") holds the frozen weights in 8 or 4 bits with bitsandbytes
-    (`sktuning.quantization`), placed on `device` as they load; a quantized model cannot be moved later."""
+    (`sktuning.scale.quantization`), placed on `device` as they load; a quantized model cannot be moved later."""
     path = model_path(name)
     options = {}
     if quantize is not None:
-        from sktuning.quantization import quantization_config
+        from sktuning.scale.quantization import quantization_config
 
         options = {"quantization_config": quantization_config(quantize, dtype), "device_map": {"": device}}
     try:
@@ -133,7 +133,7 @@ def load_backbone(name: str = "smollm2-135m", dtype: torch.dtype = torch.float32
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if quantize is not None:  # before anything runs it in eval mode (SKModel does this again for any model)
-        from sktuning.quantization import keep_gradients_flowing
+        from sktuning.core.backbone import keep_gradients_flowing
 
         keep_gradients_flowing(model)
     return model.eval(), tokenizer

@@ -17,7 +17,7 @@ were literally prepended to the input.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import math
 
@@ -35,7 +35,7 @@ class Adapter(nn.Module):
 class EmbeddingAdapter(Adapter):
     """The representation itself is the trainable tensor. For SK-Prompt that is PEFT prompt tuning started
     from the text's word embeddings; for SK-Prefix, prefix tuning started from the text's keys and values
-    (the authors' own SK-Prefix trains the text's input embeddings instead: `sktuning.authors_prefix`)."""
+    (the authors' own SK-Prefix trains the text's input embeddings instead: `sktuning.core.authors_prefix`)."""
 
     def __init__(self, init: torch.Tensor, **_):
         super().__init__()

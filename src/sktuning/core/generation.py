@@ -7,11 +7,11 @@ every row's next token lands in the same column.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import torch
 
-from sktuning import backbone as bb
+from sktuning.core import backbone as bb
 
 
 @torch.no_grad()

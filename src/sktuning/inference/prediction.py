@@ -10,7 +10,7 @@ process predicts its share and the shares are gathered back in order.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import math
 import time
@@ -19,11 +19,11 @@ from typing import Any, Sequence
 
 import torch
 
-from sktuning import distributed as dist
+from sktuning.scale import distributed as dist
 from sktuning.data.encoding import InputEncoder
-from sktuning.model import SKModel
-from sktuning.runtime import autocast, to_device
-from sktuning.sharding import reshard
+from sktuning.core.model import SKModel
+from sktuning.scale.runtime import autocast, to_device
+from sktuning.scale.sharding import reshard
 
 
 @dataclass

@@ -12,7 +12,7 @@ by adapter and each group runs on its own.
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +21,11 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 
-from sktuning import backbone as bb
-from sktuning.config import SKTuningConfig
-from sktuning.generation import decode_after_prefill
-from sktuning.kv_prefix import PrefixLayer, run_with_prefix, writable_cache
-from sktuning.model import SKModel
+from sktuning.core import backbone as bb
+from sktuning.core.config import SKTuningConfig
+from sktuning.core.generation import decode_after_prefill
+from sktuning.core.kv_prefix import PrefixLayer, run_with_prefix, writable_cache
+from sktuning.core.model import SKModel
 
 
 @dataclass(eq=False)  # identity: a server tells adapters apart by object

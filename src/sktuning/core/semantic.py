@@ -7,12 +7,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from sktuning.adapters import build_adapter
-from sktuning.backbone import accepts, eval_mode, position_ids_from_mask, position_offset
-from sktuning.config import SKTuningConfig
-from sktuning.errors import BACKBONE_REFUSALS, UsageError, brief
-from sktuning.kv_prefix import run_with_prefix
-from sktuning.padding import gather_positions, restore_positions, right_aligned
+from sktuning.core.adapters import build_adapter
+from sktuning.core.backbone import accepts, eval_mode, position_ids_from_mask, position_offset
+from sktuning.core.config import SKTuningConfig
+from sktuning.core.errors import BACKBONE_REFUSALS, UsageError, brief
+from sktuning.core.kv_prefix import run_with_prefix
+from sktuning.core.padding import gather_positions, restore_positions, right_aligned
 
 
 class SemanticText(nn.Module):
@@ -38,7 +38,7 @@ class SemanticText(nn.Module):
         self.adapter = self.make_adapter(backbone, representation, config)
 
     def make_adapter(self, backbone: nn.Module, representation: torch.Tensor, config: SKTuningConfig) -> nn.Module:
-        """What trains: by default an adapter of the frozen representation (`sktuning.adapters`)."""
+        """What trains: by default an adapter of the frozen representation (`sktuning.core.adapters`)."""
         return build_adapter(config.adapter, representation, rank=config.adapter_rank)
 
     @property
@@ -68,7 +68,7 @@ class SemanticText(nn.Module):
 
     def forward(self, backbone: nn.Module, input_ids, inputs_embeds, attention_mask, token_type_ids, **kwargs):
         """Run the backbone on the inputs with the refined text joined to them; a left-padded batch runs
-        right-padded so no padding sits between the text and the input (`sktuning.padding`)."""
+        right-padded so no padding sits between the text and the input (`sktuning.core.padding`)."""
         order = right_aligned(attention_mask)
         if order is not None:
             input_ids, inputs_embeds, attention_mask, token_type_ids = (

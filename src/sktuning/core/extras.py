@@ -3,7 +3,7 @@ extras (`pip install 'sktuning[data]'`, `[bench]`, `[deepspeed]`), imported wher
 
 from __future__ import annotations
 
-from sktuning.errors import MissingExtra
+from sktuning.core.errors import MissingExtra
 
 import importlib
 from types import ModuleType

@@ -15,15 +15,15 @@ its logits, and leaves a trainable head that starts calibrated).
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import torch
 import torch.nn.functional as F
 
-from sktuning.config import SKTuningConfig
+from sktuning.core.config import SKTuningConfig
 from sktuning.data.encoding import InputEncoder
-from sktuning.heads import pool
-from sktuning.model import SKModel, get_sk_model
+from sktuning.core.heads import pool
+from sktuning.core.model import SKModel, get_sk_model
 
 #: inputs with no content, averaged for calibration (two of Zhao et al.'s three; the empty input has no token)
 CONTENT_FREE = ("N/A", "[MASK]")

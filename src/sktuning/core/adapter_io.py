@@ -1,7 +1,7 @@
-"""The torch side of an adapter folder (`sktuning.adapter_format` names its files): its tensors read
+"""The torch side of an adapter folder (`sktuning.core.adapter_format` names its files): its tensors read
 back whole and checked, an `SKModel` rebuilt from them, and the state-dict names a loader expects.
 
-Kept apart from `sktuning.model` so that the model's own file stays about the model.
+Kept apart from `sktuning.core.model` so that the model's own file stays about the model.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from sktuning import backbone as bb
-from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME, read_meta, resolve_adapter_folder
-from sktuning.atomic import verify_sha256
-from sktuning.config import SKTuningConfig
-from sktuning.errors import UsageError
-from sktuning.label_words import tokenize_label_words, tokenize_template
-from sktuning.special_tokens import tokenize_text
+from sktuning.core import backbone as bb
+from sktuning.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME, read_meta, resolve_adapter_folder
+from sktuning.core.atomic import verify_sha256
+from sktuning.core.config import SKTuningConfig
+from sktuning.core.errors import UsageError
+from sktuning.core.label_words import tokenize_label_words, tokenize_template
+from sktuning.core.special_tokens import tokenize_text
 
 
 def read_tensors(folder: Path, meta: dict) -> dict[str, torch.Tensor]:

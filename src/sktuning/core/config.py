@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import dataclasses
 import json
@@ -12,11 +12,11 @@ from typing import Any
 MODES = ("prefix", "prompt")
 TASK_TYPES = ("sequence-classification", "token-classification", "regression", "causal-lm")
 POOLINGS = ("last", "mean", "cls")
-#: the sequence-classification heads: a new linear map, or the label words' own output rows (sktuning.heads)
+#: the sequence-classification heads: a new linear map, or the label words' own output rows (sktuning.core.heads)
 HEADS = ("linear", "label-words")
-#: the adapter kinds of `sktuning.adapters.ADAPTERS`, named here so that checking a choice loads no torch
+#: the adapter kinds of `sktuning.core.adapters.ADAPTERS`, named here so that checking a choice loads no torch
 REFINING_KINDS = ("embedding", "lowrank", "linear", "scale")
-#: the authors' SK-Prefix (`sktuning.authors_prefix`): the text's input embeddings train and the frozen
+#: the authors' SK-Prefix (`sktuning.core.authors_prefix`): the text's input embeddings train and the frozen
 #: model re-reads them at every step; "-linear" adds their shared per-head map of the keys and values
 AUTHORS_KINDS = ("authors", "authors-linear")
 ADAPTER_KINDS = REFINING_KINDS + AUTHORS_KINDS
@@ -144,7 +144,7 @@ def check_mode_and_adapter(mode: str, adapter: str, option: str = "adapter") -> 
 
 
 def check_shardable(adapter: str | None, engine: str | None) -> None:
-    """The authors' SK-Prefix shards under FSDP, not ZeRO-3 (see `sktuning.sharding.side_output_pass`)."""
+    """The authors' SK-Prefix shards under FSDP, not ZeRO-3 (see `sktuning.core.authors_prefix.side_output_pass`)."""
     if engine == "zero3" and adapter in AUTHORS_KINDS:
         raise UsageError(f"adapter {adapter!r} (the authors' SK-Prefix) cannot train on a ZeRO-3 sharded backbone "
                          "(its text pass needs the weights gathered in a backward that DeepSpeed does not "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 from typing import Sequence
 
 import numpy as np
 
-from sktuning.extras import require
+from sktuning.core.extras import require
 
 METRICS = ("accuracy", "macro_f1", "mcc", "pearson", "spearman", "seqeval_f1", "token_accuracy")
 

@@ -4,7 +4,7 @@ per-layer adapter -> that layer's key/value prefix for every input, through the 
 Shapes: the text's cache holds, per layer, keys and values of (1, kv_heads, m, head_dim). They are
 flattened to a (2 * layers, m, kv_heads * head_dim) representation, refined by one batched adapter,
 and handed back to the backbone as a read-only cache expanded (not copied) to the batch
-(`sktuning.kv_prefix`).
+(`sktuning.core.kv_prefix`).
 
 Where layers' keys and values differ in shape (latent attention, per-layer head sizes), the entries of
 each width get an adapter of their own (`GroupedAdapter`, parameters `adapter.adapters.width_<w>.*`) and
@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 
-from sktuning.adapters import GroupedAdapter
-from sktuning.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
+from sktuning.core.adapters import GroupedAdapter
+from sktuning.core.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
                                 text_key_values, unflatten_key_values, uniform, unkept, widths)
-from sktuning.semantic import SemanticText
+from sktuning.core.semantic import SemanticText
 
 
 class SemanticPrefix(SemanticText):

@@ -10,7 +10,7 @@ bitsandbytes runs on CUDA and, since 0.49, on the CPU (measured here in docs/qua
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 from typing import Any
 
@@ -21,7 +21,7 @@ def quantization_config(scheme: str, compute_dtype: Any = None):
     """transformers' BitsAndBytesConfig for `scheme` (int8 or nf4)."""
     if scheme not in QUANTIZE:
         raise UsageError(f"--quantize {scheme!r} is not one of {', '.join(QUANTIZE)}.")
-    from sktuning.extras import require
+    from sktuning.core.extras import require
 
     require("bitsandbytes", "quantize")
     import torch
@@ -31,22 +31,6 @@ def quantization_config(scheme: str, compute_dtype: Any = None):
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype or torch.float32)
-
-
-def keep_gradients_flowing(model) -> int:
-    """Stop bitsandbytes' CPU inference repacking of 4-bit weights; returns how many layers it touched.
-
-    bitsandbytes 0.50.2, on a CPU with AVX512-BF16, repacks a `Linear4bit`'s weight the first time the
-    layer runs in eval mode without gradients (SK-Prefix's text pass, any evaluation), and from then on
-    runs it through `gemv_4bit`, which has no backward: gradients to everything before the layer are
-    silently dropped, so the adapter never trains (only the head does). The frozen backbone is always
-    in eval mode, so that path must be off."""
-    touched = 0
-    for module in model.modules():
-        if getattr(module, "support_avx512bf16_for_cpu", False):
-            module.support_avx512bf16_for_cpu = False
-            touched += 1
-    return touched
 
 
 def quantized_scheme(model) -> str | None:

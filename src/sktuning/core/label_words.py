@@ -8,15 +8,15 @@ every input, and the head built from the LM head (a decoder) or the backbone's r
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from sktuning import backbone as bb
-from sktuning.config import SKTuningConfig
-from sktuning.heads import LabelWordHead, LanguageModelHead
+from sktuning.core import backbone as bb
+from sktuning.core.config import SKTuningConfig
+from sktuning.core.heads import LabelWordHead, LanguageModelHead
 
 
 def tokenize_template(tokenizer, config: SKTuningConfig) -> list[int]:

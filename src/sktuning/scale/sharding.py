@@ -17,7 +17,7 @@ an FSDP or DeepSpeed config file (see `plan_from_env`; examples/accelerate/ has 
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import json
 import os
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sktuning.backbone import base_model_of
-from sktuning.config import check_shardable
+from sktuning.core.backbone import base_model_of
+from sktuning.core.config import check_shardable
 
 ENGINES = ("fsdp", "zero3")
 
@@ -159,49 +159,6 @@ def _zero3(model: nn.Module, device: torch.device, plan: ShardingPlan) -> None:
                 module._buffers[name] = buffer.to(device)
     engine, *_ = deepspeed.initialize(model=backbone, config=config)
     model.zero3_engine = [engine]  # a list: the engine keeps its hooks' state, but is not a submodule
-
-
-class _OnBackward(torch.autograd.Function):
-    """The identity; calls `action()` when the gradient passes through, on the way back."""
-
-    @staticmethod
-    def forward(ctx, action, x):
-        ctx.action = action
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        ctx.action()
-        return None, grad
-
-
-def side_output_pass(backbone: nn.Module, inputs: torch.Tensor, run) -> torch.Tensor:
-    """`run(inputs)`: a pass of the backbone whose result leaves its layers other than through their
-    outputs (the keys and values the authors' SK-Prefix reads off the cache), such that its backward
-    finds FSDP's sharded weights gathered. FSDP gathers a layer's weights in the backward only for a
-    gradient that arrives through that layer's output; here the gradient arrives through the cache, so
-    the weights are gathered explicitly when it does, and given back once it has reached `inputs`. The
-    cost: for that stretch of the backward every layer is whole on every process at once (the
-    embeddings, which the text pass does not use, stay sharded), so the memory FSDP saves returns for
-    the text's backward; the text is a few tokens, its activations are small, the weights are not.
-    (DeepSpeed ZeRO-3 keeps its own account of which weights are gathered, which explicit gathering
-    upsets: `check_shardable` refuses that combination.)"""
-    from torch.distributed.fsdp import FSDPModule
-
-    embeddings = backbone.get_input_embeddings()
-    units = [m for m in backbone.modules() if isinstance(m, FSDPModule) and m is not embeddings]
-    if not (torch.is_grad_enabled() and units):
-        return run(inputs)
-
-    def gather() -> None:
-        for unit in units:
-            unit.unshard()
-
-    def give_back() -> None:
-        for unit in units:
-            unit.reshard()
-
-    return _OnBackward.apply(gather, run(_OnBackward.apply(give_back, inputs)))
 
 
 def reshard(model: nn.Module) -> None:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sktuning.backbone import accepts, eval_mode
-from sktuning.errors import BACKBONE_REFUSALS, UsageError, brief
-from sktuning.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
+from sktuning.core.backbone import accepts, eval_mode
+from sktuning.core.errors import BACKBONE_REFUSALS, UsageError, brief
+from sktuning.core.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
                                 text_key_values, unkept)
-from sktuning.padding import gather_positions, text_adjacent_order
-from sktuning.semantic import SemanticText
+from sktuning.core.padding import gather_positions, text_adjacent_order
+from sktuning.core.semantic import SemanticText
 
 
 class SemanticPrompt(SemanticText):

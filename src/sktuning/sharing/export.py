@@ -17,7 +17,7 @@ PEFT's task type is CAUSAL_LM for `task="causal-lm"` and FEATURE_EXTRACTION for 
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import json
 from pathlib import Path
@@ -26,12 +26,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sktuning.atomic import atomic_directory
-from sktuning.config import SKTuningConfig
-from sktuning.extras import require
-from sktuning.heads import TaskHead
-from sktuning.kv_prefix import uniform, writable_cache
-from sktuning.model import SKModel
+from sktuning.core.atomic import atomic_directory
+from sktuning.core.config import SKTuningConfig
+from sktuning.core.extras import require
+from sktuning.core.heads import TaskHead
+from sktuning.core.kv_prefix import uniform, writable_cache
+from sktuning.core.model import SKModel
 
 FORMATS = ("peft", "vllm-prompt-embeds")
 HEAD_WEIGHTS, HEAD_CONFIG = "sk_head.safetensors", "sk_head.json"

@@ -4,7 +4,7 @@ adapter's record before anything heavy loads."""
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import json
 import os

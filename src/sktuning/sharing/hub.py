@@ -17,9 +17,9 @@ from typing import Any
 
 from safetensors import safe_open
 
-from sktuning.atomic import atomic_directory
-from sktuning.adapter_format import CONFIG_NAME, WEIGHTS_NAME, resolve_adapter_folder, read_adapter_meta
-from sktuning.zoo import MODELS
+from sktuning.core.atomic import atomic_directory
+from sktuning.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME, resolve_adapter_folder, read_adapter_meta
+from sktuning.sharing.zoo import MODELS
 
 CARD_NAME = "README.md"
 #: the Hub's pipeline tag for each task type
@@ -89,7 +89,7 @@ def model_card(adapter_folder: str | Path, repo_id: str | None = None,
         lines.append("")
     load_name = base or training.get("model") or "<the backbone>"
     lines += ["## How to load it", "", "```python", "from sktuning import SKModel, predict",
-              "from sktuning.zoo import load_backbone", "",
+              "from sktuning.sharing.zoo import load_backbone", "",
               f'backbone, tokenizer = load_backbone("{load_name}")',
               f'model = SKModel.from_pretrained(backbone, "{reference}", tokenizer=tokenizer)',
               'print(predict(model.merge(), tokenizer, ["your text here"]).records)', "```", "",
@@ -114,16 +114,20 @@ def stage_upload(adapter_folder: str | Path, target: str | Path, repo_id: str | 
     return Path(target)
 
 
-def push_to_hub(adapter_folder: str | Path, repo_id: str, *, token: str | None = None, private: bool = False,
+def push_to_hub(adapter: Any, repo_id: str, *, token: str | None = None, private: bool = False,
                 commit_message: str = "Upload SK-Tuning adapter", metrics: dict[str, Any] | None = None) -> str:
-    """Create `repo_id` (if new) and upload the adapter with its card; returns the commit's URL."""
+    """Create `repo_id` (if new) and upload the adapter with its card; returns the commit's URL.
+    `adapter`: a folder written by `save_pretrained`, or an SKModel (saved to a scratch folder first)."""
     import tempfile
 
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as scratch:
-        staged = stage_upload(adapter_folder, Path(scratch) / "upload", repo_id, metrics)
+        if hasattr(adapter, "save_pretrained"):
+            adapter.save_pretrained(Path(scratch) / "adapter")
+            adapter = Path(scratch) / "adapter"
+        staged = stage_upload(adapter, Path(scratch) / "upload", repo_id, metrics)
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         info = api.upload_folder(repo_id=repo_id, folder_path=staged, commit_message=commit_message,
                                  repo_type="model")

@@ -14,7 +14,7 @@ fixed prefix needs (SK-Prefix always, SK-Prompt once merged on a causal decoder)
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError, brief
+from sktuning.core.errors import UsageError, brief
 
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -24,7 +24,7 @@ from torch import nn
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, LinearAttentionCacheLayerMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from sktuning.backbone import cache_argument, eval_mode, num_layers
+from sktuning.core.backbone import cache_argument, eval_mode, num_layers
 
 
 class PrefixLayer(DynamicLayer):

@@ -6,7 +6,7 @@ signature and the Cache API answer every question, so models written after this 
 
 from __future__ import annotations
 
-from sktuning.errors import UsageError
+from sktuning.core.errors import UsageError
 
 import inspect
 from contextlib import contextmanager
@@ -163,3 +163,19 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
         yield
     finally:
         module.train(was_training)
+
+
+def keep_gradients_flowing(model) -> int:
+    """Stop bitsandbytes' CPU inference repacking of 4-bit weights; returns how many layers it touched.
+
+    bitsandbytes 0.50.2, on a CPU with AVX512-BF16, repacks a `Linear4bit`'s weight the first time the
+    layer runs in eval mode without gradients (SK-Prefix's text pass, any evaluation), and from then on
+    runs it through `gemv_4bit`, which has no backward: gradients to everything before the layer are
+    silently dropped, so the adapter never trains (only the head does). The frozen backbone is always
+    in eval mode, so that path must be off."""
+    touched = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            touched += 1
+    return touched

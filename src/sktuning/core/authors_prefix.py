@@ -5,7 +5,7 @@ the reparametrisation. `adapter="authors-linear"` adds their shared Linear(head_
 the keys and values of every head and layer.
 
 What sktuning's default SK-Prefix does instead is read the text once and refine the frozen keys and
-values with a small adapter (`sktuning.prefix`). Here, as there, the text pass runs once per forward
+values with a small adapter (`sktuning.core.prefix`). Here, as there, the text pass runs once per forward
 at batch size 1 (never once per example) and its result is broadcast to the batch; it runs with the
 backbone in eval mode, so dropout is off and activation checkpointing (which drops caches) leaves it
 alone. At initialisation the embeddings are the word embeddings and the map is the identity, so the
@@ -17,10 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sktuning.errors import UsageError
-from sktuning.kv_prefix import text_key_values, unflatten_key_values, uniform
-from sktuning.prefix import SemanticPrefix
-from sktuning.sharding import side_output_pass
+from sktuning.core.errors import UsageError
+from sktuning.core.kv_prefix import text_key_values, unflatten_key_values, uniform
+from sktuning.core.prefix import SemanticPrefix
 
 
 class ReencodedText(nn.Module):
@@ -90,3 +89,46 @@ class AuthorsPrefix(SemanticPrefix):
 
     def prefix(self) -> torch.Tensor:
         raise RuntimeError("The authors' SK-Prefix needs the backbone to make its prefix: use key_values(backbone).")
+
+
+class _OnBackward(torch.autograd.Function):
+    """The identity; calls `action()` when the gradient passes through, on the way back."""
+
+    @staticmethod
+    def forward(ctx, action, x):
+        ctx.action = action
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.action()
+        return None, grad
+
+
+def side_output_pass(backbone: nn.Module, inputs: torch.Tensor, run) -> torch.Tensor:
+    """`run(inputs)`: a pass of the backbone whose result leaves its layers other than through their
+    outputs (the keys and values the authors' SK-Prefix reads off the cache), such that its backward
+    finds FSDP's sharded weights gathered. FSDP gathers a layer's weights in the backward only for a
+    gradient that arrives through that layer's output; here the gradient arrives through the cache, so
+    the weights are gathered explicitly when it does, and given back once it has reached `inputs`. The
+    cost: for that stretch of the backward every layer is whole on every process at once (the
+    embeddings, which the text pass does not use, stay sharded), so the memory FSDP saves returns for
+    the text's backward; the text is a few tokens, its activations are small, the weights are not.
+    (DeepSpeed ZeRO-3 keeps its own account of which weights are gathered, which explicit gathering
+    upsets: `check_shardable` refuses that combination.)"""
+    from torch.distributed.fsdp import FSDPModule
+
+    embeddings = backbone.get_input_embeddings()
+    units = [m for m in backbone.modules() if isinstance(m, FSDPModule) and m is not embeddings]
+    if not (torch.is_grad_enabled() and units):
+        return run(inputs)
+
+    def gather() -> None:
+        for unit in units:
+            unit.unshard()
+
+    def give_back() -> None:
+        for unit in units:
+            unit.reshard()
+
+    return _OnBackward.apply(gather, run(_OnBackward.apply(give_back, inputs)))
