@@ -59,8 +59,8 @@ test: install browser
 test-matrix: install
 	SKTUNING_MATRIX=all $(PY) -m pytest -q tests/test_architectures.py -m matrix
 
-test-fast: install browser
-	$(PY) -m pytest -q tests -m "not integration"
+test-fast: install
+	$(PY) -m pytest -q tests -m "not integration and not subprocess and not browser and not matrix"
 
 bench-overhead: install
 	$(PY) benchmarks/overhead.py

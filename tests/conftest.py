@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,25 @@ def in_process(monkeypatch):
         record.update(settings=dataclasses.asdict(settings), seconds=round(time.perf_counter() - started, 1))
         return record
     monkeypatch.setattr(runner, "run_in_subprocess", run)
+
+
+#: programs whose launch costs a Python start-up (about 8 s of imports here): a test that starts one
+#: carries @pytest.mark.subprocess, so that `make test-fast` can leave it out
+PYTHON_PROGRAMS = {os.path.basename(sys.executable), "python", "python3", "sktune", "torchrun", "accelerate", "ray"}
+
+
+@pytest.fixture(autouse=True)
+def _subprocess_marker_is_honest(request, monkeypatch):
+    """Fail a test that starts a Python program without the `subprocess` marker (the markers by cost stay
+    true as tests change, instead of being remembered)."""
+    if request.node.get_closest_marker("subprocess"):
+        return
+    started = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        program = args if isinstance(args, (str, bytes, os.PathLike)) else args[0]
+        if os.path.basename(os.fsdecode(program)).split()[0] in PYTHON_PROGRAMS:
+            pytest.fail(f"{request.node.nodeid} starts {program!r}: mark it @pytest.mark.subprocess", pytrace=False)
+        started(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)

@@ -24,7 +24,9 @@ def tiny_settings(tiny_model_dir) -> BenchSettings:
 def test_every_method_trains_and_reports(tiny_settings, method):
     record = run_one(tiny_settings, method, 1e-3, 0)
     assert [step for step, _ in record["curve"]] == [2, 4]
-    assert 0 <= record["test"]["accuracy"] <= 1 and record["trainable"] > 0
+    predictions, references = record["test_predictions"], record["test_references"]
+    assert len(predictions) == len(references) == 16 and record["trainable"] > 0
+    assert record["test"]["accuracy"] == sum(map(int.__eq__, predictions, references)) / 16
     if method == "full-ft":
         assert record["trainable"] == record["total"]
     elif method != "head-only":
@@ -162,6 +164,7 @@ def test_report_has_the_table_the_plot_and_the_claims(tiny_settings, tmp_path, i
     assert len((tmp_path / f"{name}.runs.jsonl").read_text().splitlines()) == 6
 
 
+@pytest.mark.subprocess
 def test_interrupted_suite_reports_what_is_done_and_resumes_in_phase_order(tiny_settings, tmp_path):
     methods = ["sk-prompt-scale", "head-only"]
     suite = Suite(tiny_settings, methods, seeds=[0, 1], grid=True, output=tmp_path)
@@ -195,6 +198,7 @@ def test_runs_with_another_budget_or_cut_short_are_not_reused(tiny_settings, tmp
         Suite(other, ["head-only"], seeds=[0, 1], grid=False, output=tmp_path).run(["seeds"])
 
 
+@pytest.mark.subprocess
 def test_cli_runs_in_phases_reports_only_on_request_and_rejects_bad_settings(tiny_model_dir, tmp_path, capsys):
     from sktuning.cli import main
 
@@ -488,6 +492,7 @@ def test_the_bench_groups_batches_by_length_only_when_its_settings_say_so(tiny_s
     assert [(a.group_by_length, a.data_order) for a in made] == [(False, "stream"), (True, "stream")]
 
 
+@pytest.mark.subprocess
 def test_ray_tasks_write_the_records_of_local_runs_and_a_crashed_worker_is_retried(tiny_settings, tmp_path,
                                                                                    monkeypatch):
     ray = pytest.importorskip("ray")

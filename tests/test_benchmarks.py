@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.subprocess  # every test here launches sktune or a script
+
 
 def run(*args: str) -> str:
     result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)

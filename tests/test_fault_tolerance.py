@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
@@ -18,6 +19,7 @@ def sktune(*args: str) -> list[str]:
     return [sys.executable, "-m", "sktuning.cli", "train", *args, "--quiet"]
 
 
+@pytest.mark.subprocess
 def test_kill_9_then_resume_gives_the_bit_identical_adapter(tiny_model_dir, data_dir, tmp_path):
     common = ["--model", tiny_model_dir, "--train", str(data_dir / "train.csv"), "--validation",
               str(data_dir / "validation.csv"), "--test", str(data_dir / "test.csv"), "--steps", "400",

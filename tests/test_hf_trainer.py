@@ -3,6 +3,7 @@ predicts; saved models, checkpoints, the best model and a resumed run go through
 code paths and hold the adapter and head only, in a folder SKModel.from_pretrained loads."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,9 +82,11 @@ def test_trainer_trains_saves_the_adapter_only_and_it_loads_back(tiny_model_dir,
     checkpoint = tmp_path / "hf" / "checkpoint-6"
     assert {"optimizer.pt", "trainer_state.json"} <= {p.name for p in checkpoint.iterdir()}
     assert_holds_the_adapter_only(checkpoint, model)
-    assert SKModel.from_pretrained(load_backbone(tiny_model_dir)[0], checkpoint) is not None  # a checkpoint loads too
+    from_checkpoint = SKModel.from_pretrained(load_backbone(tiny_model_dir)[0], checkpoint)  # a checkpoint loads too
+    on_disk, loaded = adapter_on_disk(checkpoint), from_checkpoint.trainable_state_dict()
+    assert loaded.keys() == on_disk.keys() and all(torch.equal(loaded[k], on_disk[k]) for k in on_disk)
     scores = trainer.evaluate(data["test"])
-    assert 0 <= scores["eval_accuracy"] <= 1
+    assert scores["eval_accuracy"] * len(data["test"]) == round(scores["eval_accuracy"] * len(data["test"]))
     trainer.save_model(str(tmp_path / "final"))
     assert_holds_the_adapter_only(tmp_path / "final", model)
     loaded = SKModel.from_pretrained(load_backbone(tiny_model_dir)[0], tmp_path / "final")
@@ -215,13 +218,16 @@ def test_trl_sft_trainer_trains_a_causal_lm_adapter_and_saves_it_alone(tmp_path)
     assert torch.equal(loaded(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
 
 
+@pytest.mark.subprocess
 def test_the_trainer_example_runs(tiny_model_dir, tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "examples/hf_trainer.py", "--model", tiny_model_dir, "--steps", "2",
+    example = Path(__file__).parents[1] / "examples" / "hf_trainer.py"
+    result = subprocess.run([sys.executable, str(example), "--model", tiny_model_dir, "--steps", "2",
                              "--max-train", "32", "--output", str(tmp_path / "out")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test_accuracy" in result.stdout
-    assert SKModel.from_pretrained(load_backbone(tiny_model_dir)[0], tmp_path / "out" / "adapter") is not None
+    loaded = SKModel.from_pretrained(load_backbone(tiny_model_dir)[0], tmp_path / "out" / "adapter")
+    assert loaded.trainable_state_dict().keys() == adapter_on_disk(tmp_path / "out" / "adapter").keys()

@@ -83,6 +83,7 @@ def test_the_upload_sends_the_adapter_and_the_card_only(run_folder, tmp_path, mo
         model.push_to_hub("someone/again")
 
 
+@pytest.mark.subprocess
 def test_a_repo_id_loads_from_a_snapshot_laid_out_as_the_hub_caches_it(run_folder, tmp_path):
     folder, model = run_folder
     cache = tmp_path / "hub-cache"

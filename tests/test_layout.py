@@ -103,10 +103,12 @@ def loaded_after(code: str) -> set[str]:
     return set(out.split())
 
 
+@pytest.mark.subprocess
 def test_import_sktuning_loads_nothing_heavy():
     assert not loaded_after("import sktuning") & set(HEAVY + ("torch", "transformers"))
 
 
+@pytest.mark.subprocess
 def test_the_core_api_loads_torch_and_transformers_but_no_extra():
     loaded = loaded_after("from sktuning import SKModel, SKTuningConfig, get_sk_model, predict")
     assert {"torch", "transformers", "safetensors"} <= loaded
@@ -114,6 +116,7 @@ def test_the_core_api_loads_torch_and_transformers_but_no_extra():
     assert not loaded & (set(HEAVY) - {"scipy"})
 
 
+@pytest.mark.subprocess
 def test_help_and_argument_errors_load_no_torch():
     code = """
 import contextlib, io
@@ -153,6 +156,7 @@ def test_no_public_name_is_shadowed_by_a_submodule():
         assert not clashes, f"{package} exports {clashes}, which are also its submodules"
 
 
+@pytest.mark.subprocess
 def test_public_names_survive_their_modules_being_imported_first():
     code = """
 import sktuning.inference.prediction, sktuning.core.model, sktuning.training.loop  # the submodules first, as the CLI does
@@ -185,6 +189,7 @@ def test_a_missing_extra_is_named_with_the_command_that_installs_it():
     assert require("json", "data").dumps([1]) == "[1]"
 
 
+@pytest.mark.subprocess
 def test_inference_works_without_the_data_extra(tmp_path):
     """predict() and SKModel need neither datasets nor pandas nor sklearn: blocked here, they are not missed."""
     code = f"""

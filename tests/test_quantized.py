@@ -70,6 +70,7 @@ def test_quantized_runs_are_refused_with_sharding_and_unknown_schemes():
         RunSpec(quantize="int4")
 
 
+@pytest.mark.subprocess
 def test_the_cli_trains_quantized_and_predict_loads_the_backbone_as_it_was_trained(llama_dir, data_dir, tmp_path):
     out = tmp_path / "run"
     train = subprocess.run([sys.executable, "-m", "sktuning.cli", "train", "--model", llama_dir, "--train",

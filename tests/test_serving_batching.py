@@ -257,6 +257,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_sigterm_finishes_the_requests_in_flight_and_exits_0(tiny_model_dir, folder):
     import httpx
 
@@ -294,6 +295,7 @@ def _healthy(url: str) -> bool:
         return False
 
 
+@pytest.mark.subprocess
 def test_an_adapter_of_another_backbone_is_refused_at_start_as_predict_refuses_it(folder, tmp_path):
     from conftest import tiny_backbone, tiny_tokenizer
 

@@ -50,6 +50,7 @@ def sktune(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.integration
+@pytest.mark.subprocess
 def test_adapters_of_two_bundled_tasks_served_together_answer_as_sktune_predict(tmp_path):
     runs = {"rt": ("rt-polarity", "prefix"), "trec": ("trec", "prompt")}
     for name, (task, mode) in runs.items():

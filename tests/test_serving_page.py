@@ -22,8 +22,9 @@ from sktuning.inference.prediction import predict  # noqa: E402
 from sktuning.sharing.zoo import load_backbone  # noqa: E402
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="Debian's chromium and chromium-driver are not installed (make install does it)")
+pytestmark = [pytest.mark.browser, pytest.mark.subprocess,
+              pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                 reason="Debian's chromium and chromium-driver are not installed (make install does it)")]
 LABELS = ["<b>bold</b>", "<img src=x onerror=document.title='owned'>", "plain & simple"]
 
 
