@@ -195,3 +195,13 @@ def test_what_each_task_decides_elsewhere():
     assert [t.hub_pipeline for t in (SINGLE, MULTI, TOKEN, REGRESSION, CAUSAL)] == [
         "text-classification", "text-classification", "token-classification", "text-classification",
         "text-generation"]
+
+
+def test_default_texts_name_the_labels_a_data_set_came_with():
+    assert SINGLE.default_text(["neg", "neu", "pos"], pair=False) == "Classify this text as neg, neu or pos. Text:"
+    assert SINGLE.default_text([str(i) for i in range(11)], pair=True) == "Classify these two texts. Texts:"
+    assert MULTI.default_text(["x", "y"], pair=False) == "Label this text with each of x, y that applies. Text:"
+    assert TOKEN.default_text(["O", "B-PER"], pair=False) == "Tag each word of this sentence with one of: O, B-PER. Sentence:"
+    assert REGRESSION.default_text([], pair=True) == "Give a score for these two texts. Texts:"
+    with pytest.raises(UsageError, match="no default text: give one"):
+        CAUSAL.default_text([], pair=False)

@@ -89,6 +89,10 @@ class Task:
         """The metrics (of `sktuning.core.metrics`) a data set of this task is scored with, headline first."""
         return []
 
+    def default_text(self, label_names: Sequence[str], pair: bool) -> str:
+        """The semantic text for a data set of this task that came without one (your own files)."""
+        raise UsageError(f"A {self.name} task has no default text: give one (--text).")
+
     def __repr__(self) -> str:
         return f"<task {self.described}>"
 
@@ -106,6 +110,10 @@ def _check_class_ids(task: Task, labels: torch.Tensor, valid: torch.Tensor, num_
     if valid.numel() and (valid.min() < 0 or valid.max() >= num_labels):
         raise UsageError(f"labels must lie in [0, {num_labels - 1}] (num_labels={num_labels}), got values from "
                          f"{int(valid.min())} to {int(valid.max())}.")
+
+
+def _subject(pair: bool) -> str:
+    return "these two texts" if pair else "this text"
 
 
 def _probabilities(names: Sequence[str], probabilities: Sequence[float]) -> dict[str, float]:
@@ -151,6 +159,10 @@ class SingleLabelClassification(Task):
     def default_metrics(self, label_names):
         return ["accuracy", "macro_f1"]
 
+    def default_text(self, label_names, pair):
+        classes = f" as {', '.join(label_names[:-1])} or {label_names[-1]}" if len(label_names) <= 10 else ""
+        return f"Classify {_subject(pair)}{classes}. {'Texts' if pair else 'Text'}:"
+
 
 class MultiLabelClassification(Task):
     """Independent yes/no labels per input (a sigmoid each, binary cross-entropy)."""
@@ -180,6 +192,10 @@ class MultiLabelClassification(Task):
 
     def default_metrics(self, label_names):
         return ["accuracy", "macro_f1"]  # scikit-learn reads 0/1 rows as label sets: exact-set accuracy
+
+    def default_text(self, label_names, pair):
+        listed = f" with each of {', '.join(label_names)} that applies" if len(label_names) <= 10 else ""
+        return f"Label {_subject(pair)}{listed}. {'Texts' if pair else 'Text'}:"
 
 
 class TokenClassification(Task):
@@ -223,6 +239,9 @@ class TokenClassification(Task):
         bio = all(n == "O" or n[:2] in ("B-", "I-") for n in label_names) and any(n != "O" for n in label_names)
         return ["seqeval_f1", "token_accuracy"] if bio else ["token_accuracy"]
 
+    def default_text(self, label_names, pair):
+        return f"Tag each word of this sentence with one of: {', '.join(label_names)}. Sentence:"
+
 
 class Regression(Task):
     """`num_labels` real values per input (mean squared error)."""
@@ -255,6 +274,9 @@ class Regression(Task):
     def default_metrics(self, label_names):
         return ["pearson", "spearman"]
 
+    def default_text(self, label_names, pair):
+        return f"Give a score for {_subject(pair)}. {'Texts' if pair else 'Text'}:"
+
 
 class CausalLanguageModelling(Task):
     """The next token at every position, through the backbone's own frozen LM head (cross-entropy)."""
@@ -283,6 +305,8 @@ TASKS: tuple[Task, ...] = (SingleLabelClassification(), MultiLabelClassification
                            Regression(), CausalLanguageModelling())
 #: the values of `SKTuningConfig.task`
 TASK_TYPES = tuple(dict.fromkeys(task.name for task in TASKS))
+#: the task kinds a data file (or data set) can hold: every kind with labels to read (a causal LM writes text)
+FILE_TASK_TYPES = tuple(dict.fromkeys(task.name for task in TASKS if not task.generates))
 
 
 def task_named(name: str, multi_label: bool = False) -> Task:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sktuning.core.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS, check_mode_and_adapter, check_shardable
-from sktuning.core.tasks import TASKS, task_named
+from sktuning.core.tasks import FILE_TASK_TYPES, task_named
 
 #: training length when neither steps nor epochs is given (chosen on rt-polarity's validation split)
 DEFAULT_STEPS = 200
@@ -23,8 +23,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 SHARD_ENGINES = ("fsdp", "zero3")
 #: where the training loop's numbers also go (sktuning.training.tracking)
 REPORT_TO = ("none", "tensorboard", "wandb")
-#: the task kinds a data file can hold: every kind with labels to read (a causal LM writes text)
-FILE_TASK_TYPES = tuple(dict.fromkeys(task.name for task in TASKS if not task.generates))
 #: bitsandbytes schemes for a frozen backbone (sktuning.scale.quantization, kept here so the CLI loads no torch)
 QUANTIZE = ("int8", "nf4")
 
