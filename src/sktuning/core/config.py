@@ -89,11 +89,11 @@ class SKTuningConfig:
                                  f"({takers}), not task={self.task!r}: leave it out.")
 
     def _check_label_words(self) -> None:
-        if not task_of(self).one_class_per_input:
+        task = task_of(self)
+        if not task.one_class_per_input:
             needed = " or ".join(t.described for t in TASKS if t.one_class_per_input)
             raise UsageError(f"head='label-words' scores one label per input: it needs {needed}, got "
-                             f"task={self.task!r}{' with multi_label=True' if self.multi_label else ''}; "
-                             "use head='linear'.")
+                             f"{task.described}; use head='linear'.")
         words = self.label_words
         if not isinstance(words, (list, tuple)) or len(words) != self.num_labels:
             raise UsageError(f"head='label-words' needs label_words: one list of words per label, "
