@@ -3,13 +3,14 @@
 import pytest
 from conftest import tiny_tokenizer
 
+from sktuning.core.tasks import task_named
 from sktuning.data.encoding import InputEncoder
 
 
 def test_pair_inputs_keep_a_separator_when_the_text_took_the_start_token():
     tok = tiny_tokenizer()
     tok.add_special_tokens({"sep_token": "<sep>"})
-    encoder = InputEncoder(tok, [2, 7], "sequence-classification", 32)  # text starts with <s>
+    encoder = InputEncoder(tok, [2, 7], task_named("sequence-classification"), 32)  # text starts with <s>
     ids = encoder.encode_rows({"text": ["w8 w9"], "text_pair": ["w10"], "label": [0]})["input_ids"][0]
     assert ids == [8, 9, 4, 10]  # <sep> (id 4) between the two texts, no second <s>
 
@@ -19,7 +20,7 @@ def test_a_long_pair_is_cut_longer_text_first_so_the_second_text_survives(separa
     tok = tiny_tokenizer()
     if separator:
         tok.add_special_tokens({"sep_token": "<sep>"})
-    encoder = InputEncoder(tok, [2, 7], "sequence-classification", 8)  # text took <s>: no special tokens
+    encoder = InputEncoder(tok, [2, 7], task_named("sequence-classification"), 8)  # text took <s>: no special tokens
     premise = " ".join(f"w{i}" for i in range(10, 20))
     rows = {"text": [premise, premise, "w30"], "text_pair": ["w50 w51 w52", "w60 w61 w62 w63 w64 w65 w66 w67 w68 w69",
                                                            "w70 w71"], "label": [0, 1, 0]}
@@ -34,7 +35,7 @@ def test_a_long_pair_is_cut_longer_text_first_so_the_second_text_survives(separa
 
 
 def test_encoder_marks_exactly_the_rows_it_cut():
-    encoder = InputEncoder(tiny_tokenizer(), [7], "sequence-classification", max_length=4)
+    encoder = InputEncoder(tiny_tokenizer(), [7], task_named("sequence-classification"), max_length=4)
     rows = {"text": ["w8 w9", "w8 w9 w10", "w8 w9 w10 w11 w12", "w8 w9 w10 w11"], "label": [0, 1, 0, 1]}
     out = encoder.encode_rows(rows)
     assert [len(ids) for ids in out["input_ids"]] == [3, 4, 4, 4]  # <s> counts: the tokenizer adds it

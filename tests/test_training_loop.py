@@ -6,6 +6,7 @@ import torch
 from conftest import tiny_backbone, tiny_tokenizer
 
 from sktuning import SKTuningConfig, get_sk_model
+from sktuning.core.tasks import task_named
 from sktuning.data.encoding import InputEncoder
 from sktuning.inference.prediction import predict_rows
 from sktuning.training import Trainer, TrainingArguments
@@ -28,7 +29,7 @@ def toy_rows(n: int, seed: int) -> list[dict]:
 def make_trainer(tmp_path, steps=40, seed=0, **kw):
     tok = tiny_tokenizer()
     model = get_sk_model(tiny_backbone("llama"), tok, SKTuningConfig(mode="prefix", text="w5 w6", num_labels=2, pooling="mean"))
-    encoder = InputEncoder(tok, model.semantic.text_input_ids.tolist(), "sequence-classification", 32)
+    encoder = InputEncoder(tok, model.semantic.text_input_ids.tolist(), task_named("sequence-classification"), 32)
     train = encoder.encode(toy_rows(256, 1))
     val = encoder.encode(toy_rows(64, 2))
     args = TrainingArguments(output_dir=str(tmp_path), steps=steps, batch_size=16, learning_rate=1e-2,
@@ -171,7 +172,7 @@ def test_the_benchs_options_reproduce_its_former_loop_bit_for_bit(method):
     tok = tiny_tokenizer()
     config = SKTuningConfig(text="w5 w6", num_labels=2, pooling="mean")
     text_ids = [2, 5, 6]
-    encoder = InputEncoder(tok, text_ids, "sequence-classification", 32)
+    encoder = InputEncoder(tok, text_ids, task_named("sequence-classification"), 32)
     train, val = encoder.encode(toy_rows(50, 1)), encoder.encode(toy_rows(24, 2))  # 50 rows: batches cross epochs
 
     def build():

@@ -19,7 +19,8 @@ from transformers.cache_utils import DynamicCache
 from sktuning.core import backbone as bb
 from sktuning.core.config import SKTuningConfig
 from sktuning.core.extras import require
-from sktuning.core.heads import TaskHead, task_loss
+from sktuning.core.heads import TaskHead
+from sktuning.core.tasks import task_of
 from sktuning.core.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values, writable_cache
 from sktuning.bench.settings import ALL_METHODS
 from sktuning.core.model import SKModel, SKModelOutput
@@ -60,7 +61,7 @@ class HeadOnTop(nn.Module):
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         hidden = hidden[:, self.skip:]
         logits = self.head(hidden, attention_mask)
-        return SKModelOutput(loss=task_loss(logits, labels, self.sk_config) if labels is not None else None,
+        return SKModelOutput(loss=task_of(self.sk_config).loss(logits, labels) if labels is not None else None,
                              logits=logits)
 
     # what the training loop keeps of the best model: every trainable tensor (the whole model for full-ft)

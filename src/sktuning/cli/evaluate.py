@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from sktuning.cli.options import add_model_and_data, positive_int
+from sktuning.core.tasks import task_named, task_of
 
 
 def add_parser(sub) -> None:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
               "examples": len(rows), "environment": environment()}
     target = (Path(args.output_file) if args.output_file
               else Path(args.adapter).parent / f"eval-{data.name}-{args.split}.json")
-    if config.task == "sequence-classification" and not config.multi_label and data.label_names:
+    if task_of(config).one_class_per_input and data.label_names:
         from sktuning.training.tracking import plot_confusion
 
         result["confusion_matrix"] = str(plot_confusion(predictions, references, data.label_names,
@@ -149,7 +150,7 @@ def score(model, tokenizer, data, args: argparse.Namespace, max_length: int):
     from sktuning.core.metrics import compute_metrics
     from sktuning.inference.prediction import predict_rows
 
-    encoder = InputEncoder.for_model(model, tokenizer, max_length, data.task)
+    encoder = InputEncoder.for_model(model, tokenizer, max_length, task_named(data.task))
     rows = encoder.encode(data.splits[args.split], args.split)
     predictions, references, _ = predict_rows(model.merge(), encoder, rows, args.batch_size)
     return compute_metrics(data.metrics, predictions, references, data.label_names), predictions, references, rows

@@ -9,8 +9,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sktuning.core.tasks import TASK_TYPES, TASKS, SingleLabelClassification, task_of
+
 MODES = ("prefix", "prompt")
-TASK_TYPES = ("sequence-classification", "token-classification", "regression", "causal-lm")
 POOLINGS = ("last", "mean", "cls")
 #: the sequence-classification heads: a new linear map, or the label words' own output rows (sktuning.core.heads)
 HEADS = ("linear", "label-words")
@@ -28,7 +29,7 @@ class SKTuningConfig:
 
     mode: str = field(default="prefix", metadata={"help": "'prefix': the text's per-layer keys/values; 'prompt': its input embeddings."})
     text: str = field(default="", metadata={"help": "The semantic text, e.g. 'Classify the sentiment of this review:'."})
-    task: str = field(default="sequence-classification", metadata={"help": "One of " + ", ".join(TASK_TYPES) + "."})
+    task: str = field(default=SingleLabelClassification.name, metadata={"help": "One of " + ", ".join(TASK_TYPES) + "."})
     num_labels: int = field(default=2, metadata={"help": "Classes (classification) or outputs (regression); "
                                                           "unused for causal-lm (the backbone's own LM head)."})
     multi_label: bool = field(default=False, metadata={"help": "Sequence classification with independent labels (BCE loss)."})
@@ -57,13 +58,9 @@ class SKTuningConfig:
         _check_choice("pooling", self.pooling, POOLINGS)
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
             raise UsageError(f"SKTuningConfig.num_labels must be an integer >= 1, got {self.num_labels!r}.")
-        if self.task == "sequence-classification" and not self.multi_label and self.num_labels < 2:
-            raise UsageError("Single-label classification needs num_labels >= 2; use task='regression' for one output "
-                             "or multi_label=True for independent binary labels.")
         if not isinstance(self.multi_label, bool):
             raise UsageError(f"SKTuningConfig.multi_label must be true or false, got {self.multi_label!r}.")
-        if self.multi_label and self.task != "sequence-classification":
-            raise UsageError("multi_label=True applies only to task='sequence-classification'.")
+        task_of(self).check_config(self)  # task_of refuses multi_label where the task has no such kind
         if isinstance(self.adapter_rank, bool) or not isinstance(self.adapter_rank, int) or self.adapter_rank < 1:
             raise UsageError(f"SKTuningConfig.adapter_rank must be an integer >= 1, got {self.adapter_rank!r}.")
         if not isinstance(self.head_dropout, (int, float)) or not 0.0 <= self.head_dropout < 1.0:
@@ -86,15 +83,17 @@ class SKTuningConfig:
             if not isinstance(self.answer_template, str) or not self.answer_template.strip():
                 raise UsageError(f"SKTuningConfig.answer_template must be a non-empty text such as ' Answer:', got "
                                  f"{self.answer_template!r}; leave it None for no template.")
-            if self.task not in ("sequence-classification", "regression"):
+            if not task_of(self).takes_answer_template:
+                takers = ", ".join(dict.fromkeys(t.name for t in TASKS if t.takes_answer_template))
                 raise UsageError(f"answer_template is appended after every input for a sequence-level task "
-                                 f"(sequence-classification, regression), not task={self.task!r}: leave it out.")
+                                 f"({takers}), not task={self.task!r}: leave it out.")
 
     def _check_label_words(self) -> None:
-        if self.task != "sequence-classification" or self.multi_label:
-            raise UsageError(f"head='label-words' scores one label per input: it needs "
-                             f"task='sequence-classification' without multi_label, got task={self.task!r}"
-                             f"{' with multi_label=True' if self.multi_label else ''}; use head='linear'.")
+        task = task_of(self)
+        if not task.one_class_per_input:
+            needed = " or ".join(t.described for t in TASKS if t.one_class_per_input)
+            raise UsageError(f"head='label-words' scores one label per input: it needs {needed}, got "
+                             f"{task.described}; use head='linear'.")
         words = self.label_words
         if not isinstance(words, (list, tuple)) or len(words) != self.num_labels:
             raise UsageError(f"head='label-words' needs label_words: one list of words per label, "

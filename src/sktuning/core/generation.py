@@ -12,6 +12,7 @@ from sktuning.core.errors import UsageError
 import torch
 
 from sktuning.core import backbone as bb
+from sktuning.core.tasks import TASKS, task_of
 
 
 @torch.no_grad()
@@ -24,8 +25,9 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     As in transformers: `eos_token_id` may list several ids (any of them ends a row), `top_k=0` or
     None samples from the whole vocabulary, and finished rows are filled with `pad_token_id`.
     """
-    if model.sk_config.task != "causal-lm":
-        raise UsageError(f"generate() needs an SKModel built with task='causal-lm', not {model.sk_config.task!r}.")
+    if not task_of(model.sk_config).generates:
+        writers = " or ".join(t.described for t in TASKS if t.generates)
+        raise UsageError(f"generate() needs an SKModel built with {writers}, not {model.sk_config.task!r}.")
     if max_new_tokens < 1:
         raise UsageError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
     if do_sample and temperature <= 0:

@@ -1,4 +1,5 @@
-"""Task heads: masked pooling, a linear head, and the loss that fits the task.
+"""Task heads: masked pooling, a linear head, the backbone's LM head and the label-word head (each
+task's loss is its task object's, `sktuning.core.tasks`).
 
 Shapes: hidden states of the input tokens (batch, seq, d) and their mask (batch, seq) ->
 sequence logits (batch, num_labels), or token logits (batch, seq, num_labels) for the input
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sktuning.core.config import SKTuningConfig
+from sktuning.core.tasks import task_of
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -36,14 +38,14 @@ class TaskHead(nn.Module):
 
     def __init__(self, config: SKTuningConfig, hidden_size: int, initializer_range: float = 0.02):
         super().__init__()
-        self.task, self.pooling = config.task, config.pooling
+        self.per_token, self.pooling = task_of(config).word_level, config.pooling
         self.dropout = nn.Dropout(config.head_dropout)
         self.classifier = nn.Linear(hidden_size, config.num_labels)
         nn.init.normal_(self.classifier.weight, std=initializer_range)
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.task != "token-classification":
+        if not self.per_token:
             hidden = pool(hidden, mask, self.pooling)
         return self.classifier(self.dropout(hidden.to(self.classifier.weight.dtype)))
 
@@ -128,55 +130,6 @@ class LanguageModelHead(nn.Module):
                     return cls(head, scale, softcap), error
                 best = min(best, error)
         return None, best
-
-
-def check_labels(labels: torch.Tensor, config: SKTuningConfig, batch: int, seq: int) -> None:
-    """Reject labels whose shape or values cannot belong to this task, before the loss hides why."""
-    n = config.num_labels
-    if config.task == "causal-lm":
-        if tuple(labels.shape) != (batch, seq) or labels.is_floating_point():
-            raise UsageError(f"labels have shape {tuple(labels.shape)} but task 'causal-lm' expects ({batch}, {seq}) "
-                             "integer target token ids (-100 where no loss is wanted).")
-        return
-    if config.task == "token-classification":
-        expected, ok = f"({batch}, {seq}) integer tag ids (-100 to ignore)", tuple(labels.shape) == (batch, seq)
-    elif config.task == "regression":
-        shapes = [(batch,), (batch, 1)] if n == 1 else [(batch, n)]
-        expected, ok = " or ".join(map(str, shapes)) + " floats", tuple(labels.shape) in shapes
-    elif config.multi_label:
-        expected, ok = f"({batch}, {n}) 0/1 targets", tuple(labels.shape) == (batch, n)
-    else:
-        expected, ok = f"({batch},) integer class ids", tuple(labels.shape) == (batch,)
-    if not ok:
-        raise UsageError(f"labels have shape {tuple(labels.shape)} but task {config.task!r} with num_labels={n} "
-                         f"expects {expected}.")
-    if config.task in ("sequence-classification", "token-classification") and not config.multi_label:
-        if labels.is_floating_point():
-            raise UsageError(f"labels must be integer class ids for task {config.task!r}, got {labels.dtype}.")
-        valid = labels[labels != -100] if config.task == "token-classification" else labels
-        if valid.numel() and (valid.min() < 0 or valid.max() >= n):
-            raise UsageError(f"labels must lie in [0, {n - 1}] (num_labels={n}), got values from "
-                             f"{int(valid.min())} to {int(valid.max())}.")
-
-
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, config: SKTuningConfig, reduction: str = "mean") -> torch.Tensor:
-    """The task's loss; `reduction="sum"` for token-level tasks lets data parallelism divide by the
-    global token count (each shard's own mean would weigh a shard's tokens by its size)."""
-    logits = logits.float()
-    if config.task == "causal-lm":  # position t predicts token t + 1
-        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                               ignore_index=-100, reduction=reduction)
-    if config.task == "regression":
-        return F.mse_loss(logits.squeeze(-1) if labels.dim() == 1 else logits, labels.float(), reduction=reduction)
-    if config.multi_label:
-        return F.binary_cross_entropy_with_logits(logits, labels.float(), reduction=reduction)
-    return F.cross_entropy(logits.reshape(-1, config.num_labels), labels.reshape(-1), ignore_index=-100,
-                           reduction=reduction)
-
-
-def counted_targets(labels: torch.Tensor, config: SKTuningConfig) -> torch.Tensor:
-    """How many targets a token-level loss averages over (labels that are not -100)."""
-    return ((labels[:, 1:] if config.task == "causal-lm" else labels) != -100).sum()
 
 
 class LabelWordHead(nn.Module):

@@ -32,7 +32,7 @@ from sktuning.core.adapter_io import load_sk_model, state_dict_names
 from sktuning.core.atomic import atomic_directory, sha256_of
 from sktuning.core.authors_prefix import AuthorsPrefix
 from sktuning.core.config import AUTHORS_KINDS, SKTuningConfig
-from sktuning.core.heads import LanguageModelHead, TaskHead, check_labels, task_loss
+from sktuning.core.heads import LanguageModelHead, TaskHead
 from sktuning.core.label_words import (append_template, check_head_ids, label_word_head, output_embeddings,
                                   tokenize_label_words, tokenize_template)
 from sktuning.core.padding import streams_first
@@ -40,6 +40,7 @@ from sktuning.core.prefix import SemanticPrefix
 from sktuning.core.prompt import SemanticPrompt
 from sktuning.core.semantic import SemanticText
 from sktuning.core.special_tokens import tokenize_text
+from sktuning.core.tasks import task_of
 from sktuning.core.version import __version__
 
 __all__ = ["SKModel", "SKModelOutput", "get_sk_model", "tokenize_text"]
@@ -76,7 +77,7 @@ class SKModel(PreTrainedModel):
         if not isinstance(config, SKTuningConfig):
             raise UsageError(f"config must be an SKTuningConfig, got {type(config).__name__}.")
         check_head_ids(config, label_word_ids, template_input_ids)
-        causal_lm = backbone if config.task == "causal-lm" else None
+        causal_lm = backbone if task_of(config).generates else None
         head = _language_model_head(backbone) if causal_lm is not None else None
         word_lm = backbone if config.head == "label-words" and output_embeddings(backbone) is not None else None
         backbone = bb.base_model_of(backbone)
@@ -189,7 +190,7 @@ class SKModel(PreTrainedModel):
                                  "inputs with add_special_tokens=False (sktuning.data.encoding.InputEncoder, "
                                  "sktune and predict() apply that rule).")
         if labels is not None:
-            check_labels(labels, self.sk_config, batch, seq)
+            task_of(self.sk_config).check_labels(labels, self.sk_config.num_labels, batch, seq)
         if self.template_input_ids.numel():
             input_ids, inputs_embeds, attention_mask, token_type_ids = append_template(
                 self.template_input_ids, self.backbone, input_ids, inputs_embeds, attention_mask, token_type_ids)
@@ -210,7 +211,7 @@ class SKModel(PreTrainedModel):
         if output_hidden_states:
             hidden_states = tuple(h[:, :, skip:] if streams_first(h, out.last_hidden_state) else h[:, skip:]
                                   for h in out.hidden_states)
-        loss = task_loss(logits, labels, self.sk_config) if labels is not None else None
+        loss = task_of(self.sk_config).loss(logits, labels) if labels is not None else None
         return SKModelOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 
     def check_fits(self, tokens: int, what: str = "input tokens") -> None:

@@ -20,11 +20,11 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from sktuning.core.special_tokens import inputs_take_special_tokens
+from sktuning.core.tasks import IGNORE_INDEX, Task, task_of
 
 logger = logging.getLogger(__name__)
 
 PAIR_SEPARATOR = "\n"
-IGNORE = -100
 
 
 def _longest_first(first: int, second: int, overflow: int) -> tuple[int, int]:
@@ -44,12 +44,13 @@ class InputEncoder:
     """Tokenizes task rows for one semantic text and pads them into batches."""
 
     @classmethod
-    def for_model(cls, model, tokenizer, max_length: int = 128, task: str | None = None) -> "InputEncoder":
+    def for_model(cls, model, tokenizer, max_length: int = 128, task: Task | None = None) -> "InputEncoder":
         """The encoder for an `SKModel`: its text's special-token rule and its input-length rule
         (`max_length`, fewer where the backbone's positions leave less room after the text)."""
-        return cls(tokenizer, model.text_token_ids, task or model.sk_config.task, model.input_length(max_length))
+        return cls(tokenizer, model.text_token_ids, task or task_of(model.sk_config), model.input_length(max_length))
 
-    def __init__(self, tokenizer, text_input_ids: Sequence[int], task: str, max_length: int = 128):
+    def __init__(self, tokenizer, text_input_ids: Sequence[int], task: Task, max_length: int = 128):
+        """`task` (`sktuning.core.tasks`) decides whether rows are words to tag and how labels batch."""
         self.tokenizer, self.task, self.max_length = tokenizer, task, max_length
         self.add_special_tokens = inputs_take_special_tokens(tokenizer, text_input_ids)
         # native pair encoding puts the separator in only together with the other special tokens
@@ -60,7 +61,7 @@ class InputEncoder:
     # -- encoding ------------------------------------------------------------------------------
     def encode_rows(self, rows: dict[str, list]) -> dict[str, list]:
         """A batch of rows (columnar, as `datasets.map(batched=True)` gives them) -> token ids."""
-        if self.task == "token-classification":
+        if self.task.word_level:
             return self._encode_tokens(rows)
         texts, pairs = rows["text"], rows.get("text_pair")
         joined = False
@@ -130,7 +131,7 @@ class InputEncoder:
             out["truncated"].append(len(word_ids) >= self.max_length and last < len(words) - 1)
             if "tags" in rows:
                 tags = rows["tags"][i]
-                out["labels"].append([tags[w] if f else IGNORE for w, f in zip(word_ids, first)])
+                out["labels"].append([tags[w] if f else IGNORE_INDEX for w, f in zip(word_ids, first)])
         if not out["labels"]:
             del out["labels"]
         return out
@@ -169,12 +170,7 @@ class InputEncoder:
         if "token_type_ids" in features[0]:
             batch["token_type_ids"] = torch.tensor([pad(f["token_type_ids"], 0) for f in features])
         if "labels" in features[0]:
-            if self.task == "token-classification":
-                batch["labels"] = torch.tensor([pad(f["labels"], IGNORE) for f in features])
-            elif self.task == "regression":
-                batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float)
-            else:
-                batch["labels"] = torch.tensor([f["labels"] for f in features])
+            batch["labels"] = self.task.collate_labels([f["labels"] for f in features], pad)
         if "word_ids" in features[0]:
             batch["word_ids"] = torch.tensor([pad(f["word_ids"], -1) for f in features])
         return batch

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sktuning.data.bundled import BUNDLED_TASKS
+from sktuning.core.tasks import task_named
 from sktuning.data.schema import REGRESSION, SEQUENCE, SPLITS, TOKEN, TaskData, TaskSpec, datasets, task_features
 from sktuning.data.splits import split_off
 from sktuning.data.tables import table_rows
@@ -68,6 +69,7 @@ def _hub_task(name: str, description: str, path: str, config: str | None, task: 
         feature = getattr(feature, "feature", feature)  # token tags: a list of ClassLabel
         names = list(getattr(feature, "names", None) or label_names)
         pair = "text_pair" in columns.values()
+        kind = task_named(task)
         out = {}
         for ours, hub in splits.items():
             if hub not in raw:
@@ -78,17 +80,17 @@ def _hub_task(name: str, description: str, path: str, config: str | None, task: 
                 raise UsageError(f"{name}: the {hub} split has no column(s) {missing} "
                                  f"(columns: {', '.join(data.column_names)}).")
             data = data.select_columns(list(columns)).rename_columns(columns)
-            if task == SEQUENCE:  # SNLI marks examples without a gold label -1; GLUE's hidden test labels too
+            if kind.one_class_per_input:  # SNLI marks examples without a gold label -1; GLUE's hidden test labels too
                 data = data.filter(lambda labels: [label >= 0 for label in labels], batched=True,
                                    input_columns="label")
             out[ours] = data.cast(task_features(task, pair))
         if "validation" not in out:
             train = out["train"]
             size = max(1, min(2_000, round(0.05 * len(train))))
-            labels = train["label"] if task == SEQUENCE else None
+            labels = train["label"] if kind.one_class_per_input else None
             rest, carved = split_off(np.arange(len(train)), size, labels)
             out["train"], out["validation"] = train.select(rest), train.select(carved)
-        return TaskData(name, task, [] if task == REGRESSION else names, metrics, default_text,
+        return TaskData(name, task, names if kind.has_classes else [], metrics, default_text,
                         datasets.DatasetDict({s: out[s] for s in SPLITS}), pair)
 
     return TaskSpec(name, task, description, "hub", None, load)

@@ -12,10 +12,12 @@ from typing import Callable
 import numpy as np
 
 from sktuning.core.extras import require
+from sktuning.core.tasks import Regression, SingleLabelClassification, TokenClassification, task_named
 
 datasets = require("datasets", "data")
 
-SEQUENCE, TOKEN, REGRESSION = "sequence-classification", "token-classification", "regression"
+#: the task kinds a data set can be, by their config names (`sktuning.core.tasks`)
+SEQUENCE, TOKEN, REGRESSION = SingleLabelClassification.name, TokenClassification.name, Regression.name
 SPLITS = ("train", "validation", "test")
 SEED = 0  # every split of every task is drawn with this seed
 
@@ -52,13 +54,14 @@ class TaskSpec:
 
 
 def task_features(task: str, pair: bool = False) -> datasets.Features:
-    if task == TOKEN:
+    """The columns of a data set of `task`: words and their tags, or text (and pair) and a label."""
+    if task_named(task).word_level:
         return datasets.Features({"tokens": datasets.List(datasets.Value("string")),
                                   "tags": datasets.List(datasets.Value("int64"))})
     columns = {"text": datasets.Value("string")}
     if pair:
         columns["text_pair"] = datasets.Value("string")
-    columns["label"] = datasets.Value("float32" if task == REGRESSION else "int64")
+    columns["label"] = datasets.Value(task_named(task).label_dtype)
     return datasets.Features(columns)
 
 

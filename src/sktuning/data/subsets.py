@@ -14,6 +14,8 @@ from sktuning.core.errors import UsageError
 import random
 from dataclasses import dataclass
 
+from sktuning.core.tasks import task_named
+
 SPLITS = ("train", "validation", "test")
 #: a cut test split is drawn with this seed whatever the subset seed: every run of a task (every method,
 #: every seed, every K) is scored on the same examples, so their predictions pair by example
@@ -61,7 +63,7 @@ def _first(dataset, limit: int | None, seed: int):
 
 def check_few_shot_task(data) -> None:
     """K examples per class needs single-label classes to stratify by."""
-    if data.task != "sequence-classification" or getattr(data, "multi_label", False):
+    if not task_named(data.task, getattr(data, "multi_label", False)).one_class_per_input:
         raise UsageError(f"--shots draws K examples per class, which needs single-label sequence classification; "
                          f"task {data.name!r} is {data.task}: use --max-train-examples for a subset instead.")
 

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sktuning.data.schema import REGRESSION, SEQUENCE, SPLITS, TOKEN, TaskData, datasets, task_features
+from sktuning.core.tasks import FILE_TASK_TYPES, task_named
+from sktuning.data.schema import SEQUENCE, SPLITS, TOKEN, TaskData, datasets, task_features
 from sktuning.data.splits import carve
 from sktuning.data.tables import column, file_kind, read_table, read_text, table_rows, texts_of
 
@@ -122,10 +123,12 @@ def load_files(train: str, validation: str | None = None, test: str | None = Non
         raise UsageError(f"Mixed file types {sorted(set(map(str, paths.values())))}: give all splits as tables "
                          "(.csv/.tsv/.jsonl/.json) or all as CoNLL (.conll/.txt).")
     kind = kinds["train"]
-    if task is not None and task not in (SEQUENCE, TOKEN, REGRESSION):
-        raise UsageError(f"Unknown task {task!r}: choose {SEQUENCE!r}, {TOKEN!r} or {REGRESSION!r}.")
+    if task is not None and task not in FILE_TASK_TYPES:
+        raise UsageError(f"Unknown task {task!r}: choose {', '.join(map(repr, FILE_TASK_TYPES[:-1]))} or "
+                         f"{FILE_TASK_TYPES[-1]!r}.")
     task = task or (TOKEN if kind == "conll" else SEQUENCE)
-    if (task == TOKEN) != (kind == "conll"):
+    kind_of_task = task_named(task)
+    if kind_of_task.word_level != (kind == "conll"):
         raise UsageError(f"task={task!r} does not fit {paths['train']}: token classification reads CoNLL files "
                          "(.conll/.txt); text classification and regression read .csv/.tsv/.jsonl/.json.")
 
@@ -149,7 +152,7 @@ def load_files(train: str, validation: str | None = None, test: str | None = Non
         if not raw[split][1]:
             raise UsageError(f"{path} holds no examples.")
 
-    if task == REGRESSION:
+    if not kind_of_task.has_classes:
         names: list[str] = []
     elif label_names is not None:
         names = [str(n) for n in label_names]
@@ -167,7 +170,7 @@ def load_files(train: str, validation: str | None = None, test: str | None = Non
             tag_wheres = [w for w, tags in zip(wheres, values["tags"]) for _ in tags]
             ids = iter(_label_ids(path, tag_wheres, [_label_key(k) for k in labels], names))
             values["tags"] = [[next(ids) for _ in tags] for tags in values["tags"]]
-        elif task == REGRESSION:
+        elif not kind_of_task.has_classes:
             values["label"] = _float_labels(path, wheres, labels)
         else:
             values["label"] = _label_ids(path, wheres, [_label_key(k) for k in labels], names)
@@ -176,31 +179,13 @@ def load_files(train: str, validation: str | None = None, test: str | None = Non
     for split in ("test", "validation"):  # test first, so a given validation file never shrinks train twice
         if split not in columns_by_split:
             train_columns = columns_by_split["train"]
-            stratify = train_columns["label"] if task == SEQUENCE else None
+            stratify = train_columns["label"] if kind_of_task.one_class_per_input else None
             columns_by_split["train"], columns_by_split[split] = carve(train_columns, 0.1, stratify)
 
     pair = text_pair_column is not None
     features = task_features(task, pair)
     splits = datasets.DatasetDict({s: datasets.Dataset.from_dict(columns_by_split[s], features=features)
                                    for s in SPLITS})
-    return TaskData(paths["train"].stem, task, names, _default_metrics(task, names),
-                    default_text or _default_text(task, names, pair), splits, pair)
+    return TaskData(paths["train"].stem, task, names, kind_of_task.default_metrics(names),
+                    default_text or kind_of_task.default_text(names, pair), splits, pair)
 
-
-def _default_metrics(task: str, names: list[str]) -> list[str]:
-    if task == REGRESSION:
-        return ["pearson", "spearman"]
-    if task == SEQUENCE:
-        return ["accuracy", "macro_f1"]
-    bio = all(n == "O" or n[:2] in ("B-", "I-") for n in names) and any(n != "O" for n in names)
-    return ["seqeval_f1", "token_accuracy"] if bio else ["token_accuracy"]
-
-
-def _default_text(task: str, names: list[str], pair: bool) -> str:
-    subject = "these two texts" if pair else "this text"
-    if task == REGRESSION:
-        return f"Give a score for {subject}. {'Texts' if pair else 'Text'}:"
-    if task == TOKEN:
-        return f"Tag each word of this sentence with one of: {', '.join(names)}. Sentence:"
-    classes = f" as {', '.join(names[:-1])} or {names[-1]}" if len(names) <= 10 else ""
-    return f"Classify {subject}{classes}. {'Texts' if pair else 'Text'}:"

@@ -26,6 +26,7 @@ from sktuning.core.config import SKTuningConfig
 from sktuning.core.generation import decode_after_prefill
 from sktuning.core.kv_prefix import PrefixLayer, run_with_prefix, writable_cache
 from sktuning.core.model import SKModel
+from sktuning.core.tasks import TASKS, task_of
 
 
 @dataclass(eq=False)  # identity: a server tells adapters apart by object
@@ -136,8 +137,9 @@ class MultiAdapterModel(nn.Module):
         adapter's `SKModel.generate` writes alone (greedy), its prefix read once in the prefill; a row
         that wrote `eos_token_id` is filled with `pad_token_id` after it, and decoding stops when all have."""
         served = self.resolve(adapters)
-        if any(a.config.task != "causal-lm" or a.keys is None for a in served):
-            raise UsageError("generate() takes causal-lm adapters served as key/value prefixes only.")
+        if any(not task_of(a.config).generates or a.keys is None for a in served):
+            writers = ", ".join(t.name for t in TASKS if t.generates)
+            raise UsageError(f"generate() takes {writers} adapters served as key/value prefixes only.")
         if (attention_mask[:, -1] == 0).any():
             raise UsageError("generate() needs left padding, so every row ends with a real token.")
         for adapter in dict.fromkeys(served):  # a learned position table must hold prefix, prompt and new tokens

@@ -22,6 +22,7 @@ import torch
 from sktuning.scale import distributed as dist
 from sktuning.data.encoding import InputEncoder
 from sktuning.core.model import SKModel
+from sktuning.core.tasks import task_of
 from sktuning.scale.runtime import autocast, to_device
 from sktuning.scale.sharding import reshard
 
@@ -47,12 +48,11 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
     if empty:
         raise UsageError(f"Input(s) {empty[:10]} are empty; remove them.")
     config = model.sk_config
-    if config.task == "causal-lm":
-        raise UsageError("predict() labels inputs for a classification or regression task; a causal-lm model "
+    task = task_of(config)
+    if task.generates:
+        raise UsageError(f"predict() labels inputs for a classification or regression task; a {config.task} model "
                          "writes text: use model.generate().")
-    token_task = config.task == "token-classification"
-    if token_task:
-        rows = [{"tokens": row["text"].split()} for row in rows]
+    rows = task.prediction_rows(rows)
     encoder = InputEncoder.for_model(model, tokenizer, max_length)
     encoded = encoder.encode(rows, "inputs")
     started = time.perf_counter()
@@ -62,25 +62,12 @@ def predict(model: SKModel, tokenizer, inputs: Sequence[str | dict[str, str]], b
 
 
 def to_records(config, rows, encoded, predictions, probabilities) -> list[dict[str, Any]]:
-    """One record per input: a label and its probabilities, labels (multi-label), a value (regression),
-    or a tag per word (token tasks)."""
+    """One record per input, as its task reports it (`Task.record`): a label and its probabilities, labels
+    (multi-label), a value (regression), or a tag per word (token tasks)."""
     names = config.label_names or [str(i) for i in range(config.num_labels)]
-    records = []
-    for row, encoded_row, pred, probs in zip(rows, encoded, predictions, probabilities):
-        if config.task == "token-classification":  # each tag to its word; a word with no sub-token gets None
-            tags = [None] * len(row["tokens"])
-            for word, p in zip((w for w in encoded_row["word_ids"] if w >= 0), pred):
-                tags[word] = names[p]
-            records.append({"tokens": row["tokens"], "tags": tags})
-        elif config.task == "regression":
-            records.append({**row, "prediction": pred})
-        elif config.multi_label:
-            records.append({**row, "labels": [names[i] for i, v in enumerate(pred) if v],
-                            "probabilities": {n: round(p, 6) for n, p in zip(names, probs)}})
-        else:
-            records.append({**row, "label": names[pred],
-                            "probabilities": {n: round(p, 6) for n, p in zip(names, probs)}})
-    return records
+    task = task_of(config)
+    return [task.record(row, encoded_row, pred, probs, names)
+            for row, encoded_row, pred, probs in zip(rows, encoded, predictions, probabilities)]
 
 
 @torch.no_grad()
@@ -102,7 +89,7 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
     predictions: list = [None] * len(rows)
     references: list = [None] * len(rows)
     probabilities: list = [None] * len(rows)
-    task = config.task
+    task = task_of(config)
     # every rank runs the same number of forwards: on a sharded backbone each forward is a collective
     rounds = math.ceil(math.ceil(len(rows) / dist.world_size()) / batch_size)
     for start in range(0, rounds * batch_size, batch_size):
@@ -118,8 +105,8 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
             out = model(**to_device(batch, model))
             logits = (out.logits if hasattr(out, "logits") else out[1]).float().cpu()
         for j, i in enumerate(chunk):
-            keep = word_ids[j] >= 0 if task == "token-classification" else None
-            predictions[i], probabilities[i] = decode_logits(config, logits[j], keep)
+            keep = word_ids[j] >= 0 if task.word_level else None
+            predictions[i], probabilities[i] = task.decode(logits[j], keep)
             if labels is not None:
                 references[i] = (labels[j] if keep is None else labels[j][keep]).tolist()
     model.train(was_training)
@@ -130,17 +117,3 @@ def predict_rows(model: torch.nn.Module, encoder: InputEncoder, rows: list[dict]
             dist.gather_in_order([values[i] for i in mine], mine, len(rows))
             for values in (predictions, references, probabilities))
     return predictions, references, probabilities
-
-
-def decode_logits(config, logits: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[Any, Any]:
-    """One row's (prediction, probabilities) from its float logits, as `predict` reports them: a class
-    and its softmax, 0/1 per label and their sigmoids (multi-label), a value (regression, no
-    probabilities), or per kept token a tag and its softmax (token tasks; `keep` marks first sub-tokens)."""
-    if keep is not None:
-        logits = logits[keep]
-        return logits.argmax(-1).tolist(), logits.softmax(-1).tolist()
-    if config.task == "regression":
-        return logits.squeeze(-1).tolist(), None
-    if config.multi_label:
-        return (logits > 0).long().tolist(), logits.sigmoid().tolist()
-    return int(logits.argmax()), logits.softmax(-1).tolist()

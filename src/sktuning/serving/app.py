@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 from starlette.datastructures import Headers  # noqa: E402
 
+from sktuning.core.tasks import TASKS, task_of  # noqa: E402
 from sktuning.inference.prediction import to_records  # noqa: E402
 from sktuning.serving.batching import FORWARD_OVERHEAD_TOKENS, Batcher, QueueFull  # noqa: E402
 from sktuning.serving.metrics import ServerMetrics  # noqa: E402
@@ -133,8 +134,9 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
     async def predict_texts(body: PredictRequest, request: Request) -> dict[str, Any]:
         served = adapter_of(request, body.adapter)
         config = served.config
-        if config.task == "causal-lm":
-            raise UsageError(f"Adapter {body.adapter!r} is a causal-lm adapter; use /v1/generate.")
+        task = task_of(config)
+        if task.generates:
+            raise UsageError(f"Adapter {body.adapter!r} is a {config.task} adapter; use /v1/generate.")
         _check_texts(body.texts, max_texts, max_text_chars, "text")
         if body.text_pairs is not None:
             if len(body.text_pairs) != len(body.texts):
@@ -142,8 +144,7 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
             _check_texts(body.text_pairs, max_texts, max_text_chars, "text_pair")
         rows = ([{"text": t} for t in body.texts] if body.text_pairs is None
                 else [{"text": t, "text_pair": p} for t, p in zip(body.texts, body.text_pairs)])
-        if config.task == "token-classification":
-            rows = [{"tokens": row["text"].split()} for row in rows]
+        rows = task.prediction_rows(rows)
         encoded = served.encoder.encode(rows, "request")
         outputs = await asyncio.wrap_future(batcher.submit(served, encoded))
         predictions, probabilities = zip(*outputs)
@@ -153,9 +154,10 @@ def create_app(registry: Registry, api_key: str | None = None, max_body_bytes: i
     @app.post("/v1/generate")
     async def generate(body: GenerateRequest, request: Request) -> dict[str, Any]:
         served = adapter_of(request, body.adapter)
-        if served.config.task != "causal-lm":
+        if not task_of(served.config).generates:
+            writers = ", ".join(t.name for t in TASKS if t.generates)
             raise UsageError(f"Adapter {body.adapter!r} is a {served.config.task} adapter; /v1/generate takes "
-                             "causal-lm adapters (use /v1/predict).")
+                             f"{writers} adapters (use /v1/predict).")
         _check_texts(body.prompts, max_texts, max_text_chars, "prompt")
         tokenizer = registry.tokenizer
         batch = tokenizer(body.prompts, padding=True, return_tensors="pt", truncation=True,

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 
-from sktuning.inference.prediction import decode_logits
+from sktuning.core.tasks import task_of
 from sktuning.serving.registry import Registry, Served
 
 _STOP = object()
@@ -307,7 +307,7 @@ class Batcher:
         decoded = []  # all rows first: a chunk that fails half-way leaves no job half-counted
         for (job, _), row, out in zip(chunk, rows, logits):
             keep = torch.tensor(pad(row["word_ids"], -1)) >= 0 if "word_ids" in row else None
-            decoded.append(decode_logits(job.served.config, out.float().cpu(), keep))
+            decoded.append(task_of(job.served.config).decode(out.float().cpu(), keep))
         if self.metrics is not None:
             self.metrics.observe_batch(len(rows), len({id(job.served) for job, _ in chunk}), input_ids.numel())
         for (job, i), output in zip(chunk, decoded):

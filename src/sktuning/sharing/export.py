@@ -32,6 +32,7 @@ from sktuning.core.extras import require
 from sktuning.core.heads import TaskHead
 from sktuning.core.kv_prefix import uniform, writable_cache
 from sktuning.core.model import SKModel
+from sktuning.core.tasks import task_of
 
 FORMATS = ("peft", "vllm-prompt-embeds")
 HEAD_WEIGHTS, HEAD_CONFIG = "sk_head.safetensors", "sk_head.json"
@@ -75,7 +76,7 @@ def export_peft(model: SKModel, output: str | Path) -> Path:
         peft_model.prompt_encoder["default"].embedding.weight.data.copy_(adapter_output(model))
     with atomic_directory(output) as tmp:
         peft_model.save_pretrained(tmp)
-        if config.task == "causal-lm":  # loaded on the causal LM: PEFT's CAUSAL_LM wrapper generates
+        if task_of(config).generates:  # loaded on the causal LM: PEFT's CAUSAL_LM wrapper generates
             adapter_config = json.loads((tmp / "adapter_config.json").read_text(encoding="utf-8"))
             adapter_config["task_type"] = peft.TaskType.CAUSAL_LM.value
             (tmp / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2), encoding="utf-8")

@@ -19,12 +19,10 @@ from safetensors import safe_open
 
 from sktuning.core.atomic import atomic_directory
 from sktuning.core.adapter_format import CONFIG_NAME, WEIGHTS_NAME, resolve_adapter_folder, read_adapter_meta
+from sktuning.core.tasks import task_named
 from sktuning.sharing.zoo import MODELS
 
 CARD_NAME = "README.md"
-#: the Hub's pipeline tag for each task type
-PIPELINES = {"sequence-classification": "text-classification", "token-classification": "token-classification",
-             "regression": "text-classification", "causal-lm": "text-generation"}
 
 
 def run_metrics(adapter_folder: str | Path) -> dict[str, Any] | None:
@@ -62,7 +60,7 @@ def model_card(adapter_folder: str | Path, repo_id: str | None = None,
     with safe_open(str(folder / WEIGHTS_NAME), framework="pt") as weights:
         trainable = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys()
                         if k != "semantic.text_input_ids")
-    pipeline = PIPELINES[config["task"]]
+    pipeline = task_named(config["task"], config.get("multi_label", False)).hub_pipeline
     split = (metrics or {}).get("split", "test")
     data = ModelCardData(
         library_name="sktuning", base_model=base, pipeline_tag=pipeline, model_name=repo_id or folder.name,

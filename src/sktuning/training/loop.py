@@ -29,7 +29,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from sktuning.scale import distributed as dist
 from sktuning.data.encoding import InputEncoder
-from sktuning.core.heads import check_labels, counted_targets, task_loss
+from sktuning.core.tasks import task_of
 from sktuning.core.metrics import compute_metrics
 from sktuning.training.tracking import REPORT_TO, make_tracker
 from sktuning.inference.prediction import predict_rows
@@ -252,12 +252,13 @@ class Trainer:
         hold different numbers of tokens (or none): each contributes its sum over the global count.
         """
         config = model.sk_config
-        if self.world == 1 or config.task not in ("token-classification", "causal-lm"):
+        task = task_of(config)
+        if self.world == 1 or not task.loss_over_tokens:
             return model(**batch).loss
         labels = batch.pop("labels")
-        check_labels(labels, config, *labels.shape[:2])
-        total = task_loss(model(**batch).logits, labels, config, reduction="sum")
-        count = dist.all_reduce_sum(counted_targets(labels, config).float())
+        task.check_labels(labels, config.num_labels, *labels.shape[:2])
+        total = task.loss(model(**batch).logits, labels, reduction="sum")
+        count = dist.all_reduce_sum(task.counted_targets(labels).float())
         return total * self.world / count.clamp(min=1)
 
     def _evaluate_and_keep_best(self, running_loss: float | None) -> bool:

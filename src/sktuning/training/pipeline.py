@@ -9,6 +9,7 @@ the Python API and every `sktune bench` run call these, so they cannot drift apa
 
 from __future__ import annotations
 
+from sktuning.core.tasks import task_named
 from sktuning.data.encoding import InputEncoder
 from sktuning.data.subsets import SubsetRule, draw_subsets
 
@@ -24,5 +25,5 @@ def set_threads(threads: int | None) -> int:
 
 def encode_run(data, model, tokenizer, max_length: int, rule: SubsetRule) -> tuple[InputEncoder, dict[str, list[dict]]]:
     """The encoder of `model` and the train, validation and test rows of `data` that `rule` selects, encoded."""
-    encoder = InputEncoder.for_model(model, tokenizer, max_length, data.task)
+    encoder = InputEncoder.for_model(model, tokenizer, max_length, task_named(data.task))
     return encoder, {split: encoder.encode(dataset, split) for split, dataset in draw_subsets(data, rule).items()}

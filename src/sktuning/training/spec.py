@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sktuning.core.config import ADAPTER_KINDS, HEADS, MODES, POOLINGS, check_mode_and_adapter, check_shardable
+from sktuning.core.tasks import FILE_TASK_TYPES, task_named
 
 #: training length when neither steps nor epochs is given (chosen on rt-polarity's validation split)
 DEFAULT_STEPS = 200
@@ -22,7 +23,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 SHARD_ENGINES = ("fsdp", "zero3")
 #: where the training loop's numbers also go (sktuning.training.tracking)
 REPORT_TO = ("none", "tensorboard", "wandb")
-FILE_TASK_TYPES = ("sequence-classification", "token-classification", "regression")
 #: bitsandbytes schemes for a frozen backbone (sktuning.scale.quantization, kept here so the CLI loads no torch)
 QUANTIZE = ("int8", "nf4")
 
@@ -110,7 +110,7 @@ class RunSpec:
         if self.task_type is not None:
             _choice("--task-type", self.task_type, FILE_TASK_TYPES)
         _choice("--head", self.head, HEADS)
-        if self.head == "label-words" and self.task_type in ("token-classification", "regression"):
+        if self.head == "label-words" and self.task_type is not None and not task_named(self.task_type).one_class_per_input:
             raise UsageError(f"--head label-words scores one label per input; --task-type {self.task_type} has "
                              "none: use --head linear.")
         if self.label_words is not None:
