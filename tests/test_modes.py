@@ -124,9 +124,13 @@ def test_generation_prefills_the_same_contribution_in_the_backbones_dtype(mode, 
     model = trained("llama", mode, adapter, task="causal-lm", wrapper="causal-lm", dtype=torch.bfloat16).merge()
     contribution = model.semantic.contribution(model.backbone)
     prefills = []
-    model.backbone.register_forward_pre_hook(  # the cache as the prefill gets it, before the input extends it
-        lambda m, a, kw: prefills.append([(l.keys.clone(), l.values.clone()) for l in kw[model.semantic.cache_keyword].layers])
-        if not prefills else None, with_kwargs=True)
+    keyword = model.semantic.cache_keyword
+
+    def record(module, args, kwargs):  # the cache as the prefill gets it, before the input extends it
+        if not prefills:
+            prefills.append([(layer.keys.clone(), layer.values.clone()) for layer in kwargs[keyword].layers])
+
+    model.backbone.register_forward_pre_hook(record, with_kwargs=True)
     ids, mask, _ = padded_batch([5, 3], "left")
     model.generate(ids, mask, max_new_tokens=2)
     for (keys, values), want_keys, want_values in zip(prefills[0], contribution.keys, contribution.values):

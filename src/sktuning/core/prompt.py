@@ -79,7 +79,7 @@ class SemanticPrompt(SemanticText):
             # embedding adapter returns its own Parameter, which would be registered a second time
             self.merged = prompt.detach().clone()
             return
-        if self.cache_keyword is None:  # no key/value cache to hold it (recurrent): keep prepending the vectors
+        if self.cache_keyword is None:  # the backbone takes no cache to hold it: keep prepending the vectors
             self.merged = prompt.detach().clone()
             return
         mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)

@@ -61,6 +61,7 @@ class MultiAdapterModel(nn.Module):
         contribution = model.semantic.contribution(self.backbone)
         keys = values = None
         if isinstance(contribution, KeyValuePrefix):  # merged: SK-Prefix, SK-Prompt on a decoder
+            # per layer (heads, m, head_dim)
             keys, values = ([kv[0] for kv in part] for part in (contribution.keys, contribution.values))
         self.adapters[name] = ServedAdapter(model.sk_config, model, keys, values)
 
