@@ -97,7 +97,6 @@ OVERRIDES: dict[str, dict] = {
     "esm": {"pad_token_id": 1},
     "gemma3n_text": {"num_kv_shared_layers": 0},
     "gemma4_assistant": {"hidden_size_per_layer_input": 0},
-    "zamba2": {"layer_types": None, "layers_block_type": ["linear_attention", "hybrid"], "hybrid_layer_ids": [1]},
     "zamba2": {"layer_types": None, "hybrid_layer_ids": [1]},
     "cohere_compass_text": {"layer_types": None},
     "reformer": {"axial_pos_embds_dim": [32, 32], "axial_pos_shape": [8, 16], "attn_layers": ["local", "local"]},

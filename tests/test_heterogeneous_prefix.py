@@ -37,7 +37,9 @@ def test_every_adapter_kind_starts_at_the_backbone_reading_text_and_input(causal
 
 def test_each_layer_gets_keys_and_values_of_its_own_shape(causal):
     model = matrix._sk(causal[1], "prefix")
-    keys, values = model.semantic.prefix()
+    prefix = model.semantic.contribution(model.backbone)
+    keys, values = prefix.keys, prefix.values
+    assert not prefix.stacked
     shapes = {tuple(t.shape) for t in [*keys, *values]}
     assert len(shapes) > 1 and len(keys) == len(values) == len(model.semantic.shape) // 2
     names = {n for n, p in model.named_parameters() if p.requires_grad and n.startswith("semantic.")}
@@ -47,7 +49,8 @@ def test_each_layer_gets_keys_and_values_of_its_own_shape(causal):
 def test_a_model_of_one_shape_keeps_its_single_adapter_and_names():
     model = matrix._sk(matrix.tiny_model("llama"), "prefix")
     assert isinstance(model.semantic.adapter, LowRankAdapter)
-    assert model.semantic.representation.dim() == 3 and model.semantic.prefix().dim() == 6
+    prefix = model.semantic.contribution(model.backbone)
+    assert model.semantic.representation.dim() == 3 and prefix.stacked and prefix.keys.dim() == 5
     assert {n for n in model.trainable_state_dict() if n.startswith("semantic.adapter")} == {
         "semantic.adapter.down", "semantic.adapter.up"}
 
@@ -72,7 +75,7 @@ def test_merged_equals_unmerged(causal, mode):
     ids, mask, _ = matrix._batch("left")
     unmerged = matrix._logits(model, ids, mask)
     merged = matrix._logits(model.merge(), ids, mask)
-    assert model.semantic.cache_argument is not None  # merged SK-Prompt too: a key/value prefix of per-layer shapes
+    assert model.semantic.joins_as_prefix  # merged SK-Prompt too: a key/value prefix of per-layer shapes
     torch.testing.assert_close(merged, unmerged, rtol=0, atol=matrix.ATOL)
     merged_ids = model.generate(ids, mask, max_new_tokens=3)
     model.unmerge()
@@ -114,5 +117,5 @@ def test_merged_sk_prompt_falls_back_to_prepending_where_the_cache_cannot_be_a_p
     ids, mask, _ = matrix._batch("left")
     unmerged = matrix._logits(model, ids, mask)
     merged = matrix._logits(model.merge(), ids, mask)
-    assert model.semantic.cache_argument is None
+    assert not model.semantic.joins_as_prefix
     torch.testing.assert_close(merged, unmerged, rtol=0, atol=matrix.ATOL)

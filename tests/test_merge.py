@@ -46,7 +46,7 @@ def test_merged_prompt_on_a_decoder_runs_the_backbone_on_input_tokens_only(arch,
 @pytest.mark.parametrize("arch,expect_prefix", [("llama", True), ("bert", False)])
 def test_causality_probe_holds_in_bf16(arch, expect_prefix):
     model = trained(arch, "prompt").to(torch.bfloat16).merge()
-    assert (model.semantic.cache_argument is not None) == expect_prefix
+    assert model.semantic.joins_as_prefix == expect_prefix
 
 
 def test_merged_model_refuses_training_until_unmerged():

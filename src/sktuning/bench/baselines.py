@@ -20,8 +20,8 @@ from sktuning.core import backbone as bb
 from sktuning.core.config import SKTuningConfig
 from sktuning.core.extras import require
 from sktuning.core.heads import TaskHead
+from sktuning.core.kv_prefix import key_value_cache, require_cache_argument, text_key_values, unflatten_key_values
 from sktuning.core.tasks import task_of
-from sktuning.core.kv_prefix import require_cache_argument, text_key_values, unflatten_key_values, writable_cache
 from sktuning.bench.settings import ALL_METHODS
 from sktuning.core.model import SKModel, SKModelOutput
 
@@ -90,7 +90,7 @@ def text_cache(backbone: nn.Module, text_ids: list[int]) -> DynamicCache:
         if bb.accepts(backbone, "position_ids") else {}
     kv, shape = text_key_values(backbone, require_cache_argument(backbone), positions, input_ids=ids)
     keys, values = unflatten_key_values(kv, shape)
-    return writable_cache(keys, values)
+    return key_value_cache(keys, values, writable=True)
 
 
 def build_method(name: str, backbone: nn.Module, text_ids: list[int], config: SKTuningConfig,

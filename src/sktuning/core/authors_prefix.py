@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sktuning.core.errors import UsageError
-from sktuning.core.kv_prefix import text_key_values, unflatten_key_values, uniform
+from sktuning.core.kv_prefix import text_key_values, uniform
 from sktuning.core.prefix import SemanticPrefix
 
 
@@ -63,10 +63,8 @@ class AuthorsPrefix(SemanticPrefix):
         self._memo: tuple | None = None
         return ReencodedText(words, head_dim)
 
-    def key_values(self, backbone: nn.Module) -> torch.Tensor:
-        """(2, layers, 1, heads, m, head_dim): the trained embeddings read by the frozen backbone."""
-        if self.merged is not None:
-            return self.merged
+    def refined_key_values(self, backbone: nn.Module) -> torch.Tensor:
+        """(2 * layers, m, heads * head_dim): the trained embeddings read by the frozen backbone."""
         key = _memo_key(self.adapter, backbone)
         if not torch.is_grad_enabled() and self._memo is not None and self._memo[0] == key:
             return self._memo[1]  # evaluation: the text pass is the same until a parameter changes
@@ -75,20 +73,16 @@ class AuthorsPrefix(SemanticPrefix):
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
         positions = self._positions(mask)
         kv = side_output_pass(backbone, embeds, lambda x: text_key_values(
-            backbone, self.cache_argument, positions, grad=True, inputs_embeds=x)[0])
+            backbone, self.cache_keyword, positions, grad=True, inputs_embeds=x)[0])
         if self.adapter.head_map is not None:
             heads, tokens, head_dim = self.shape
             kv = self.adapter.head_map(kv.view(-1, tokens, heads, head_dim)).view(kv.shape)
-        out = unflatten_key_values(kv, self.shape)
-        self._memo = None if torch.is_grad_enabled() else (key, out)
-        return out
+        self._memo = None if torch.is_grad_enabled() else (key, kv)
+        return kv
 
     def train(self, mode: bool = True):
         self._memo = None  # parameters written outside autograd's count (a broadcast's p.data) start afresh
         return super().train(mode)
-
-    def prefix(self) -> torch.Tensor:
-        raise RuntimeError("The authors' SK-Prefix needs the backbone to make its prefix: use key_values(backbone).")
 
 
 class _OnBackward(torch.autograd.Function):

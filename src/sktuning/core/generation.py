@@ -28,22 +28,9 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     if not task_of(model.sk_config).generates:
         writers = " or ".join(t.described for t in TASKS if t.generates)
         raise UsageError(f"generate() needs an SKModel built with {writers}, not {model.sk_config.task!r}.")
-    if max_new_tokens < 1:
-        raise UsageError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
-    if do_sample and temperature <= 0:
-        raise UsageError(f"temperature must be > 0 when sampling, got {temperature}.")
-    if top_k is not None and top_k < 0:
-        raise UsageError(f"top_k must be >= 0 (0 or None: no limit), got {top_k}.")
-    if isinstance(eos_token_id, int):
-        eos_token_id = [eos_token_id]
-    eos = torch.as_tensor(list(eos_token_id or []), dtype=torch.long, device=input_ids.device)
-    model.check_fits(input_ids.shape[1] + max_new_tokens, "prompt and new tokens")
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    if (attention_mask[:, -1] == 0).any():
-        raise UsageError("generate() needs left padding, so every row ends with a real token: "
-                         "set tokenizer.padding_side = 'left'.")
-    argument = bb.cache_argument(model.backbone)
+    attention_mask, eos = decoding_preamble([model], input_ids, attention_mask, max_new_tokens, do_sample,
+                                            temperature, top_k, eos_token_id)
+    argument = model.semantic.cache_keyword
     if argument is None:
         raise UsageError(f"{type(model.backbone).__name__} takes no cache argument, so generate() cannot decode "
                          "one token at a time through it; score candidates with the model's forward instead.")
@@ -54,6 +41,31 @@ def generate(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
                        eos, pad_token_id, generator)
     finally:
         model.train(was_training)
+
+
+def decoding_preamble(models, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, max_new_tokens: int,
+                      do_sample: bool, temperature: float, top_k: int | None,
+                      eos_token_id: int | list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What every decoding checks first, one model's or a mixed batch's: the settings, room for prompt and
+    new tokens in each of `models`' positions, left padding. Returns the attention mask (all ones where
+    none is given) and the end-of-sequence ids as a tensor."""
+    if max_new_tokens < 1:
+        raise UsageError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+    if do_sample and temperature <= 0:
+        raise UsageError(f"temperature must be > 0 when sampling, got {temperature}.")
+    if top_k is not None and top_k < 0:
+        raise UsageError(f"top_k must be >= 0 (0 or None: no limit), got {top_k}.")
+    if isinstance(eos_token_id, int):
+        eos_token_id = [eos_token_id]
+    eos = torch.as_tensor(list(eos_token_id or []), dtype=torch.long, device=input_ids.device)
+    for model in models:
+        model.check_fits(input_ids.shape[1] + max_new_tokens, "prompt and new tokens")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if (attention_mask[:, -1] == 0).any():
+        raise UsageError("generate() needs left padding, so every row ends with a real token: "
+                         "set tokenizer.padding_side = 'left'.")
+    return attention_mask, eos
 
 
 def _decode(model, input_ids, attention_mask, argument, max_new_tokens, do_sample, temperature, top_k,

@@ -7,8 +7,10 @@ fixed prefix needs (SK-Prefix always, SK-Prompt once merged on a causal decoder)
 - where keys and values differ in shape between layers or from each other (latent attention, per-layer
   head sizes), the text's entries lie side by side, (1, m, sum of widths), with one (kv_heads, m, head_dim)
   per entry, and unflatten to per-layer lists: every consumer zips keys and values layer by layer;
-- `prefix_inputs`: the backbone arguments that put such keys and values before every input, as a
-  read-only cache expanded (not copied) to the batch, or a writable one for generation;
+- `KeyValuePrefix`: a mode's contribution when it reaches the backbone as such a prefix;
+- `key_value_cache`: the one builder of a cache from per-layer keys and values, read-only or writable;
+- `prefix_inputs`: the backbone arguments that put a `KeyValuePrefix` before every input, expanded (not
+  copied) to the batch;
 - `run_with_prefix`: the backbone call that checks every layer read its prefix.
 """
 
@@ -17,7 +19,8 @@ from __future__ import annotations
 from sktuning.core.errors import UsageError, brief
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -65,9 +68,34 @@ def allow_checkpointing_with_prefix(backbone: nn.Module) -> None:
             module._can_checkpoint_with_cache = True
 
 
-def writable_cache(keys, values) -> DynamicCache:
-    """A cache that decoding (or PEFT's initialiser) can extend, holding layer i's keys[i] and values[i]
-    ((batch, heads, m, head_dim) each)."""
+@dataclass(frozen=True)
+class KeyValuePrefix:
+    """What a mode contributes when the text reaches the backbone as keys and values before every input's:
+    layer i's `keys[i]` and `values[i]`, (1, kv_heads, m, head_dim) each; a stacked (layers, 1, kv_heads,
+    m, head_dim) tensor where every layer has one shape, per-layer lists where shapes differ."""
+
+    keys: torch.Tensor | Sequence[torch.Tensor]
+    values: torch.Tensor | Sequence[torch.Tensor]
+
+    @property
+    def length(self) -> int:
+        """The prefix's positions, m."""
+        return self.keys[0].shape[-2]
+
+    @property
+    def stacked(self) -> bool:
+        """Whether every layer's keys and values have one shape, stacked into one tensor each."""
+        return isinstance(self.keys, torch.Tensor)
+
+
+def key_value_cache(keys, values, writable: bool = False) -> Cache:
+    """The cache that holds layer i's keys[i] and values[i], (batch, heads, m, head_dim) each.
+
+    Read-only (`PrefixLayer`s) unless `writable`: layers replayed under gradient checkpointing see the same
+    prefix, and nothing the forward computes is kept. `writable`: an ordinary DynamicCache that decoding
+    extends (and PEFT's prefix initialiser reads)."""
+    if not writable:
+        return Cache(layers=[PrefixLayer(k, v) for k, v in zip(keys, values)])
     cache = DynamicCache()
     for layer, (k, v) in enumerate(zip(keys, values)):
         cache.update(k, v, layer)
@@ -155,24 +183,20 @@ def unkept(merged: torch.Tensor, shape: tuple):
     return merged if uniform(shape) else unflatten_key_values(merged, shape)
 
 
-def prefix_inputs(keys, values, argument, input_ids, inputs_embeds, attention_mask, token_type_ids, positions,
-                  writable=False, dtype: torch.dtype | None = None) -> dict[str, Any]:
-    """Backbone arguments that put `keys`/`values` (layers, 1, heads, m, head_dim), or per-layer lists of
-    (1, heads, m, head_dim), before every input.
+def prefix_inputs(prefix: KeyValuePrefix, argument, input_ids, inputs_embeds, attention_mask, token_type_ids,
+                  positions, writable=False, dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Backbone arguments that put `prefix` before every input, under the backbone's cache keyword `argument`.
 
-    `writable` gives an ordinary DynamicCache that generation can extend, in the backbone's `dtype`;
-    otherwise the cache is read-only (PrefixLayer), which training under gradient checkpointing needs.
+    `writable` gives a cache that generation can extend, in the backbone's `dtype`; otherwise it is
+    read-only, which training under gradient checkpointing needs (`key_value_cache`).
     """
     batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
-    tokens = keys[0].shape[-2]
-    if writable:
-        cache = DynamicCache()
-        for i, (k, v) in enumerate(zip(keys, values)):
-            k, v = (t.to(dtype or t.dtype).expand(batch, -1, -1, -1) for t in (k, v))
-            cache.update(k, v, i)
-    else:
-        cache = Cache(layers=[PrefixLayer(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
-                              for k, v in zip(keys, values)])
+    tokens = prefix.length
+
+    def batched(t: torch.Tensor) -> torch.Tensor:  # expanded, not copied
+        return (t.to(dtype or t.dtype) if writable else t).expand(batch, -1, -1, -1)
+
+    cache = key_value_cache([batched(k) for k in prefix.keys], [batched(v) for v in prefix.values], writable)
     full_mask = torch.cat([attention_mask.new_ones(batch, tokens), attention_mask], dim=1)
     kwargs = {"attention_mask": full_mask, argument: cache, "use_cache": True}
     if input_ids is not None:

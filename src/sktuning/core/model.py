@@ -17,7 +17,6 @@ from sktuning.core.errors import UsageError
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,23 +29,17 @@ from sktuning.core import backbone as bb
 from sktuning.core.adapter_format import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME
 from sktuning.core.adapter_io import load_sk_model, state_dict_names
 from sktuning.core.atomic import atomic_directory, sha256_of
-from sktuning.core.authors_prefix import AuthorsPrefix
-from sktuning.core.config import AUTHORS_KINDS, SKTuningConfig
+from sktuning.core.config import SKTuningConfig
 from sktuning.core.heads import LanguageModelHead, TaskHead
 from sktuning.core.label_words import (append_template, check_head_ids, label_word_head, output_embeddings,
                                   tokenize_label_words, tokenize_template)
+from sktuning.core.modes import semantic_text
 from sktuning.core.padding import streams_first
-from sktuning.core.prefix import SemanticPrefix
-from sktuning.core.prompt import SemanticPrompt
-from sktuning.core.semantic import SemanticText
 from sktuning.core.special_tokens import tokenize_text
 from sktuning.core.tasks import task_of
 from sktuning.core.version import __version__
 
 __all__ = ["SKModel", "SKModelOutput", "get_sk_model", "tokenize_text"]
-
-#: each mode's semantic-text module, by `SKTuningConfig.mode`
-SEMANTIC_CLASSES: dict[str, type[SemanticText]] = {"prompt": SemanticPrompt, "prefix": SemanticPrefix}
 
 
 @dataclass
@@ -102,8 +95,7 @@ class SKModel(PreTrainedModel):
         # the wrapped model's decoding defaults, where trainers (TRL) and generation look for them
         self.generation_config = getattr(causal_lm if causal_lm is not None else backbone, "generation_config", None)
         device = backbone.get_input_embeddings().weight.device
-        semantic = AuthorsPrefix if config.adapter in AUTHORS_KINDS else SEMANTIC_CLASSES[config.mode]
-        self.semantic = semantic(backbone, text_input_ids.to(device), config).to(device)
+        self.semantic = semantic_text(backbone, text_input_ids.to(device), config).to(device)
         initializer_range = getattr(bb.text_config(backbone), "initializer_range", 0.02)
         # causal-lm reads the backbone's own (frozen) LM head; every other task trains a new head
         self.lm_head = lm_head.requires_grad_(False) if lm_head is not None else None

@@ -18,14 +18,16 @@ from torch import nn
 
 
 from sktuning.core.adapters import GroupedAdapter
-from sktuning.core.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
-                                text_key_values, unflatten_key_values, uniform, unkept, widths)
+from sktuning.core.kv_prefix import (KeyValuePrefix, allow_checkpointing_with_prefix, kept, require_cache_argument,
+                                     text_key_values, uniform, unkept, widths)
 from sktuning.core.semantic import SemanticText
 
 
 class SemanticPrefix(SemanticText):
+    joins_as_prefix = True
+
     def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config):
-        self.cache_argument = require_cache_argument(backbone)
+        require_cache_argument(backbone)  # refused before the text pass, which needs the cache
         super().__init__(backbone, text_input_ids, config)
         allow_checkpointing_with_prefix(backbone)
         self.check_runs(backbone, "does not read a key/value prefix through transformers' Cache API ({error}), so "
@@ -35,38 +37,29 @@ class SemanticPrefix(SemanticText):
     def encode(self, backbone: nn.Module) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(2 * layers, m, kv_heads * head_dim) keys and values, and the (kv_heads, m, head_dim) of one."""
         ids = self.text_input_ids.unsqueeze(0).to(backbone.get_input_embeddings().weight.device)
-        return text_key_values(backbone, self.cache_argument, self._positions(torch.ones_like(ids)), input_ids=ids)
+        return text_key_values(backbone, self.cache_keyword, self._positions(torch.ones_like(ids)), input_ids=ids)
 
     def make_adapter(self, backbone: nn.Module, representation: torch.Tensor, config) -> nn.Module:
         if uniform(self.shape):
             return super().make_adapter(backbone, representation, config)
         return GroupedAdapter(config.adapter, representation, widths(self.shape), rank=config.adapter_rank)
 
-    def prefix(self) -> torch.Tensor:
-        """The refined prefix, (2, layers, 1, kv_heads, m, head_dim) (per-layer lists where shapes differ):
-        computed once per forward."""
-        if self.merged is not None:
-            return unkept(self.merged, self.shape)
-        kv = self.adapter(self.representation)                         # (2 * layers, m, heads * head_dim)
-        return unflatten_key_values(kv, self.shape)
+    def refined_key_values(self, backbone: nn.Module) -> torch.Tensor:
+        """The refined keys and values, flat as `text_key_values` gives them: the adapter's output, computed
+        once per forward; a mode that makes them with the backbone (the authors' SK-Prefix) overrides this."""
+        return self.adapter(self.representation)
 
-    def merged_key_values(self):
-        """The merged prefix as (keys, values), each indexed by layer to (1, heads, m, head_dim)."""
-        return unkept(self.merged, self.shape)
-
-    def key_values(self, backbone: nn.Module) -> torch.Tensor:
-        """The prefix every input reads, (2, layers, 1, heads, m, head_dim); a mode that needs the
-        backbone to make it (the authors' SK-Prefix) overrides this."""
-        return self.prefix()
+    def contribution(self, backbone: nn.Module) -> KeyValuePrefix:
+        """The prefix every input reads: (layers, 1, kv_heads, m, head_dim) keys and values (per-layer lists
+        where shapes differ)."""
+        merged = self.merged if self.merged is not None else kept(self.refined_key_values(backbone), self.shape)
+        return KeyValuePrefix(*unkept(merged, self.shape))
 
     @torch.no_grad()
     def merge(self, backbone: nn.Module) -> None:
-        if not uniform(self.shape):  # kept flat: the adapter's output (the authors' mode refuses such models)
-            self.merged = kept(self.adapter(self.representation), self.shape).detach().clone()
-            return
-        self.merged = self.key_values(backbone).detach().clone()  # not a view of a weight that may train on
+        # a copy: not a view of a weight that may train on
+        self.merged = kept(self.refined_key_values(backbone), self.shape).detach().clone()
 
     def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
-        keys, values = self.key_values(backbone)
-        return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
-                             token_type_ids, self._positions, writable, backbone.get_input_embeddings().weight.dtype)
+        return self.prefix_arguments(backbone, self.contribution(backbone), input_ids, inputs_embeds, attention_mask,
+                                     token_type_ids, writable)

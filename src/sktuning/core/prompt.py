@@ -16,16 +16,15 @@ from torch import nn
 
 from sktuning.core.backbone import accepts, eval_mode
 from sktuning.core.errors import BACKBONE_REFUSALS, UsageError, brief
-from sktuning.core.kv_prefix import (allow_checkpointing_with_prefix, kept, prefix_inputs, require_cache_argument,
-                                text_key_values, unkept)
+from sktuning.core.kv_prefix import KeyValuePrefix, allow_checkpointing_with_prefix, kept, text_key_values, unkept
 from sktuning.core.padding import gather_positions, text_adjacent_order
-from sktuning.core.semantic import SemanticText
+from sktuning.core.semantic import PromptVectors, SemanticText
 
 
 class SemanticPrompt(SemanticText):
     def __init__(self, backbone: nn.Module, text_input_ids: torch.Tensor, config):
         super().__init__(backbone, text_input_ids, config)
-        self.cache_argument = None  # set when merged into a key/value prefix
+        self.joins_as_prefix = False  # until merged into a key/value prefix
         self.takes_use_cache = accepts(backbone, "use_cache")
         self._check_vectors_are_read(backbone)
         self.check_runs(backbone, "does not take prompt vectors with its attention mask and positions ({error}), so "
@@ -55,7 +54,7 @@ class SemanticPrompt(SemanticText):
     @property
     def virtual_positions(self) -> int:
         """Leading output positions that are the prompt's: none once it is served as a prefix."""
-        return 0 if self.cache_argument is not None else self.num_text_tokens
+        return 0 if self.joins_as_prefix else self.num_text_tokens
 
     @torch.no_grad()
     def encode(self, backbone: nn.Module) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -64,9 +63,12 @@ class SemanticPrompt(SemanticText):
         representation = embedding(ids).float().unsqueeze(0)  # (1, m, d)
         return representation, tuple(representation.shape)
 
-    def prompt(self, dtype: torch.dtype) -> torch.Tensor:
-        """(1, m, d): the adapter runs once, at batch size 1."""
-        return (self.merged if self.merged is not None else self.adapter(self.representation)).to(dtype)
+    def contribution(self, backbone: nn.Module) -> PromptVectors | KeyValuePrefix:
+        """The prompt's (1, m, d) vectors (the adapter runs once, at batch size 1); merged on a causal decoder,
+        their keys and values, (layers, 1, kv_heads, m, head_dim) (per-layer lists where shapes differ)."""
+        if self.joins_as_prefix:
+            return KeyValuePrefix(*unkept(self.merged, self.kv_shape))
+        return PromptVectors(self.merged if self.merged is not None else self.adapter(self.representation))
 
     @torch.no_grad()
     def merge(self, backbone: nn.Module) -> None:
@@ -77,39 +79,36 @@ class SemanticPrompt(SemanticText):
             # embedding adapter returns its own Parameter, which would be registered a second time
             self.merged = prompt.detach().clone()
             return
-        mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
-        try:
-            argument = require_cache_argument(backbone)
-            kv, shape = text_key_values(backbone, argument, self._positions(mask), inputs_embeds=prompt)
-        except UsageError:  # no key/value cache to hold it (recurrent, hybrid): keep prepending the vectors
+        if self.cache_keyword is None:  # the backbone takes no cache to hold it: keep prepending the vectors
             self.merged = prompt.detach().clone()
             return
-        self.merged, self.kv_shape, self.cache_argument = kept(kv, shape), shape, argument
+        mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
+        try:
+            kv, shape = text_key_values(backbone, self.cache_keyword, self._positions(mask), inputs_embeds=prompt)
+        except UsageError:  # a cache that cannot hold it (recurrent layers, hybrids): keep prepending the vectors
+            self.merged = prompt.detach().clone()
+            return
+        self.merged, self.kv_shape, self.joins_as_prefix = kept(kv, shape), shape, True
         try:  # a cache the model fills but cannot read back as a prefix (a sparse-attention indexer's)
             self.check_runs(backbone, "does not read the merged prompt as a key/value prefix ({error})")
         except UsageError:
-            self.merged, self.cache_argument = prompt.detach().clone(), None
+            self.merged, self.joins_as_prefix = prompt.detach().clone(), False
             return
         allow_checkpointing_with_prefix(backbone)
 
     def unmerge(self) -> None:
         super().unmerge()
-        self.cache_argument = None
-
-    def merged_key_values(self):
-        """Merged on a causal decoder: the prompt's (keys, values), each indexed by layer."""
-        return unkept(self.merged, self.kv_shape)
+        self.joins_as_prefix = False
 
     def inject(self, backbone, input_ids, inputs_embeds, attention_mask, token_type_ids, writable=False):
-        if self.cache_argument is not None:  # merged on a decoder: a key/value prefix
-            keys, values = self.merged_key_values()
-            return prefix_inputs(keys, values, self.cache_argument, input_ids, inputs_embeds, attention_mask,
-                                 token_type_ids, self._positions, writable,
-                                 backbone.get_input_embeddings().weight.dtype)
+        contribution = self.contribution(backbone)
+        if isinstance(contribution, KeyValuePrefix):  # merged on a decoder
+            return self.prefix_arguments(backbone, contribution, input_ids, inputs_embeds, attention_mask,
+                                         token_type_ids, writable)
         if inputs_embeds is None:
             inputs_embeds = backbone.get_input_embeddings()(input_ids)
         batch = inputs_embeds.shape[0]
-        prompt = self.prompt(inputs_embeds.dtype).expand(batch, -1, -1)  # broadcast, no copy
+        prompt = contribution.vectors.to(inputs_embeds.dtype).expand(batch, -1, -1)  # broadcast, no copy
         text_mask = attention_mask.new_ones(batch, self.num_text_tokens)
         full_mask = torch.cat([text_mask, attention_mask], dim=1)
         embeds = torch.cat([prompt, inputs_embeds], dim=1)

@@ -19,12 +19,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache
 
 from sktuning.core import backbone as bb
 from sktuning.core.config import SKTuningConfig
-from sktuning.core.generation import decode_after_prefill
-from sktuning.core.kv_prefix import PrefixLayer, run_with_prefix, writable_cache
+from sktuning.core.generation import decode_after_prefill, decoding_preamble
+from sktuning.core.kv_prefix import KeyValuePrefix, key_value_cache, run_with_prefix
 from sktuning.core.model import SKModel
 from sktuning.core.tasks import TASKS, task_of
 
@@ -48,6 +47,7 @@ class MultiAdapterModel(nn.Module):
         self.adapters: dict[str, ServedAdapter] = {}
         self.offset = bb.position_offset(self.backbone)
         self.takes_positions = bb.accepts(self.backbone, "position_ids")
+        self.cache_keyword = bb.cache_argument(self.backbone)
 
     def add(self, name: str, model: SKModel) -> None:
         """Serve `model` (built on this backbone) as `name`; it is merged, and nothing is reloaded."""
@@ -59,10 +59,11 @@ class MultiAdapterModel(nn.Module):
                              "model (and `sktune serve`) does not do; serve it on its own with SKModel "
                              "(predict()), or train it without answer_template.")
         model.eval().merge()
-        semantic = model.semantic
+        contribution = model.semantic.contribution(self.backbone)
         keys = values = None
-        if semantic.cache_argument is not None:  # merged into a key/value prefix: SK-Prefix, SK-Prompt on a decoder
-            keys, values = ([kv[0] for kv in part] for part in semantic.merged_key_values())  # layer: (heads, m, head_dim)
+        if isinstance(contribution, KeyValuePrefix):  # merged: SK-Prefix, SK-Prompt on a decoder
+            # per layer (heads, m, head_dim)
+            keys, values = ([kv[0] for kv in part] for part in (contribution.keys, contribution.values))
         self.adapters[name] = ServedAdapter(model.sk_config, model, keys, values)
 
     def remove(self, name: str) -> None:
@@ -119,14 +120,12 @@ class MultiAdapterModel(nn.Module):
         keys, values, prefix_mask = self._stacked_prefix(served)
         longest = prefix_mask.shape[1]
         prefix_mask = prefix_mask.to(attention_mask)
-        cache = Cache(layers=[PrefixLayer(k, v) for k, v in zip(keys, values)])
         full_mask = torch.cat([prefix_mask, attention_mask], dim=1)
-        argument = served[0].model.semantic.cache_argument
-        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": full_mask, argument: cache,
-                                  "use_cache": True}
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": full_mask,
+                                  self.cache_keyword: key_value_cache(keys, values), "use_cache": True}
         if self.takes_positions:
             kwargs["position_ids"] = bb.position_ids_from_mask(full_mask, self.offset)[:, longest:]
-        return run_with_prefix(self.backbone, kwargs, argument).last_hidden_state
+        return run_with_prefix(self.backbone, kwargs, self.cache_keyword).last_hidden_state
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapters: list[str | ServedAdapter],
@@ -140,17 +139,13 @@ class MultiAdapterModel(nn.Module):
         if any(not task_of(a.config).generates or a.keys is None for a in served):
             writers = ", ".join(t.name for t in TASKS if t.generates)
             raise UsageError(f"generate() takes {writers} adapters served as key/value prefixes only.")
-        if (attention_mask[:, -1] == 0).any():
-            raise UsageError("generate() needs left padding, so every row ends with a real token.")
-        for adapter in dict.fromkeys(served):  # a learned position table must hold prefix, prompt and new tokens
-            adapter.model.check_fits(input_ids.shape[1] + max_new_tokens, "prompt and new tokens")
-        eos = torch.as_tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
-                              dtype=torch.long, device=input_ids.device)
+        attention_mask, eos = decoding_preamble([a.model for a in dict.fromkeys(served)], input_ids, attention_mask,
+                                                max_new_tokens, do_sample, temperature, top_k, eos_token_id)
         keys, values, prefix_mask = self._stacked_prefix(served)
         longest, prefix_mask = prefix_mask.shape[1], prefix_mask.to(attention_mask)
-        cache = writable_cache(keys, values)
+        cache = key_value_cache(keys, values, writable=True)
         mask = torch.cat([prefix_mask, attention_mask], dim=1)
-        argument = served[0].model.semantic.cache_argument
+        argument = self.cache_keyword
         step = {"input_ids": input_ids, "attention_mask": mask, argument: cache, "use_cache": True}
         position = bb.position_ids_from_mask(mask, self.offset)
         if self.takes_positions:

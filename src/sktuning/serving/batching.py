@@ -287,26 +287,19 @@ class Batcher:
 
     def _forward(self, chunk: list[tuple[Job, int]]) -> None:
         rows = [job.rows[i] for job, i in chunk]
-        width = max(len(row["input_ids"]) for row in rows)
-        left = getattr(self.registry.tokenizer, "padding_side", "right") == "left"
-        pad_id = chunk[0][0].served.encoder.pad_id
-
-        def pad(seq, value):
-            fill = [value] * (width - len(seq))
-            return fill + list(seq) if left else list(seq) + fill
-
+        # every adapter's encoder has the server's tokenizer, so any of them pads the mixed batch; a sequence
+        # task's row gets word ids that keep nothing, so that the token tasks' rows are padded alongside
+        encoder = chunk[0][0].served.encoder
+        batch = encoder.collate([{**row, "word_ids": row.get("word_ids", [-1] * len(row["input_ids"]))}
+                                 for row in rows])
         multi = self.registry.multi
         device = multi.backbone.get_input_embeddings().weight.device
-        input_ids = torch.tensor([pad(r["input_ids"], pad_id) for r in rows], device=device)
-        mask = torch.tensor([pad(r["attention_mask"], 0) for r in rows], device=device)
-        types = None
-        if any("token_type_ids" in r for r in rows):
-            types = torch.tensor([pad(r.get("token_type_ids", [0] * len(r["input_ids"])), 0) for r in rows],
-                                 device=device)
+        input_ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        types = batch["token_type_ids"].to(device) if "token_type_ids" in batch else None
         logits = multi(input_ids, mask, [job.served.adapter for job, _ in chunk], token_type_ids=types)
         decoded = []  # all rows first: a chunk that fails half-way leaves no job half-counted
-        for (job, _), row, out in zip(chunk, rows, logits):
-            keep = torch.tensor(pad(row["word_ids"], -1)) >= 0 if "word_ids" in row else None
+        for (job, _), row, word_ids, out in zip(chunk, rows, batch["word_ids"], logits):
+            keep = word_ids >= 0 if "word_ids" in row else None
             decoded.append(task_of(job.served.config).decode(out.float().cpu(), keep))
         if self.metrics is not None:
             self.metrics.observe_batch(len(rows), len({id(job.served) for job, _ in chunk}), input_ids.numel())

@@ -30,8 +30,9 @@ from sktuning.core.atomic import atomic_directory
 from sktuning.core.config import SKTuningConfig
 from sktuning.core.extras import require
 from sktuning.core.heads import TaskHead
-from sktuning.core.kv_prefix import uniform, writable_cache
+from sktuning.core.kv_prefix import key_value_cache
 from sktuning.core.model import SKModel
+from sktuning.core.semantic import PromptVectors
 from sktuning.core.tasks import task_of
 
 FORMATS = ("peft", "vllm-prompt-embeds")
@@ -42,11 +43,17 @@ PROMPT_EMBEDS = "prompt_embeds.safetensors"
 @torch.no_grad()
 def adapter_output(model: SKModel) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """SK-Prompt: the (m, d) vectors; SK-Prefix: (keys, values), each (layers, 1, heads, m, head_dim)."""
-    semantic = model.semantic
+    contribution = model.semantic.contribution(model.backbone)
     if model.sk_config.mode == "prompt":
-        return semantic.adapter(semantic.representation)[0].float()
-    keys, values = semantic.key_values(model.backbone)
-    return keys.float(), values.float()
+        if not isinstance(contribution, PromptVectors):
+            raise UsageError("This SK-Prompt is merged into a key/value prefix, which is no prompt vectors to "
+                             "export: export it before merge(), or after unmerge().")
+        return contribution.vectors[0].float()
+    if not contribution.stacked:
+        raise UsageError(f"{type(model.backbone).__name__} caches keys/values of differing shapes in its layers; "
+                         "PEFT's prefix tuning holds one shape for every layer, so this SK-Prefix has no PEFT "
+                         "counterpart. Serve it with sktuning (merge() and generate()).")
+    return contribution.keys.float(), contribution.values.float()
 
 
 def export_peft(model: SKModel, output: str | Path) -> Path:
@@ -57,23 +64,19 @@ def export_peft(model: SKModel, output: str | Path) -> Path:
     if config.head != "linear" or config.answer_template is not None:
         raise UsageError("PEFT export takes adapters with the linear head and no answer template: a label-word "
                          "head or an appended template has no PEFT counterpart. Serve this adapter with sktuning.")
-    if config.mode == "prefix" and not uniform(model.semantic.shape):
-        raise UsageError(f"{type(model.backbone).__name__} caches keys/values of differing shapes in its layers; "
-                         "PEFT's prefix tuning holds one shape for every layer, so this SK-Prefix has no PEFT "
-                         "counterpart. Serve it with sktuning (merge() and generate()).")
+    exported = adapter_output(model)
     peft = require("peft", "bench")
     m = model.semantic.num_text_tokens
     features = peft.TaskType.FEATURE_EXTRACTION  # the weights' layout is the same for every task type
     if config.mode == "prefix":
         peft_model = peft.get_peft_model(model.backbone, peft.PrefixTuningConfig(task_type=features,
                                                                                   num_virtual_tokens=m))
-        keys, values = adapter_output(model)
         require("peft.tuners.cartridge.utils", "bench").initialize_kv_prefix_from_past_key_values(
-            peft_model, past_key_values=writable_cache(keys, values))
+            peft_model, past_key_values=key_value_cache(*exported, writable=True))
     else:
         peft_model = peft.get_peft_model(model.backbone, peft.PromptTuningConfig(task_type=features,
                                                                                   num_virtual_tokens=m))
-        peft_model.prompt_encoder["default"].embedding.weight.data.copy_(adapter_output(model))
+        peft_model.prompt_encoder["default"].embedding.weight.data.copy_(exported)
     with atomic_directory(output) as tmp:
         peft_model.save_pretrained(tmp)
         if task_of(config).generates:  # loaded on the causal LM: PEFT's CAUSAL_LM wrapper generates
