@@ -1,0 +1,53 @@
+"""The one run pipeline (`sktuning.training.pipeline`): `sktune train` and a bench run given the same
+settings describe the same run and train the same adapter, bit for bit."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import load_file
+
+import sktuning.training.pipeline as pipeline
+from sktuning.bench import BenchSettings, run_one
+from sktuning.bench.runner import run_spec
+from sktuning.cli.main import build_parser
+from sktuning.cli.train import spec_from_args, train
+
+#: what the bench sets that no `sktune train` option reaches (a cut test split, its loop settings)
+BENCH_ONLY = dict(max_test_examples=16, data_order="stream", seed_at_start=False)
+
+
+def test_cli_and_bench_paths_train_the_same_adapter_bit_for_bit(tiny_model_dir, data_dir, tmp_path, monkeypatch):
+    files = {split: str(data_dir / f"{split}.csv") for split in ("train", "validation", "test")}
+    settings = BenchSettings(model=tiny_model_dir, task="tiny", steps=6, batch_size=4, eval_every=3, max_train=48,
+                             max_eval=16, max_test=16, max_length=16, **files)
+    lr, seed = 1e-2, 1  # a training seed apart from the bench's fixed subset seed 0
+    out = tmp_path / "run"
+    options = ["train", "--model", tiny_model_dir, "--train", files["train"], "--validation", files["validation"],
+               "--test", files["test"], "--device", "cpu", "--steps", "6", "--batch-size", "4", "--eval-every", "3",
+               "--max-train-examples", "48", "--max-eval-examples", "16", "--max-length", "16", "--lr", str(lr),
+               "--weight-decay", "0.01", "--no-group-by-length", "--seed", str(seed), "--subset-seed", "0",
+               "--output", str(out), "--quiet"]
+    spec, given = spec_from_args(build_parser().parse_args(options))
+    bench_spec = run_spec(settings, "sk-prefix-lowrank", lr, seed)
+    assert spec.replace(output=None, **BENCH_ONLY) == bench_spec  # the same run, described twice
+
+    assert train(spec.replace(**BENCH_ONLY), given, quiet=True) == 0  # the CLI's path
+    cli_adapter = load_file(out / "adapter" / "model.safetensors")
+    cli_metrics = json.loads((out / "metrics.json").read_text())
+
+    built = []
+    build_run = pipeline.build_run
+    monkeypatch.setattr(pipeline, "build_run", lambda *a, **k: built.append(build_run(*a, **k)) or built[-1])
+    record = run_one(settings, "sk-prefix-lowrank", lr, seed)  # the bench's path
+    bench_adapter = built[0].model.trainable_state_dict()
+
+    assert sorted(cli_adapter) == sorted(bench_adapter) and "semantic.adapter.up" in cli_adapter
+    for name, tensor in bench_adapter.items():
+        assert torch.equal(cli_adapter[name], tensor), name
+    assert cli_adapter["semantic.adapter.up"].abs().sum() > 0  # it trained: this factor starts at zero
+    assert record["test"] == cli_metrics["metrics"] and record["train_examples"] == cli_metrics["train_examples"]
+    assert [tuple(point) for point in record["curve"]] == [(h["step"], h["validation"]["accuracy"])
+                                                           for h in cli_metrics["history"]]
+    assert record["threads"] == torch.get_num_threads()  # what the run used, not a constant
