@@ -51,3 +51,17 @@ def test_cli_and_bench_paths_train_the_same_adapter_bit_for_bit(tiny_model_dir, 
     assert [tuple(point) for point in record["curve"]] == [(h["step"], h["validation"]["accuracy"])
                                                            for h in cli_metrics["history"]]
     assert record["threads"] == torch.get_num_threads()  # what the run used, not a constant
+
+
+def test_the_bench_keeps_one_subset_for_every_seed_and_draws_a_few_shot_sample_per_seed():
+    from sktuning.data.subsets import SubsetRule
+
+    fixed = BenchSettings()  # the committed suites: the same rows for every method and seed
+    assert {run_spec(fixed, method, 1e-3, seed).subset_rule() for method in ("lora", "sk-prefix-lowrank")
+            for seed in (0, 1, 2)} == {SubsetRule(seed=0, max_train=4000, max_eval=300, max_test=600)}
+    few = BenchSettings(shots=16, max_test=None)
+    assert [run_spec(few, "head-only", 1e-3, seed).subset_rule() for seed in (0, 1)] == \
+        [SubsetRule(seed=0, shots=16), SubsetRule(seed=1, shots=16)]
+    spec = run_spec(fixed, "sk-prefix-lowrank-lw", 1e-3, 2)
+    assert (spec.head, spec.weight_decay, spec.data_order, spec.seed_at_start, spec.eval_batch_size, spec.device,
+            spec.seed, spec.threads) == ("label-words", 0.01, "stream", False, 64, "cpu", 2, None)
