@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -65,3 +66,25 @@ def test_the_bench_keeps_one_subset_for_every_seed_and_draws_a_few_shot_sample_p
     spec = run_spec(fixed, "sk-prefix-lowrank-lw", 1e-3, 2)
     assert (spec.head, spec.weight_decay, spec.data_order, spec.seed_at_start, spec.eval_batch_size, spec.device,
             spec.seed, spec.threads) == ("label-words", 0.01, "stream", False, 64, "cpu", 2, None)
+
+
+@pytest.fixture
+def keep_threads():
+    """torch's thread count is the process's: put it back for the tests that follow."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_python_api_builds_an_sk_model_run_from_a_spec_alone(tiny_model_dir, data_dir, keep_threads):
+    from sktuning import SKModel
+    from sktuning.training import RunSpec, build_run
+
+    spec = RunSpec(model=tiny_model_dir, train=str(data_dir / "train.csv"), steps=2, batch_size=8, eval_every=2,
+                   max_length=200, threads=1, device="cpu")
+    run = build_run(spec)
+    assert isinstance(run.model, SKModel) and run.threads == 1 == torch.get_num_threads()
+    # the input-length rule: the tiny backbone's 128 positions, less what the text takes
+    assert run.spec.max_length == run.model.input_length(200) < 128 and run.spec.steps == 2
+    assert run.trainer.args.output_dir is None and run.trainer.args.data_order == "epoch"
+    assert run.trainer.train().step == 2 and 0 <= run.trainer.evaluate(run.rows["test"])["accuracy"] <= 1

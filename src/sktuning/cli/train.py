@@ -140,11 +140,12 @@ def run(args: argparse.Namespace) -> int:
 
 def train(spec: RunSpec, given: set[str], resume: bool = False, overwrite: bool = False, quiet: bool = False) -> int:
     """`sktune train` for a checked spec: the run pipeline (`sktuning.training.pipeline`), and the run's files."""
-    from sktuning.cli.common import device_for, environment, model_reference, quiet_libraries
+    from sktuning.cli.common import environment, model_reference, quiet_libraries
 
     quiet_libraries()
     from sktuning.scale import distributed as dist
     from sktuning.core.atomic import atomic_write_text, strict_json
+    from sktuning.scale.runtime import device_for
     from sktuning.training.pipeline import build_run, check_run, load_run_data
 
     dist.init_from_env()  # a no-op unless started by torchrun / accelerate launch

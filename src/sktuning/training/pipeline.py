@@ -102,19 +102,21 @@ class Run:
     record: AdapterRecord | None  # what is saved with the adapter, its max_length the run's
 
 
-def build_run(spec: RunSpec, data=None, make_model: Callable = sk_model, *, device: str = "cpu",
+def build_run(spec: RunSpec, data=None, make_model: Callable = sk_model, *, device: str | None = None,
               output: str | None = None, progress: bool = False, record: AdapterRecord | None = None) -> Run:
     """Everything up to the first training step (see the module's docstring).
 
-    `data`: the spec's data if already loaded (`load_run_data`). `output`: the loop's folder for checkpoints
-    and best/ (None: nothing is written). `record`: saved beside every adapter the loop writes."""
+    `data`: the spec's data if already loaded (`load_run_data`). `device`: where the backbone loads (default:
+    the spec's). `output`: the loop's folder for checkpoints and best/ (None: nothing is written). `record`:
+    saved beside every adapter the loop writes."""
     import torch
 
+    from sktuning.scale.runtime import device_for
     from sktuning.training.loop import Trainer, TrainingArguments
 
     threads = set_threads(spec.threads)
     data = load_run_data(spec) if data is None else data
-    backbone, tokenizer = load_run_backbone(spec, device)
+    backbone, tokenizer = load_run_backbone(spec, device or device_for(spec.device))
     config = run_config(data, tokenizer, spec)
     torch.manual_seed(spec.seed)  # the adapter's and head's initial values come from the seed too
     model = make_model(backbone, tokenizer, config)
