@@ -11,7 +11,6 @@ from sktuning import SKModel, SKTuningConfig, get_sk_model
 from sktuning.sharing.zoo import load_backbone
 
 torch.manual_seed(0)
-torch.set_num_threads(2)
 train = [("a gorgeous, witty, seductive movie.", 1), ("the plot is a mess of clichés.", 0),
          ("an exhilarating, heartfelt triumph.", 1), ("dull, tedious and far too long.", 0),
          ("one of the year's most delightful films.", 1), ("a lifeless, boring waste of talent.", 0),

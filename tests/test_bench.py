@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import platform
-import time
 
 import pytest
 import torch

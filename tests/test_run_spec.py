@@ -32,6 +32,9 @@ from sktuning.training.spec import DEFAULT_STEPS, AdapterRecord, RunSpec
     (dict(seed=1.5), "--seed must be a whole number"),
     (dict(threads=0), "--threads must be a whole number >= 1, got 0"),
     (dict(group_by_length="yes"), "group_by_length must be true or false"),
+    (dict(data_order="random"), "data_order 'random' is not one of epoch, stream"),
+    (dict(seed_at_start=0), "seed_at_start must be true or false"),
+    (dict(max_test_examples=0), "--max-test-examples must be a whole number >= 1, got 0"),
 ])
 def test_bad_settings_are_refused_naming_the_option(changes, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
@@ -43,6 +46,12 @@ def test_defaults_round_trip_and_the_default_length():
     assert RunSpec.from_dict(json.loads(spec.to_json())) == spec
     assert spec.training_steps == DEFAULT_STEPS and RunSpec(epochs=2.0).training_steps is None
     assert spec.replace(steps=7).steps == 7 and spec.steps is None  # frozen: replace gives a new spec
+    # the loop settings only the bench sets default to sktune train's, and a run.json without them reads so
+    assert (spec.data_order, spec.seed_at_start, spec.eval_batch_size, spec.max_test_examples) == ("epoch", True, 64,
+                                                                                                  None)
+    older = {k: v for k, v in spec.to_dict().items() if k not in ("data_order", "seed_at_start", "eval_batch_size",
+                                                                  "max_test_examples")}
+    assert RunSpec.from_dict(older) == spec
 
 
 def test_unknown_settings_are_refused(tmp_path):

@@ -1,9 +1,10 @@
-"""One benchmark run: a method, a learning rate and a seed, trained by sktuning's one training loop.
+"""One benchmark run: a method, a learning rate and a seed, built by the run pipeline that `sktune train`
+uses (`sktuning.training.pipeline`) and trained by sktuning's one training loop.
 
 Each run trains in its own subprocess (`python -m sktuning.bench.runner SPEC`), so its peak memory
-(max RSS) is its own. What the benchmark does differently from `sktune train` is set explicitly on
-the loop: torch's AdamW default weight decay (0.01), the "stream" data order, the global seed set
-before the model is built, evaluation in batches of 64, no files written. So every committed
+(max RSS) is its own. What the benchmark does differently from `sktune train` is set explicitly in its
+RunSpec (`run_spec`): torch's AdamW default weight decay (0.01), the "stream" data order, the global
+seed set before the model is built, evaluation in batches of 64, no files written. So every committed
 number reproduces bit for bit from the raw runs' settings.
 """
 
@@ -26,47 +27,60 @@ from sktuning.bench.settings import BenchSettings
 BENCH_WEIGHT_DECAY = 0.01
 
 
-def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[str, Any]:
-    import torch
+def run_spec(settings: BenchSettings, method: str, lr: float, seed: int):
+    """The run pipeline's description of one benchmark run (`sktuning.training.pipeline`).
 
+    The method's builder decides what trains; the spec's mode and adapter are only the config's defaults.
+    Rows: one fixed subset (subset seed 0) for every method and seed; few-shot: each seed its own K-shot
+    sample. The loop as every committed run trained: AdamW's default weight decay, the "stream" order, the
+    global seed set only before the model is built, evaluation in batches of 64, on the CPU."""
+    from sktuning.training.spec import RunSpec
+
+    files = settings.train or settings.test
+    columns = {k: getattr(settings, k) for k in ("text_column", "text_pair_column", "label_column", "label_names",
+                                                 "task_type") if getattr(settings, k) is not None}
+    shots = settings.shots is not None
+    return RunSpec(model=settings.model, task=None if files else settings.task, train=settings.train,
+                   validation=settings.validation, test=settings.test, **columns, max_length=settings.max_length,
+                   device="cpu", head="label-words" if method.endswith("-lw") else "linear", steps=settings.steps,
+                   batch_size=settings.batch_size, lr=lr, weight_decay=BENCH_WEIGHT_DECAY,
+                   warmup_ratio=settings.warmup_ratio, eval_every=settings.eval_every,
+                   group_by_length=bool(settings.group_by_length),
+                   max_train_examples=None if shots else settings.max_train,
+                   max_eval_examples=None if shots else settings.max_eval, max_test_examples=settings.max_test,
+                   shots=settings.shots, subset_seed=seed if shots else 0, seed=seed, threads=settings.threads,
+                   data_order="stream", seed_at_start=False, eval_batch_size=64)
+
+
+def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[str, Any]:
     from sktuning.bench.baselines import build_method
     from sktuning.bench.settings import random_text_ids, unrelated_text_ids
-    from sktuning.core.config import task_config
-    from sktuning.data.subsets import SubsetRule
     from sktuning.core.label_words import tokenize_label_words, tokenize_template
     from sktuning.core.metrics import compute_metrics
     from sktuning.core.special_tokens import tokenize_text
-    from sktuning.training.loop import Trainer, TrainingArguments
-    from sktuning.training.pipeline import encode_run, set_threads
+    from sktuning.training.pipeline import build_run
     from sktuning.core.version import code_version, cpu_model
-    from sktuning.sharing.zoo import load_backbone, model_path
+    from sktuning.sharing.zoo import model_path
 
-    threads = set_threads(settings.threads)
-    data = settings.load_data()
-    label_words = method.endswith("-lw")
-    backbone, tokenizer = load_backbone(settings.model, lm_head=label_words)
-    task_ids = text_ids = tokenize_text(tokenizer, data.default_text)
-    config = task_config(data, tokenizer, head="label-words" if label_words else "linear")
-    if method.startswith("sk-prefix-unrelated"):  # the same token count, none of the task's meaning
-        text_ids = unrelated_text_ids(tokenizer, len(text_ids))
-    elif method.startswith("sk-prefix-random-ids"):  # the same length, no words at all
-        text_ids = random_text_ids(tokenizer, text_ids, seed)
-    if text_ids != task_ids:  # a control: the config names the text it reads
-        config = dataclasses.replace(config, text=tokenizer.decode(text_ids))
-    head_ids = (tokenize_label_words(tokenizer, config), tokenize_template(tokenizer, config)) if label_words else None
-    torch.manual_seed(seed)  # the model's initial values come from the seed
-    model = build_method(method, backbone, text_ids, config, tokenizer_path=model_path(settings.model),
-                         head_ids=head_ids)
-    # one fixed subset (seed 0) for every method and seed; few-shot: each seed its own K-shot sample
-    rule = SubsetRule(seed=seed, shots=settings.shots, max_test=settings.max_test) if settings.shots else \
-        SubsetRule(seed=0, max_train=settings.max_train, max_eval=settings.max_eval, max_test=settings.max_test)
-    encoder, rows = encode_run(data, model, tokenizer, settings.max_length, rule)
-    args = TrainingArguments(output_dir=None, steps=settings.steps, batch_size=settings.batch_size,
-                             eval_batch_size=64, learning_rate=lr, weight_decay=BENCH_WEIGHT_DECAY,
-                             warmup_ratio=settings.warmup_ratio, max_grad_norm=1.0, eval_every=settings.eval_every,
-                             seed=seed, progress=False, data_order="stream", seed_at_start=False,
-                             group_by_length=bool(settings.group_by_length))
-    trainer = Trainer(model, encoder, rows["train"], rows["validation"], data.metrics, data.label_names, args)
+    made: dict[str, Any] = {}  # what the record names: the text the model reads, its config
+
+    def make_model(backbone, tokenizer, config):
+        text_ids = task_ids = tokenize_text(tokenizer, config.text)
+        if method.startswith("sk-prefix-unrelated"):  # the same token count, none of the task's meaning
+            text_ids = unrelated_text_ids(tokenizer, len(text_ids))
+        elif method.startswith("sk-prefix-random-ids"):  # the same length, no words at all
+            text_ids = random_text_ids(tokenizer, text_ids, seed)
+        if text_ids != task_ids:  # a control: the config names the text it reads
+            config = dataclasses.replace(config, text=tokenizer.decode(text_ids))
+        head_ids = (tokenize_label_words(tokenizer, config), tokenize_template(tokenizer, config)) \
+            if config.head == "label-words" else None
+        made.update(text_ids=text_ids, config=config)
+        return build_method(method, backbone, text_ids, config, tokenizer_path=model_path(settings.model),
+                            head_ids=head_ids)
+
+    run = build_run(run_spec(settings, method, lr, seed), None, make_model)
+    data, model, rows, trainer, tokenizer = run.data, run.model, run.rows, run.trainer, run.tokenizer
+    config, text_ids = made["config"], made["text_ids"]
 
     def scored() -> dict[str, Any]:
         predictions, references, _ = trainer.predict(rows["test"])
@@ -99,8 +113,8 @@ def run_one(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[
             "text": config.text, "text_ids": text_ids,
             "train_examples": len(rows["train"]), "validation_examples": len(rows["validation"]),
             "code": code_version(), "padding_side": getattr(tokenizer, "padding_side", None),
-            "dtype": str(next(backbone.parameters()).dtype).removeprefix("torch."), "cpu": cpu_model(),
-            "threads": threads}
+            "dtype": str(next(run.backbone.parameters()).dtype).removeprefix("torch."), "cpu": cpu_model(),
+            "threads": run.threads}
 
 
 def run_in_subprocess(settings: BenchSettings, method: str, lr: float, seed: int) -> dict[str, Any]:

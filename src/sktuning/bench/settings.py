@@ -45,16 +45,6 @@ class BenchSettings:
     label_names: list[str] | None = None
     task_type: str | None = None
 
-    def load_data(self):
-        """The task these settings name, or the files they give (`sktuning.data.registry.load_data`)."""
-        from sktuning.data.registry import load_data
-
-        columns = {k: getattr(self, k) for k in ("text_column", "text_pair_column", "label_column", "label_names")
-                   if getattr(self, k) is not None}
-        files = self.train or self.test
-        return load_data(None if files else self.task, self.train, self.validation, self.test,
-                         task_type=self.task_type, **columns)
-
     def same_as(self, recorded: dict) -> bool:
         """Whether a run recorded with `recorded` settings ran this budget (fields added since then are
         unset in it: None on both sides counts as the same)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sktuning.core.errors import UsageError
 
-import os
 import platform
 import time
 from pathlib import Path
@@ -30,20 +29,12 @@ def quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
-def device_for(device: str | None) -> str:
-    """`auto`: this process's GPU (LOCAL_RANK, as set by the launchers) if there is one, else the CPU."""
-    import torch
-
-    if device in (None, "auto"):
-        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def load_model(name: str, trust_remote_code: bool = False, device: str | None = "auto", dtype: str | None = None,
                quantize: str | None = None, lm_head: bool = False):
     """`lm_head`: a decoder comes with its LM head (`sktuning.sharing.zoo.load_backbone`)."""
     import torch
 
+    from sktuning.scale.runtime import device_for
     from sktuning.sharing.zoo import load_backbone
 
     backbone, tokenizer = load_backbone(name, dtype=getattr(torch, dtype or "float32"),

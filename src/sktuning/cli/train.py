@@ -135,13 +135,18 @@ def label_words_from(path: str | None, options: list[tuple[str, list[str]]] | No
 
 def run(args: argparse.Namespace) -> int:
     spec, given = spec_from_args(args)  # bad options fail here, before torch loads
-    resume, overwrite, quiet = (getattr(args, name, False) for name in _INVOCATION)
-    from sktuning.cli.common import environment, load_model, model_reference, quiet_libraries
-    from sktuning.data.registry import load_data
+    return train(spec, given, *(getattr(args, name, False) for name in _INVOCATION))
+
+
+def train(spec: RunSpec, given: set[str], resume: bool = False, overwrite: bool = False, quiet: bool = False) -> int:
+    """`sktune train` for a checked spec: the run pipeline (`sktuning.training.pipeline`), and the run's files."""
+    from sktuning.cli.common import environment, model_reference, quiet_libraries
 
     quiet_libraries()
     from sktuning.scale import distributed as dist
     from sktuning.core.atomic import atomic_write_text, strict_json
+    from sktuning.scale.runtime import device_for
+    from sktuning.training.pipeline import build_run, check_run, load_run_data
 
     dist.init_from_env()  # a no-op unless started by torchrun / accelerate launch
     output, replace = prepare_output(spec, resume, overwrite)  # every process checks before any process writes
@@ -152,61 +157,40 @@ def run(args: argparse.Namespace) -> int:
                            ", ".join("--" + k.replace("_", "-") for k in ignored))
         spec = RunSpec.read(output / RUN_FILE).replace(output=str(output))
     # everything that can fail on bad input happens before the first file is written
-    data = load_data(spec.task, spec.train, spec.validation, spec.test, text_column=spec.text_column,
-                     text_pair_column=spec.text_pair_column, label_column=spec.label_column,
-                     label_names=spec.label_names, task_type=spec.task_type)
-    build_config(data, None, spec)  # a head or label words that do not fit the task fail before the model loads
-    from sktuning.data.subsets import draw_subsets
-
-    draw_subsets(data, spec.subset_rule())  # so do --shots a split cannot give
+    data = load_run_data(spec)
+    check_run(spec, data)
     spec, plan = with_sharding_plan(spec)
-    from sktuning.cli.common import device_for
-
     device = device_for(spec.device)
-    # to shard, the whole model is read on the CPU, its text encoded, and only then sharded to `device`
-    backbone, tokenizer = load_model(spec.model, spec.trust_remote_code, "cpu" if plan else device, spec.dtype,
-                                     spec.quantize, lm_head=spec.head == "label-words")
-    if spec.gradient_checkpointing:
-        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    import torch
+    held = None
 
-    from sktuning.core.model import get_sk_model
-    from sktuning.training.loop import Trainer, TrainingArguments
-    from sktuning.training.pipeline import encode_run, set_threads
+    def make_model(backbone, tokenizer, config):
+        """An SKModel, its backbone sharded to `device` under a plan (read whole on the CPU until then)."""
+        nonlocal held
+        from sktuning.core.model import get_sk_model
 
-    set_threads(spec.threads)
+        model = get_sk_model(backbone, tokenizer, config)
+        if plan:
+            from sktuning.scale.sharding import shard_backbone
+
+            held = shard_backbone(model, device, plan)
+            logger.info("backbone sharded over %d processes with %s: %s parameters here", dist.world_size(),
+                        plan.engine, f"{held:,d}")
+        return model
+
+    record = AdapterRecord(model=model_reference(spec.model), task=data.name,
+                           task_source="files" if spec.train else "named", text_column=spec.text_column,
+                           text_pair_column=spec.text_pair_column, label_column=spec.label_column,
+                           quantize=spec.quantize)
+    built = build_run(spec, data, make_model, device="cpu" if plan else device, output=str(output),
+                      progress=not quiet, record=record)
+    model, splits, trainer, record = built.model, built.rows, built.trainer, built.record
+    if built.spec.max_length < spec.max_length:  # the text takes positions too
+        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text (and answer "
+                    "template) take %d", spec.max_length, built.spec.max_length,
+                    model.input_room + model.reserved_tokens, model.reserved_tokens)
+    spec = built.spec
     from sktuning.training.tracking import plot_curves
 
-    config = build_config(data, tokenizer, spec)
-    torch.manual_seed(spec.seed)  # the adapter's and head's initial values come from the seed too
-    model = get_sk_model(backbone, tokenizer, config)
-    held = None
-    if plan:
-        from sktuning.scale.sharding import shard_backbone
-
-        held = shard_backbone(model, device, plan)
-        logger.info("backbone sharded over %d processes with %s: %s parameters here", dist.world_size(),
-                    plan.engine, f"{held:,d}")
-    spec = spec.replace(steps=spec.training_steps)
-    if model.input_length(spec.max_length) < spec.max_length:  # the text takes positions too
-        logger.info("--max-length %d lowered to %d: the backbone reads %d positions and the text (and answer "
-                    "template) take %d",
-                    spec.max_length, model.input_length(spec.max_length),
-                    model.input_room + model.reserved_tokens, model.reserved_tokens)
-    encoder, splits = encode_run(data, model, tokenizer, spec.max_length, spec.subset_rule())
-    spec = spec.replace(max_length=encoder.max_length)
-    training = TrainingArguments(output_dir=str(output), steps=spec.steps, epochs=spec.epochs,
-                                 batch_size=spec.batch_size, learning_rate=spec.lr, weight_decay=spec.weight_decay,
-                                 warmup_ratio=spec.warmup_ratio, eval_every=spec.eval_every,
-                                 save_every=spec.save_every, patience=spec.patience, seed=spec.seed,
-                                 group_by_length=spec.group_by_length,
-                                 progress=not quiet, bf16=spec.bf16, report_to=spec.report_to)
-    record = AdapterRecord(model=model_reference(spec.model), task=data.name,
-                           task_source="files" if spec.train else "named", max_length=spec.max_length,
-                           text_column=spec.text_column, text_pair_column=spec.text_pair_column,
-                           label_column=spec.label_column, quantize=spec.quantize)
-    trainer = Trainer(model, encoder, splits["train"], splits["validation"], data.metrics, data.label_names,
-                      training, adapter_metadata=record.to_dict())
     dist.barrier()
     if dist.is_main():
         if replace:  # --overwrite: the previous run goes only now that the new one is known to start
@@ -238,15 +222,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"test {data.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
           + f"  ({state.step} steps, {state.train_seconds:.0f} s training; adapter in {output / 'adapter'})")
     return 0
-
-
-def build_config(data, tokenizer, spec: RunSpec):
-    """The run's SKTuningConfig; with `tokenizer` None (pooling not yet known) it only checks the options."""
-    from sktuning.core.config import task_config
-
-    return task_config(data, tokenizer, text=spec.text, pooling=spec.pooling, mode=spec.mode, adapter=spec.adapter,
-                       adapter_rank=spec.rank, head=spec.head, label_words=spec.label_words,
-                       answer_template=spec.answer_template)
 
 
 def prepare_output(spec: RunSpec, resume: bool, overwrite: bool) -> tuple[Path, bool]:

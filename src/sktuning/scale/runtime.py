@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+
+def device_for(device: str | None) -> str:
+    """`auto`: this process's GPU (LOCAL_RANK, as set by the launchers) if there is one, else the CPU."""
+    if device in (None, "auto"):
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def autocast(model: torch.nn.Module, enabled: bool):

@@ -35,10 +35,10 @@ from sktuning.training.tracking import REPORT_TO, make_tracker
 from sktuning.inference.prediction import predict_rows
 from sktuning.scale.runtime import autocast, to_device
 from sktuning.training.checkpoints import TrainState, load_checkpoint, save_checkpoint
+from sktuning.training.spec import DATA_ORDERS
 
 logger = logging.getLogger(__name__)
 
-DATA_ORDERS = ("epoch", "stream")
 #: batches per length-grouping window: rows of this many consecutive batches are sorted by length
 #: together, so each batch holds rows of similar length (little padding) while the order stays random
 GROUP_WINDOW = 50

@@ -25,6 +25,8 @@ SHARD_ENGINES = ("fsdp", "zero3")
 REPORT_TO = ("none", "tensorboard", "wandb")
 #: bitsandbytes schemes for a frozen backbone (sktuning.scale.quantization, kept here so the CLI loads no torch)
 QUANTIZE = ("int8", "nf4")
+#: the training loop's orders of training rows (`TrainingArguments.data_order`)
+DATA_ORDERS = ("epoch", "stream")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -33,7 +35,9 @@ def _help(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One `sktune train` run. Field names are the CLI's options (`batch_size` is `--batch-size`)."""
+    """One run of the pipeline (`sktuning.training.pipeline`): `sktune train`'s, whose field names are the
+    CLI's options (`batch_size` is `--batch-size`), or a bench run's. The last few fields are the loop
+    settings only the bench sets (its committed runs trained that way); their defaults are `sktune train`'s."""
 
     # model and data
     model: str = field(default="smollm2-135m", metadata=_help("named model, Hugging Face id or local folder"))
@@ -90,6 +94,12 @@ class RunSpec:
     report_to: str = "none"
     # output
     output: str | None = None
+    # the bench's own settings, no CLI option: a cut test split, the "stream" order of rows, the global seed
+    # set only before the model is built (not again when the loop starts), the evaluation batch
+    max_test_examples: int | None = None
+    data_order: str = "epoch"
+    seed_at_start: bool = True
+    eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
         _choice("--mode", self.mode, MODES)
@@ -124,9 +134,13 @@ class RunSpec:
         if self.text is not None and not (isinstance(self.text, str) and self.text.strip()):
             raise UsageError("--text is empty: give the text the backbone should read, or leave --text out to use "
                              "the task's own.")
-        for name in ("rank", "batch_size", "eval_every", "save_every", "max_length"):
+        _choice("data_order", self.data_order, DATA_ORDERS)
+        if not isinstance(self.seed_at_start, bool):
+            raise UsageError(f"seed_at_start must be true or false, got {self.seed_at_start!r}.")
+        for name in ("rank", "batch_size", "eval_every", "save_every", "max_length", "eval_batch_size"):
             _at_least_one(name, getattr(self, name))
-        for name in ("steps", "patience", "max_train_examples", "max_eval_examples", "threads", "shots"):
+        for name in ("steps", "patience", "max_train_examples", "max_eval_examples", "max_test_examples", "threads",
+                     "shots"):
             if getattr(self, name) is not None:
                 _at_least_one(name, getattr(self, name))
         if self.steps is not None and self.epochs is not None:
@@ -161,13 +175,13 @@ class RunSpec:
             raise UsageError(f"--label-names must be at least 2 distinct names, got {self.label_names!r}.")
 
     def subset_rule(self):
-        """Which rows the run reads (`sktuning.data.subsets`): the test split whole, the others cut to
-        --max-*-examples or K per class, drawn with --subset-seed (default: --seed)."""
+        """Which rows the run reads (`sktuning.data.subsets`): the test split whole (or cut, in the bench), the
+        others cut to --max-*-examples or K per class, drawn with --subset-seed (default: --seed)."""
         from sktuning.data.subsets import SubsetRule
 
         return SubsetRule(seed=self.seed if self.subset_seed is None else self.subset_seed,
-                          max_train=self.max_train_examples, max_eval=self.max_eval_examples, shots=self.shots,
-                          shots_validation=self.shots_validation)
+                          max_train=self.max_train_examples, max_eval=self.max_eval_examples,
+                          max_test=self.max_test_examples, shots=self.shots, shots_validation=self.shots_validation)
 
     @property
     def training_steps(self) -> int | None:
