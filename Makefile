@@ -52,12 +52,15 @@ browser:
 demo: install
 	$(VENV)/bin/sktune train
 
+# In-process tests on two workers (each CPU-bound alone); the tests that start programs (sktune, torchrun,
+# a server: several processes each, some timing a deadline) after them, one at a time.
 test: install browser
-	$(PY) -m pytest -q tests --durations=25
+	$(PY) -m pytest -q tests -n 2 -m "not subprocess" --durations=25
+	$(PY) -m pytest -q tests -m subprocess --durations=25
 
 # Every architecture of the pinned transformers against docs/architectures.md (make test checks a subset)
 test-matrix: install
-	SKTUNING_MATRIX=all $(PY) -m pytest -q tests/test_architectures.py -m matrix
+	SKTUNING_MATRIX=all $(PY) -m pytest -q tests/test_architectures.py -m matrix -n 2
 
 test-fast: install
 	$(PY) -m pytest -q tests -m "not integration and not subprocess and not browser and not matrix"
