@@ -19,6 +19,7 @@ import torch
 from common import quiet_cpu_setup
 
 from sktuning.core.config import task_config
+from sktuning.core.tasks import task_named
 from sktuning.data.encoding import InputEncoder
 from sktuning.data.registry import load_task
 from sktuning.core.model import SKModel
@@ -39,7 +40,7 @@ def main() -> None:
     text_ids = tokenize_text(tokenizer, data.default_text)
     torch.manual_seed(0)
     model = SKModel(backbone, task_config(data, tokenizer), text_ids).train()
-    encoder = InputEncoder(tokenizer, text_ids, data.task, 128)
+    encoder = InputEncoder(tokenizer, text_ids, task_named(data.task), 128)
     rows = encoder.encode(data.splits["train"].select(range(16 * args.steps)), "train")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     print(f"# {cpu_model()}, torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability()}, "
