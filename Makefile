@@ -63,7 +63,7 @@ test-matrix: install
 	SKTUNING_MATRIX=all $(PY) -m pytest -q tests/test_architectures.py -m matrix -n 2
 
 test-fast: install
-	$(PY) -m pytest -q tests -m "not integration and not subprocess and not browser and not matrix"
+	$(PY) -m pytest -q tests -n 2 -m "not integration and not subprocess and not browser and not matrix"
 
 bench-overhead: install
 	$(PY) benchmarks/overhead.py
